@@ -1,0 +1,1 @@
+"""The front doors: CLI, console and (later) the Slack app."""

@@ -1,0 +1,56 @@
+"""``kosmos-backup``: the command line front door (scripts, and when Slack is down)."""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from datetime import UTC, datetime
+
+import click
+
+from bot.cli.catalog import catalog_commands
+from workers.core.errors import KosmosError
+from workers.core.ids import new_operation_id
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    envvar="KOSMOS_BACKUP_CONFIG",
+    help="YAML config file (default: $KOSMOS_BACKUP_CONFIG, else embedded defaults).",
+)
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None) -> None:
+    """Chat-ops backup and disaster recovery for the KOSMOS K3s platform."""
+    ctx.obj = {"config_path": config_path}
+
+
+for command in catalog_commands:
+    cli.add_command(command)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI; KosmosError becomes a one-line message and its exit status."""
+    try:
+        cli.main(args=argv, standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(1)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except KosmosError as exc:
+        click.echo(f"error: {exc.message}", err=True)
+        if exc.hint:
+            click.echo(f"hint: {exc.hint}", err=True)
+        sys.exit(exc.exit_code)
+    except Exception:
+        operation = new_operation_id(datetime.now(UTC))
+        click.echo(f"internal error, operation {operation}", err=True)
+        traceback.print_exc(file=sys.stderr)
+        sys.exit(1)
+    sys.exit(0)

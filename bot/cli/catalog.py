@@ -1,0 +1,93 @@
+"""Catalog commands: status, list, show, catalog rebuild, config check."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from bot.cli.options import context_from, json_option
+from bot.terminal import backups_table, console, manifest_panel, status_table
+from workers import engine
+from workers.core.durations import format_duration
+from workers.core.views import status_document
+
+
+@click.command()
+@click.argument("component", required=False)
+@json_option
+@click.pass_context
+def status(ctx: click.Context, component: str | None, as_json: bool) -> None:
+    """Freshness of every component's last good backup against the RPO."""
+    work = context_from(ctx)
+    rows = engine.status(work, component)
+    if as_json:
+        click.echo(json.dumps(status_document(work.settings, rows), indent=2))
+    else:
+        console().print(status_table(work.settings, rows, work.clock()))
+
+
+@click.command(name="list")
+@click.argument("component")
+@click.option("--limit", type=click.IntRange(1, 10000), default=50, show_default=True)
+@json_option
+@click.pass_context
+def list_(ctx: click.Context, component: str, limit: int, as_json: bool) -> None:
+    """Committed backups of one component, newest first."""
+    work = context_from(ctx)
+    backups = engine.list_backups(work, component)[:limit]
+    if as_json:
+        click.echo(json.dumps({"backups": [b.model_dump(mode="json") for b in backups]}, indent=2))
+    else:
+        console().print(backups_table(component, backups, work.clock()))
+
+
+@click.command()
+@click.argument("backup_id")
+@json_option
+@click.pass_context
+def show(ctx: click.Context, backup_id: str, as_json: bool) -> None:
+    """One backup's manifest: objects, sizes, checksums, source and verification."""
+    manifest = engine.show(context_from(ctx), backup_id)
+    if as_json:
+        click.echo(json.dumps(manifest.model_dump(mode="json"), indent=2))
+    else:
+        console().print(manifest_panel(manifest))
+
+
+@click.group()
+def catalog() -> None:
+    """Maintain the catalog index."""
+
+
+@catalog.command()
+@click.pass_context
+def rebuild(ctx: click.Context) -> None:
+    """Rebuild every component's index from the manifests in storage."""
+    counts = engine.rebuild_catalog(context_from(ctx))
+    for name, count in counts.items():
+        click.echo(f"{name}: {count} backup{'s' * (count != 1)}")
+
+
+@click.group()
+def config() -> None:
+    """Inspect the configuration."""
+
+
+@config.command()
+@click.pass_context
+def check(ctx: click.Context) -> None:
+    """Validate the configuration and print a short summary."""
+    settings = context_from(ctx).settings
+    click.echo(
+        f"config ok: storage {settings.storage.scheme}://, {len(settings.components)} components"
+    )
+    for name, comp in settings.components.items():
+        click.echo(
+            f"  {name}: {comp.kind}, every {format_duration(comp.frequency)}, "
+            f"keep {format_duration(comp.retention)}, "
+            f"queue {comp.queue}"
+        )
+
+
+catalog_commands = [status, list_, show, catalog, config]

@@ -1,0 +1,128 @@
+"""Rich renderings for the terminal: status board, backup lists, manifests."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from rich.console import Console
+from rich.panel import Panel
+from rich.table import Table
+
+from workers.core.catalog import ComponentStatus, Freshness
+from workers.core.config import Settings
+from workers.core.durations import format_duration, humanize
+from workers.core.manifest import BackupSummary, Manifest
+
+MARKS = {
+    Freshness.FRESH: "[green]● fresh[/]",
+    Freshness.AGING: "[yellow]● aging[/]",
+    Freshness.BREACHED: "[red]● RPO breached[/]",
+    Freshness.NEVER: "[red]○ never backed up[/]",
+    Freshness.DISABLED: "[dim]– disabled[/]",
+}
+
+
+def console() -> Console:
+    """A console on stdout (plain when not a terminal)."""
+    return Console(highlight=False)
+
+
+def size(value: int | None) -> str:
+    """Bytes for people: 1.4 GiB."""
+    if value is None:
+        return "–"
+    amount = float(value)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if amount < 1024 or unit == "TiB":
+            return f"{amount:.0f} {unit}" if unit == "B" else f"{amount:.1f} {unit}"
+        amount /= 1024
+    return f"{amount:.1f} TiB"
+
+
+def when(moment: datetime | None, now: datetime) -> str:
+    """``3h ago`` / ``in 20m`` / ``now``."""
+    if moment is None:
+        return "–"
+    delta = (moment - now).total_seconds()
+    if abs(delta) < 30:
+        return "now"
+    return f"in {humanize(delta)}" if delta > 0 else f"{humanize(delta)} ago"
+
+
+def status_table(settings: Settings, rows: list[ComponentStatus], now: datetime) -> Table:
+    """The status board: one line per component."""
+    objectives = settings.objectives
+    table = Table(
+        title=(
+            f"Backups  (RPO {format_duration(objectives.rpo)}, "
+            f"RTO {format_duration(objectives.rto)})"
+        ),
+        title_justify="left",
+    )
+    for column in ("component", "state", "last good", "size", "next due", "retained", "verified"):
+        table.add_column(column)
+    for row in rows:
+        last = row.last_backup
+        due = "overdue" if row.enabled and row.next_due <= now and last else when(row.next_due, now)
+        state = MARKS[row.freshness]
+        if row.freshness == Freshness.BREACHED:
+            state += f" [red](by {humanize(row.breached_by_seconds)})[/]"
+        verified = "–"
+        if row.last_verification:
+            verified = f"{row.last_verification.state.value} {when(row.last_verification.at, now)}"
+        table.add_row(
+            f"{row.name} [dim]({row.kind})[/]",
+            state,
+            when(row.recovery_point, now) if last else "never",
+            size(last.size) if last else "–",
+            due,
+            str(row.retained),
+            verified,
+        )
+    return table
+
+
+def backups_table(component: str, backups: list[BackupSummary], now: datetime) -> Table:
+    """Committed backups of one component."""
+    table = Table(title=f"{component}: {len(backups)} backups", title_justify="left")
+    for column in ("id", "kind", "finished", "size", "objects", "verified"):
+        table.add_column(column)
+    for item in backups:
+        verified = item.verification.state.value if item.verification else "never"
+        table.add_row(
+            item.id,
+            item.kind,
+            when(item.finished_at, now),
+            size(item.size),
+            str(item.objects),
+            verified,
+        )
+    return table
+
+
+def manifest_panel(manifest: Manifest) -> Panel:
+    """One backup in full."""
+    objects = Table(box=None)
+    for column in ("object", "stored", "raw", "sha256"):
+        objects.add_column(column)
+    for entry in manifest.objects:
+        objects.add_row(entry.name, size(entry.size), size(entry.raw_size), entry.sha256[:16] + "…")
+    lines = [
+        f"[bold]{manifest.id}[/]  {manifest.kind}",
+        f"started {manifest.started_at:%Y-%m-%d %H:%M:%S}Z, "
+        f"took {humanize(manifest.duration_seconds)}",
+        f"total {size(manifest.total_size)}, compression {manifest.compression or 'none'}, "
+        f"encrypted to {len(manifest.encryption_recipients)} recipient(s)",
+        f"source: {manifest.source}",
+        f"tools: {manifest.tool_versions}",
+    ]
+    if manifest.verification:
+        record = manifest.verification
+        lines.append(
+            f"verification: {record.state.value} at {record.at:%Y-%m-%d %H:%M}Z {record.detail}"
+        )
+    else:
+        lines.append("verification: never verified")
+    from rich.console import Group
+
+    return Panel(Group("\n".join(lines), objects), title="backup", title_align="left")

@@ -1,0 +1,1 @@
+"""kosmos-backup workers: the engine (core + adapters) and the RQ jobs."""

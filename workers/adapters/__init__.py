@@ -1,0 +1,1 @@
+"""I/O adapters: storage, subprocesses, databases and remote APIs."""

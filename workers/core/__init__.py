@@ -1,0 +1,1 @@
+"""Pure policy and models: standard library and pydantic only, the clock passed in."""

@@ -1,0 +1,130 @@
+"""Catalog policy: per-component status (freshness, RPO, due time, retention) from the index."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict
+
+from workers.core.config import Settings
+from workers.core.manifest import BackupSummary, CatalogIndex, VerificationRecord
+
+AGING_FRACTION = 0.75
+FACT_RECOVERABLE_UNTIL = "recoverable_until"
+"""Index fact: the newest restorable instant beyond the last backup (e.g. the last archived WAL)."""
+
+
+class Freshness(StrEnum):
+    """How a component's last good backup stands against its RPO."""
+
+    FRESH = "fresh"
+    AGING = "aging"
+    BREACHED = "rpo breached"
+    NEVER = "never backed up"
+    DISABLED = "disabled"
+
+
+class ComponentStatus(BaseModel):
+    """What `/backup status` shows for one component."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    kind: str
+    enabled: bool
+    freshness: Freshness
+    last_backup: BackupSummary | None
+    age_seconds: float | None
+    recovery_point: datetime | None
+    rpo_seconds: float
+    rpo_breached: bool
+    breached_by_seconds: float
+    frequency_seconds: float
+    next_due: datetime
+    retention_seconds: float
+    retained: int
+    oldest: datetime | None
+    last_verification: VerificationRecord | None
+    facts: dict[str, object] = {}
+
+
+def good_backups(index: CatalogIndex) -> list[BackupSummary]:
+    """Backups that count (committed, not failed verification), oldest first."""
+    return [b for b in index.backups if b.verification is None or b.verification.state != "failed"]
+
+
+def component_status(
+    settings: Settings, name: str, index: CatalogIndex, now: datetime
+) -> ComponentStatus:
+    """Evaluate one component's freshness at ``now``."""
+    component = settings.component(name)
+    rpo = settings.rpo_for(name)
+    good = good_backups(index)
+    last = good[-1] if good else None
+    recovery_point = _recovery_point(last, index)
+    age = (now - recovery_point).total_seconds() if recovery_point else None
+    breached = age is None or age > rpo.total_seconds()
+    freshness = _freshness(component.enabled, age, rpo)
+    verified = [b.verification for b in index.backups if b.verification is not None]
+    return ComponentStatus(
+        name=name,
+        kind=component.kind,
+        enabled=component.enabled,
+        freshness=freshness,
+        last_backup=last,
+        age_seconds=age,
+        recovery_point=recovery_point,
+        rpo_seconds=rpo.total_seconds(),
+        rpo_breached=component.enabled and breached,
+        breached_by_seconds=max(0.0, age - rpo.total_seconds()) if age is not None else 0.0,
+        frequency_seconds=component.frequency.total_seconds(),
+        next_due=next_due(last, component.frequency, now),
+        retention_seconds=component.retention.total_seconds(),
+        retained=len(index.backups),
+        oldest=index.backups[0].finished_at if index.backups else None,
+        last_verification=max(verified, key=lambda v: v.at) if verified else None,
+        facts=dict(index.facts),
+    )
+
+
+def next_due(last: BackupSummary | None, frequency: timedelta, now: datetime) -> datetime:
+    """When the next backup is due: one frequency after the last good start, else now."""
+    if last is None:
+        return now
+    return last.started_at + frequency
+
+
+def _recovery_point(last: BackupSummary | None, index: CatalogIndex) -> datetime | None:
+    if last is None:
+        return None
+    extra = index.facts.get(FACT_RECOVERABLE_UNTIL)
+    if isinstance(extra, str):
+        extra = datetime.fromisoformat(extra)
+    if isinstance(extra, datetime) and extra > last.finished_at:
+        return extra
+    return last.finished_at
+
+
+def _freshness(enabled: bool, age: float | None, rpo: timedelta) -> Freshness:
+    if not enabled:
+        return Freshness.DISABLED
+    if age is None:
+        return Freshness.NEVER
+    if age > rpo.total_seconds():
+        return Freshness.BREACHED
+    if age > AGING_FRACTION * rpo.total_seconds():
+        return Freshness.AGING
+    return Freshness.FRESH
+
+
+def find_backup(index: CatalogIndex, ref: str) -> BackupSummary | None:
+    """Resolve ``latest`` or an id (or a unique id prefix) within one component's index."""
+    good = good_backups(index)
+    if ref == "latest":
+        return good[-1] if good else None
+    exact = [b for b in index.backups if b.id == ref]
+    if exact:
+        return exact[0]
+    matches = [b for b in index.backups if b.id.startswith(ref)]
+    return matches[0] if len(matches) == 1 else None

@@ -1,0 +1,249 @@
+"""Settings models: one validated tree per process, built in its entry point."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Any, Literal
+from urllib.parse import urlparse
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+from workers.core.durations import Duration
+from workers.core.ids import COMPONENT_NAME
+
+QUEUE_DEFAULT = "kosmos-default"
+QUEUE_POSTGRES = "kosmos-postgres"
+QUEUE_ETCD = "kosmos-etcd"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StorageSettings(_Model):
+    """Where backups live: ``s3://bucket/prefix`` (any S3-compatible store) or ``file:///dir``."""
+
+    url: str
+    endpoint_url: str | None = None
+    region: str | None = Field(
+        default=None, description="passed as given; OSS regions are not AWS ones"
+    )
+    addressing_style: Literal["path", "virtual", "auto"] = "path"
+    access_key_id: SecretStr | None = None
+    secret_access_key: SecretStr | None = None
+    checksums: Literal["when_required", "when_supported"] = Field(
+        default="when_required",
+        description="boto3 checksum trailers; OSS and older MinIO refuse 'when_supported'",
+    )
+    part_size_mib: int = Field(default=16, ge=5, le=512)
+    max_concurrency: int = Field(default=4, ge=1, le=32)
+    connect_timeout: Duration = timedelta(seconds=10)
+    read_timeout: Duration = timedelta(seconds=60)
+    max_attempts: int = Field(default=5, ge=1, le=20)
+
+    @field_validator("url")
+    @classmethod
+    def _url_shape(cls, value: str) -> str:
+        parsed = urlparse(value)
+        if parsed.scheme == "s3":
+            if not parsed.netloc:
+                raise ValueError(f"{value!r} has no bucket (expected s3://bucket/prefix)")
+        elif parsed.scheme == "file":
+            if not parsed.path or parsed.netloc not in ("", "localhost"):
+                raise ValueError(f"{value!r} is not an absolute file:// path (file:///var/backups)")
+        else:
+            raise ValueError(f"{value!r} must start with s3:// or file://")
+        return value
+
+    @property
+    def scheme(self) -> str:
+        """``s3`` or ``file``."""
+        return urlparse(self.url).scheme
+
+    @property
+    def bucket(self) -> str:
+        """The bucket of an s3:// URL."""
+        return urlparse(self.url).netloc
+
+    @property
+    def prefix(self) -> str:
+        """The key prefix inside the bucket (no leading or trailing slash)."""
+        return urlparse(self.url).path.strip("/")
+
+    @property
+    def path(self) -> str:
+        """The directory of a file:// URL."""
+        return urlparse(self.url).path
+
+
+class EncryptionSettings(_Model):
+    """Client-side age encryption: public recipients only; identities live with restorers."""
+
+    recipients: tuple[str, ...] = ()
+    identity_file: str | None = Field(default=None, description="age identity used by restores")
+
+    @field_validator("recipients")
+    @classmethod
+    def _recipient_shape(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for item in value:
+            if not item.startswith(("age1", "ssh-ed25519 ", "ssh-rsa ")):
+                raise ValueError(f"{item[:16]!r}... is not an age recipient")
+        return value
+
+
+class CompressionSettings(_Model):
+    """zstd settings for streamed objects."""
+
+    level: int = Field(default=3, ge=1, le=19)
+    threads: int = Field(default=2, ge=0, le=32, description="0 means single-threaded")
+
+
+class RedisSettings(_Model):
+    """The one coordinator: queues, locks, events, approvals."""
+
+    url: str = "redis://127.0.0.1:6379/0"
+    key_prefix: str = "kosmos"
+
+
+class Objectives(_Model):
+    """Recovery objectives from the runbook page."""
+
+    rpo: Duration = timedelta(hours=1)
+    rto: Duration = timedelta(hours=4)
+
+
+class _ComponentBase(_Model):
+    enabled: bool = True
+    frequency: Duration
+    retention: Duration
+    keep_last: int = Field(default=3, ge=1, description="newest good backups never pruned")
+    rpo: Duration | None = Field(default=None, description="overrides objectives.rpo")
+    queue: str = QUEUE_DEFAULT
+    approvers_required: int = Field(default=1, ge=1, le=5)
+
+
+class PostgresComponent(_ComponentBase):
+    """PostgreSQL: hourly logical dumps plus continuous WAL (barman-cloud)."""
+
+    kind: Literal["postgres"]
+    dsn: SecretStr = SecretStr("host=127.0.0.1 port=5432 user=postgres dbname=postgres")
+    databases: tuple[str, ...] = ()
+    continuous: bool = True
+    data_directory: str = "/var/lib/postgresql/data"
+    base_frequency: Duration = timedelta(days=1)
+    base_queue: str = QUEUE_POSTGRES
+    server_name: str = "postgres"
+
+
+class MinioComponent(_ComponentBase):
+    """MinIO: incremental S3-to-S3 mirror of buckets."""
+
+    kind: Literal["minio"]
+    endpoint_url: str = "http://minio.kosmos-data:9000"
+    region: str | None = None
+    access_key_id: SecretStr | None = None
+    secret_access_key: SecretStr | None = None
+    buckets: tuple[str, ...] = ()
+
+
+class EtcdComponent(_ComponentBase):
+    """K3s etcd: snapshots with etcdctl or k3s etcd-snapshot."""
+
+    kind: Literal["etcd"]
+    endpoints: tuple[str, ...] = ("https://127.0.0.1:2379",)
+    snapshot_dir: str = "/var/lib/rancher/k3s/server/db/snapshots"
+    cacert: str | None = None
+    cert: str | None = None
+    key: str | None = None
+    queue: str = QUEUE_ETCD
+
+
+class VeleroComponent(_ComponentBase):
+    """Kubernetes resources through Velero Backup/Restore/Schedule objects."""
+
+    kind: Literal["velero"]
+    namespaces: tuple[str, ...] = ()
+    velero_namespace: str = "velero"
+    kubeconfig: str | None = None
+    storage_location: str = "default"
+
+
+class InfisicalComponent(_ComponentBase):
+    """Secrets exported from Infisical, always age-encrypted."""
+
+    kind: Literal["infisical"]
+    api_url: str = "https://app.infisical.com"
+    token: SecretStr | None = None
+    projects: tuple[str, ...] = ()
+    environments: tuple[str, ...] = ("prod",)
+
+
+Component = Annotated[
+    PostgresComponent | MinioComponent | EtcdComponent | VeleroComponent | InfisicalComponent,
+    Field(discriminator="kind"),
+]
+COMPONENT_KINDS = ("postgres", "minio", "etcd", "velero", "infisical")
+
+
+class Roles(_Model):
+    """Who may do what: Slack user ids (U…) or user-group handles (@sre)."""
+
+    viewers: tuple[str, ...] = ()
+    operators: tuple[str, ...] = ()
+    approvers: tuple[str, ...] = ()
+    incident_commanders: tuple[str, ...] = ()
+
+
+class SlackSettings(_Model):
+    """The Slack app; tokens normally come from SLACK_* environment variables."""
+
+    channel: str = "#kosmos-ops"
+    alert_channel: str | None = None
+    bot_token: SecretStr | None = None
+    signing_secret: SecretStr | None = None
+    app_token: SecretStr | None = None
+    api_url: str | None = None
+    roles: Roles = Roles()
+
+    @property
+    def configured(self) -> bool:
+        """True when the app can talk to Slack (a bot token and a way in)."""
+        return self.bot_token is not None and (
+            self.signing_secret is not None or self.app_token is not None
+        )
+
+
+class Settings(_Model):
+    """The whole configuration of one kosmos-backup deployment."""
+
+    storage: StorageSettings
+    redis: RedisSettings = RedisSettings()
+    objectives: Objectives = Objectives()
+    compression: CompressionSettings = CompressionSettings()
+    encryption: EncryptionSettings = EncryptionSettings()
+    components: dict[str, Component]
+    slack: SlackSettings = SlackSettings()
+    approval_key: SecretStr | None = Field(
+        default=None, description="HMAC key shared by bot and workers to bind approvals"
+    )
+
+    @field_validator("components")
+    @classmethod
+    def _names(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for name in value:
+            if not COMPONENT_NAME.match(name):
+                raise ValueError(f"{name!r} is not a valid component name (lowercase, digits, -)")
+        return value
+
+    def component(self, name: str) -> Component:
+        """The named component, or KeyError."""
+        return self.components[name]
+
+    def rpo_for(self, name: str) -> timedelta:
+        """The component's RPO: its own, else the objective, never tighter than its frequency.
+
+        A daily mirror cannot meet a 1-hour objective; flagging it breached 23 hours a day
+        would only teach people to ignore the board. Set ``rpo`` on it to be stricter.
+        """
+        component = self.components[name]
+        return component.rpo or max(self.objectives.rpo, component.frequency)

@@ -1,0 +1,78 @@
+"""The one exception tree of kosmos-backup.
+
+Every error carries a message for people and a hint for the operator::
+
+    KosmosError
+    ├── UsageError              bad command input (exit 2)
+    ├── ConfigError             bad configuration (exit 2)
+    ├── NotFoundError           a backup, component or object that does not exist
+    ├── IntegrityError          a checksum mismatch or a malformed manifest (never retried)
+    ├── StorageError            the backup store failed
+    │   └── StorageUnavailable  the store is unreachable (transient, retried)
+    ├── EngineError             an external tool (pg_dump, barman, etcdctl) failed
+    ├── ConflictError           the operation collides with another (lock held, id taken)
+    └── PermissionDenied        a role or approval check refused the operation
+"""
+
+from __future__ import annotations
+
+
+class KosmosError(Exception):
+    """Root of every error the product raises on purpose."""
+
+    exit_code = 1
+    transient = False
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message
+
+    def one_line(self) -> str:
+        """The message and hint as one line for a terminal or a chat message."""
+        return f"{self.message} ({self.hint})" if self.hint else self.message
+
+
+class UsageError(KosmosError):
+    """The command was malformed; nothing was done."""
+
+    exit_code = 2
+
+
+class ConfigError(KosmosError):
+    """The configuration is invalid; the message names the key."""
+
+    exit_code = 2
+
+
+class NotFoundError(KosmosError):
+    """A named thing does not exist."""
+
+
+class IntegrityError(KosmosError):
+    """Stored data does not match its recorded checksum or shape."""
+
+
+class StorageError(KosmosError):
+    """The backup store refused or failed an operation."""
+
+
+class StorageUnavailable(StorageError):
+    """The backup store could not be reached; worth retrying."""
+
+    transient = True
+
+
+class EngineError(KosmosError):
+    """An external backup tool failed."""
+
+
+class ConflictError(KosmosError):
+    """Another operation holds what this one needs."""
+
+
+class PermissionDenied(KosmosError):
+    """A role, approval or two-person check refused the operation."""

@@ -1,0 +1,73 @@
+"""The engine's face: what the front doors and the jobs call."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from workers.context import Context
+from workers.core.catalog import ComponentStatus, component_status, find_backup
+from workers.core.errors import EngineError, NotFoundError, UsageError
+from workers.core.manifest import BackupSummary, Manifest
+from workers.core.ports import Progress, no_progress
+
+
+def require_component(ctx: Context, name: str) -> str:
+    """``name`` if configured, else a UsageError naming the valid ones."""
+    if name not in ctx.settings.components:
+        valid = ", ".join(ctx.settings.components)
+        raise UsageError(f"unknown component {name!r}", hint=f"valid components: {valid}")
+    return name
+
+
+def status(ctx: Context, component: str | None = None) -> list[ComponentStatus]:
+    """Status of one or every configured component, from the indexes only."""
+    names = [require_component(ctx, component)] if component else list(ctx.settings.components)
+    now = ctx.clock()
+    return [component_status(ctx.settings, name, ctx.repo.index(name), now) for name in names]
+
+
+def list_backups(ctx: Context, component: str) -> list[BackupSummary]:
+    """The component's committed backups, newest first."""
+    require_component(ctx, component)
+    return list(reversed(ctx.repo.index(component).backups))
+
+
+def resolve(ctx: Context, component: str, ref: str) -> Manifest:
+    """The manifest for ``latest``, a backup id, or a unique id prefix."""
+    require_component(ctx, component)
+    found = find_backup(ctx.repo.index(component), ref)
+    if found is None:
+        what = "no good backup yet" if ref == "latest" else f"no backup {ref!r}"
+        raise NotFoundError(f"{component}: {what}", hint=f"see: kosmos-backup list {component}")
+    return ctx.repo.manifest(found.id)
+
+
+def show(ctx: Context, backup_id: str) -> Manifest:
+    """The full manifest of one backup."""
+    return ctx.repo.manifest(backup_id)
+
+
+def rebuild_catalog(ctx: Context) -> dict[str, int]:
+    """Rebuild every component's index from manifests; return backups found per component."""
+    return {name: len(ctx.repo.rebuild_index(name).backups) for name in ctx.settings.components}
+
+
+def backup(
+    ctx: Context, component: str, *, base: bool = False, progress: Progress = no_progress
+) -> Manifest:
+    """Run one backup of ``component`` in this process and return its committed manifest."""
+    kind = ctx.settings.component(require_component(ctx, component)).kind
+    driver = _driver(kind)
+    return driver.backup(ctx, component, base=base, progress=progress)  # type: ignore[no-any-return]
+
+
+def _driver(kind: str) -> Any:
+    """The engine module for a component kind; each exposes backup/verify/restore."""
+    modules = {"postgres": "workers.adapters.postgres"}
+    if kind not in modules:
+        raise EngineError(
+            f"the {kind} engine is not built yet",
+            hint="it stays valid config and shows in status until its engine lands",
+        )
+    return importlib.import_module(modules[kind])
