@@ -1,0 +1,174 @@
+"""The one place that runs subprocesses: argv lists, streamed output, stderr tail kept."""
+
+from __future__ import annotations
+
+import collections
+import os
+import signal
+import subprocess
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+
+from workers.core.errors import EngineError
+
+CHUNK = 1 << 20
+STDERR_TAIL_LINES = 20
+
+
+@dataclass(frozen=True)
+class Completed:
+    """A finished command: its exit status, stdout and the tail of stderr."""
+
+    argv: tuple[str, ...]
+    returncode: int
+    stdout: bytes
+    stderr_tail: str
+
+
+class _StderrTail:
+    """Drains a pipe in a thread, keeping only the last lines (never the whole stream)."""
+
+    def __init__(self, pipe: object) -> None:
+        self.lines: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
+        self.thread = threading.Thread(target=self._drain, args=(pipe,), daemon=True)
+        self.thread.start()
+
+    def _drain(self, pipe: object) -> None:
+        for raw in iter(pipe.readline, b""):  # type: ignore[attr-defined]
+            self.lines.append(raw.decode("utf-8", "replace").rstrip())
+
+    def text(self) -> str:
+        self.thread.join(timeout=5)
+        return "\n".join(line for line in self.lines if line)
+
+
+def _describe(argv: Sequence[str]) -> str:
+    return os.path.basename(argv[0])
+
+
+def _failure(argv: Sequence[str], code: int, tail: str) -> EngineError:
+    last = tail.strip().splitlines()[-1] if tail.strip() else f"exit status {code}"
+    return EngineError(f"{_describe(argv)} failed: {last}", hint=tail[-1500:] if tail else "")
+
+
+def run(
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    input_bytes: bytes | None = None,
+    timeout: float | None = None,
+    check: bool = True,
+    cwd: str | None = None,
+) -> Completed:
+    """Run a command to completion; raise EngineError (with stderr's tail) on failure."""
+    _check_argv(argv)
+    try:
+        proc = subprocess.run(
+            list(argv),
+            input=input_bytes,
+            capture_output=True,
+            env=_environment(env),
+            timeout=timeout,
+            cwd=cwd,
+            check=False,
+        )
+    except FileNotFoundError:
+        raise EngineError(f"{argv[0]} is not installed", hint="install it or fix PATH") from None
+    except subprocess.TimeoutExpired as exc:
+        raise EngineError(f"{_describe(argv)} timed out after {timeout:.0f}s") from exc
+    tail = "\n".join(
+        proc.stderr.decode("utf-8", "replace").strip().splitlines()[-STDERR_TAIL_LINES:]
+    )
+    if check and proc.returncode != 0:
+        raise _failure(argv, proc.returncode, tail)
+    return Completed(tuple(argv), proc.returncode, proc.stdout, tail)
+
+
+def stream_out(
+    argv: Sequence[str], *, env: Mapping[str, str] | None = None, cwd: str | None = None
+) -> Iterator[bytes]:
+    """Yield a command's stdout in chunks; raise EngineError at the end if it failed.
+
+    If the consumer stops early (an upload failed), the process is killed.
+    """
+    _check_argv(argv)
+    proc = _popen(argv, env, cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
+    tail = _StderrTail(proc.stderr)
+    finished = False
+    try:
+        assert proc.stdout is not None
+        while chunk := proc.stdout.read1(CHUNK):  # type: ignore[attr-defined]
+            yield chunk
+        finished = True
+    finally:
+        if not finished:
+            _kill(proc)
+        code = proc.wait()
+    if code != 0:
+        raise _failure(argv, code, tail.text())
+
+
+def stream_in(
+    argv: Sequence[str],
+    chunks: Iterable[bytes],
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: str | None = None,
+) -> Completed:
+    """Feed chunks to a command's stdin; raise EngineError if it fails.
+
+    If the source raises midway (say, a checksum mismatch), the command is killed
+    before it can finish, and the source's error propagates.
+    """
+    _check_argv(argv)
+    proc = _popen(argv, env, cwd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    tail = _StderrTail(proc.stderr)
+    assert proc.stdin is not None
+    try:
+        for chunk in chunks:
+            proc.stdin.write(chunk)
+        proc.stdin.close()
+    except BrokenPipeError:
+        pass  # the command died; its exit status and stderr say why
+    except BaseException:
+        _kill(proc)
+        proc.wait()
+        raise
+    code = proc.wait()
+    text = tail.text()
+    if code != 0:
+        raise _failure(argv, code, text)
+    return Completed(tuple(argv), code, b"", text)
+
+
+def _popen(
+    argv: Sequence[str], env: Mapping[str, str] | None, cwd: str | None, *, stdin: int, stdout: int
+) -> subprocess.Popen[bytes]:
+    try:
+        return subprocess.Popen(
+            list(argv),
+            env=_environment(env),
+            cwd=cwd,
+            stdin=stdin,
+            stdout=stdout,
+            stderr=subprocess.PIPE,
+        )
+    except FileNotFoundError:
+        raise EngineError(f"{argv[0]} is not installed", hint="install it or fix PATH") from None
+
+
+def _kill(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGKILL)
+
+
+def _environment(extra: Mapping[str, str] | None) -> dict[str, str] | None:
+    if extra is None:
+        return None
+    return {**os.environ, **extra}
+
+
+def _check_argv(argv: Sequence[str]) -> None:
+    if isinstance(argv, str) or not argv or not all(isinstance(a, str) for a in argv):
+        raise TypeError("subprocess commands are argv lists of strings, never a shell string")
