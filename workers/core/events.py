@@ -1,0 +1,68 @@
+"""Operation events: what jobs report and every front door renders."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+EVENT_STREAM = "events"
+"""Stream name under the configured Redis key prefix: ``<prefix>:events``."""
+EVENT_STREAM_MAXLEN = 100_000
+
+
+class EventType(StrEnum):
+    """The life of an operation, plus monitor alerts."""
+
+    ACCEPTED = "accepted"
+    STARTED = "started"
+    PROGRESS = "progress"
+    NOTE = "note"
+    FINISHED = "finished"
+    FAILED = "failed"
+    ALERT = "alert"
+    RECOVERED = "recovered"
+
+
+TERMINAL = frozenset({EventType.FINISHED, EventType.FAILED})
+
+
+class ChatContext(BaseModel):
+    """Where a request came from, so its answers go back there."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    source: str = Field(default="cli", pattern=r"^(slack|console|cli|scheduler|monitor|runbook)$")
+    channel: str | None = None
+    thread_ts: str | None = None
+    user: str | None = None
+    response_url: str | None = None
+
+
+class Event(BaseModel):
+    """One event of one operation; JSON on the Redis stream."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    op_id: str
+    type: EventType
+    at: datetime
+    operation: str = Field(description="backup, verify, restore, prune, rpo-check, dr-step…")
+    component: str | None = None
+    chat: ChatContext = ChatContext()
+    phase: str | None = None
+    done_bytes: int | None = None
+    total_bytes: int | None = None
+    percent: float | None = None
+    note: str | None = None
+    summary: dict[str, Any] = Field(default_factory=dict)
+    error_class: str | None = None
+    message: str | None = None
+    hint: str | None = None
+
+    @property
+    def terminal(self) -> bool:
+        """Whether the operation ended with this event."""
+        return self.type in TERMINAL
