@@ -1,0 +1,29 @@
+# kosmos-backup: one slim, non-root image for every process:
+#   docker run IMAGE bot | worker --queues kosmos-default | scheduler
+FROM python:3.11-slim-bookworm AS build
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends gcc libpq-dev \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY bot ./bot
+COPY workers ./workers
+RUN python -m venv /opt/kosmos-backup \
+ && /opt/kosmos-backup/bin/pip install --no-cache-dir .
+
+FROM python:3.11-slim-bookworm
+# PostgreSQL 15 client tools (pg_dump, pg_restore, psql) and etcdctl; libpq for psycopg2 (barman).
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends postgresql-client-15 etcd-client libpq5 ca-certificates tini \
+ && rm -rf /var/lib/apt/lists/* \
+ && useradd --system --uid 10001 --home-dir /var/lib/kosmos-backup --create-home kosmos
+COPY --from=build /opt/kosmos-backup /opt/kosmos-backup
+COPY runbooks /opt/kosmos-backup/runbooks
+ENV PATH=/opt/kosmos-backup/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    KOSMOS_BACKUP_CONFIG=/etc/kosmos-backup/config.yaml
+USER 10001:10001
+WORKDIR /var/lib/kosmos-backup
+EXPOSE 3000 9100
+ENTRYPOINT ["tini", "--", "kosmos-backup"]
+CMD ["bot", "--http", "--port", "3000"]
