@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from rich.console import Console
+from rich.console import Console, Group
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
@@ -91,7 +92,7 @@ def backups_table(component: str, backups: list[BackupSummary], now: datetime) -
         verified = item.verification.state.value if item.verification else "never"
         table.add_row(
             item.id,
-            item.kind,
+            escape(item.kind),
             when(item.finished_at, now),
             size(item.size),
             str(item.objects),
@@ -108,21 +109,22 @@ def manifest_panel(manifest: Manifest) -> Panel:
     for entry in manifest.objects:
         objects.add_row(entry.name, size(entry.size), size(entry.raw_size), entry.sha256[:16] + "…")
     lines = [
-        f"[bold]{manifest.id}[/]  {manifest.kind}",
+        f"[bold]{manifest.id}[/]  {escape(manifest.kind)}",
         f"started {manifest.started_at:%Y-%m-%d %H:%M:%S}Z, "
         f"took {humanize(manifest.duration_seconds)}",
         f"total {size(manifest.total_size)}, compression {manifest.compression or 'none'}, "
         f"encrypted to {len(manifest.encryption_recipients)} recipient(s)",
-        f"source: {manifest.source}",
-        f"tools: {manifest.tool_versions}",
+        # Engine-supplied text goes through escape(): "[error] …" or "[/x]" in it would
+        # otherwise be read as rich markup (swallowed, or a MarkupError crash).
+        f"source: {escape(str(manifest.source))}",
+        f"tools: {escape(str(manifest.tool_versions))}",
     ]
     if manifest.verification:
         record = manifest.verification
         lines.append(
-            f"verification: {record.state.value} at {record.at:%Y-%m-%d %H:%M}Z {record.detail}"
+            f"verification: {record.state.value} at {record.at:%Y-%m-%d %H:%M}Z "
+            f"{escape(record.detail)}"
         )
     else:
         lines.append("verification: never verified")
-    from rich.console import Group
-
     return Panel(Group("\n".join(lines), objects), title="backup", title_align="left")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,8 @@ _SLACK_ENV = {
     "app_token": "SLACK_APP_TOKEN",
 }
 _KIND_TAGS = {"postgres", "minio", "etcd", "velero", "infisical"}
+# Values under keys named like these are never echoed back in an error message.
+_SECRET_WORDS = ("token", "secret", "password", "dsn", "key", "credential")
 
 
 def default_config_text() -> str:
@@ -42,6 +44,8 @@ def load_settings(
             text = Path(chosen).read_text()
         except OSError as exc:
             raise ConfigError(f"cannot read config {chosen}: {exc.strerror}") from exc
+        except UnicodeDecodeError:
+            raise ConfigError(f"cannot read config {chosen}: it is not UTF-8 text") from None
         origin = str(chosen)
     else:
         text = default_config_text()
@@ -59,8 +63,11 @@ def parse_settings(text: str, environ: Mapping[str, str], origin: str = "config"
         raise ConfigError(f"{origin}{where}: not valid YAML") from exc
     if not isinstance(raw, dict):
         raise ConfigError(f"{origin}: the top level must be a mapping")
-    raw = _substitute(raw, environ, ())
-    _apply_overrides(raw, environ)
+    overrides = _overrides(environ)
+    # Overridden keys are not substituted: an override must win even over a ${VAR} that
+    # is unset on this machine.
+    raw = _substitute(raw, environ, (), skip={path for path, _ in overrides})
+    _apply_overrides(raw, overrides, environ)
     _slack_tokens(raw, environ)
     try:
         return Settings.model_validate(raw)
@@ -83,22 +90,36 @@ def describe_validation_error(exc: ValidationError) -> str:
     elif kind == "value_error":
         problem = str(first["ctx"]["error"]) if "ctx" in first else first["msg"]
     elif kind == "union_tag_invalid":
-        problem = f"kind {first['input']!r} is unknown (use one of {', '.join(sorted(_KIND_TAGS))})"
+        # The error's input is the whole component mapping (DSNs, tokens): name the tag only.
+        tag = first.get("ctx", {}).get("tag", "?")
+        problem = f"kind {tag!r} is unknown (use one of {', '.join(sorted(_KIND_TAGS))})"
     elif kind == "union_tag_not_found":
         problem = "needs a 'kind' (postgres, minio, etcd, velero or infisical)"
     else:
         shown = first.get("input")
-        value = f"{shown!r}: " if isinstance(shown, str | int | float | bool) else ""
+        visible = isinstance(shown, str | int | float | bool) and not _secret_key(loc)
+        value = f"{shown!r}: " if visible else ""
         problem = f"{value}{first['msg'][0].lower()}{first['msg'][1:]}"
     more = len(exc.errors()) - 1
     return f"{key}: {problem}" + (f" (and {more} more problem{'s' * (more > 1)})" if more else "")
 
 
-def _substitute(value: Any, environ: Mapping[str, str], where: tuple[str, ...]) -> Any:
+def _secret_key(loc: list[str]) -> bool:
+    return any(word in part.lower() for part in loc for word in _SECRET_WORDS)
+
+
+def _substitute(
+    value: Any,
+    environ: Mapping[str, str],
+    where: tuple[str, ...],
+    skip: Collection[tuple[str, ...]] = (),
+) -> Any:
+    if where in skip:
+        return value
     if isinstance(value, dict):
-        return {k: _substitute(v, environ, (*where, str(k))) for k, v in value.items()}
+        return {k: _substitute(v, environ, (*where, str(k)), skip) for k, v in value.items()}
     if isinstance(value, list):
-        return [_substitute(v, environ, (*where, str(i))) for i, v in enumerate(value)]
+        return [_substitute(v, environ, (*where, str(i)), skip) for i, v in enumerate(value)]
     if not isinstance(value, str):
         return value
 
@@ -116,13 +137,23 @@ def _substitute(value: Any, environ: Mapping[str, str], where: tuple[str, ...]) 
     return _VAR.sub(replace, value)
 
 
-def _apply_overrides(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
+def _overrides(environ: Mapping[str, str]) -> list[tuple[tuple[str, ...], str]]:
+    """``KOSMOS__A__B=v`` variables as ((a, b), name), sorted by name."""
+    found = []
     for name in sorted(environ):
         if not name.startswith(OVERRIDE_PREFIX):
             continue
-        path = [part.lower() for part in name[len(OVERRIDE_PREFIX) :].split("__")]
+        path = tuple(part.lower() for part in name[len(OVERRIDE_PREFIX) :].split("__"))
         if not all(path):
             raise ConfigError(f"{name}: empty key segment in override")
+        found.append((path, name))
+    return found
+
+
+def _apply_overrides(
+    raw: dict[str, Any], overrides: list[tuple[tuple[str, ...], str]], environ: Mapping[str, str]
+) -> None:
+    for path, name in overrides:
         node = raw
         for part in path[:-1]:
             child = node.get(part)

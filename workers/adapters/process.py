@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import signal
 import subprocess
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import IO
 
 from workers.core.errors import EngineError
 
@@ -35,8 +37,9 @@ class _StderrTail:
         self.thread.start()
 
     def _drain(self, pipe: object) -> None:
-        for raw in iter(pipe.readline, b""):  # type: ignore[attr-defined]
-            self.lines.append(raw.decode("utf-8", "replace").rstrip())
+        with pipe:  # type: ignore[attr-defined]
+            for raw in iter(pipe.readline, b""):  # type: ignore[attr-defined]
+                self.lines.append(raw.decode("utf-8", "replace").rstrip())
 
     def text(self) -> str:
         self.thread.join(timeout=5)
@@ -75,6 +78,8 @@ def run(
         )
     except FileNotFoundError:
         raise EngineError(f"{argv[0]} is not installed", hint="install it or fix PATH") from None
+    except OSError as exc:
+        raise _not_runnable(argv, exc) from None
     except subprocess.TimeoutExpired as exc:
         raise EngineError(f"{_describe(argv)} timed out after {timeout:.0f}s") from exc
     tail = "\n".join(
@@ -105,6 +110,8 @@ def stream_out(
         if not finished:
             _kill(proc)
         code = proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
     if code != 0:
         raise _failure(argv, code, tail.text())
 
@@ -125,12 +132,17 @@ def stream_in(
     proc = _popen(argv, env, cwd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
     tail = _StderrTail(proc.stderr)
     assert proc.stdin is not None
+    source = iter(chunks)
+    stopped_reading = False
     try:
-        for chunk in chunks:
+        for chunk in source:
             proc.stdin.write(chunk)
         proc.stdin.close()
     except BrokenPipeError:
-        pass  # the command died; its exit status and stderr say why
+        # The command stopped reading; its exit status and stderr say whether that is bad.
+        stopped_reading = True
+        with contextlib.suppress(OSError):
+            proc.stdin.close()
     except BaseException:
         _kill(proc)
         proc.wait()
@@ -139,6 +151,11 @@ def stream_in(
     text = tail.text()
     if code != 0:
         raise _failure(argv, code, text)
+    if stopped_reading:
+        # It succeeded without reading everything. Still read the rest of the source: a
+        # restore's sha256 check runs only when its stream is exhausted.
+        for _ in source:
+            pass
     return Completed(tuple(argv), code, b"", text)
 
 
@@ -156,6 +173,13 @@ def _popen(
         )
     except FileNotFoundError:
         raise EngineError(f"{argv[0]} is not installed", hint="install it or fix PATH") from None
+    except OSError as exc:
+        raise _not_runnable(argv, exc) from None
+
+
+def _not_runnable(argv: Sequence[str], exc: OSError) -> EngineError:
+    # Not executable, a bad cwd, too many open files: a failed tool, never a traceback.
+    return EngineError(f"cannot run {_describe(argv)}: {exc.strerror or exc}")
 
 
 def _kill(proc: subprocess.Popen[bytes]) -> None:
@@ -172,3 +196,19 @@ def _environment(extra: Mapping[str, str] | None) -> dict[str, str] | None:
 def _check_argv(argv: Sequence[str]) -> None:
     if isinstance(argv, str) or not argv or not all(isinstance(a, str) for a in argv):
         raise TypeError("subprocess commands are argv lists of strings, never a shell string")
+
+
+def spawn(
+    argv: Sequence[str], *, env: Mapping[str, str] | None = None, log: IO[bytes] | None = None
+) -> subprocess.Popen[bytes]:
+    """Start a long-running child (a worker beside the console); its output goes to ``log``."""
+    _check_argv(argv)
+    out: IO[bytes] | int = log if log is not None else subprocess.DEVNULL
+    try:
+        return subprocess.Popen(
+            list(argv), env=_environment(env), stdin=subprocess.DEVNULL, stdout=out, stderr=out
+        )
+    except FileNotFoundError:
+        raise EngineError(f"{argv[0]} is not installed", hint="install it or fix PATH") from None
+    except OSError as exc:
+        raise _not_runnable(argv, exc) from None

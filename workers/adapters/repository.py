@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
@@ -18,6 +20,7 @@ from workers.core.errors import IntegrityError, NotFoundError, StorageError
 from workers.core.ids import new_backup_id, parse_backup_id
 from workers.core.manifest import (
     MANIFEST_NAME,
+    OBJECT_NAME_PATTERN,
     CatalogIndex,
     Manifest,
     ObjectEntry,
@@ -26,7 +29,11 @@ from workers.core.manifest import (
 from workers.core.ports import Store
 
 INDEX_PREFIX = "_index"
+_INDEX_ATTEMPTS = 8
+_OBJECT_NAME = re.compile(OBJECT_NAME_PATTERN)
 Clock = Callable[[], datetime]
+IndexLock = Callable[[str], AbstractContextManager[object]]
+"""Given a component name, a context manager that holds that component's index lock."""
 
 
 def utc_now() -> datetime:
@@ -64,11 +71,18 @@ class Repository:
     """Reads and writes backups in a Store under ``<component>/<backup-id>/…``."""
 
     def __init__(
-        self, store: Store, options: PipelineOptions | None = None, clock: Clock = utc_now
+        self,
+        store: Store,
+        options: PipelineOptions | None = None,
+        clock: Clock = utc_now,
+        index_lock: IndexLock | None = None,
     ) -> None:
         self.store = store
         self.options = options or PipelineOptions()
         self.clock = clock
+        # Serializes index updates across processes (e.g. a Redis lock); without one, a
+        # store's own lock is used when it has one (LocalStore), else verify-after-write.
+        self.index_lock = index_lock or getattr(store, "index_lock", None)
 
     # -- writing -----------------------------------------------------------------------------
 
@@ -136,20 +150,20 @@ class Repository:
         (commit, promote) what it restored until the iterator finished cleanly.
         """
         entry = _entry(manifest, name)
+        if entry.meta.get("encrypted") and not identities:
+            raise IntegrityError(
+                f"object {entry.name} is age-encrypted",
+                hint="pass an age identity to restore it",
+            )
         stored = pipeline.verify_sha256(
             self.store.get_stream(object_key(manifest, entry.name)), entry.sha256, entry.name
         )
         stream: Iterable[bytes] = stored
         if entry.meta.get("encrypted"):
-            if not identities:
-                raise IntegrityError(
-                    f"object {entry.name} is age-encrypted",
-                    hint="pass an age identity to restore it",
-                )
             stream = pipeline.decrypt(stream, identities)
         if entry.meta.get("compression") == "zstd":
             stream = pipeline.decompress(stream)
-        return iter(stream)
+        return _naming(stream, f"{manifest.id}/{entry.name}")
 
     def check_object(self, manifest: Manifest, name: str) -> None:
         """Read one stored object end to end and compare size and sha256."""
@@ -202,7 +216,9 @@ class Repository:
         by_backup: dict[str, list[Any]] = {}
         for info in self.store.list_objects(f"{component}/"):
             parts = info.key.split("/")
-            if len(parts) >= 3:
+            # Only folders named like this component's backup ids: anything else under the
+            # prefix (an engine's own layout) is not ours to delete.
+            if len(parts) >= 3 and _is_backup_of(parts[1], component):
                 by_backup.setdefault(parts[1], []).append(info)
         removed = []
         for backup_id, infos in by_backup.items():
@@ -211,17 +227,34 @@ class Repository:
             if max(i.modified for i in infos) < cutoff:
                 self.store.delete(i.key for i in infos)
                 removed.append(backup_id)
+        if removed and self.store.exists(index_key(component)):
+            # A delete() cut short after removing the manifest leaves an index entry behind.
+            listed = {b.id for b in self.index(component).backups}
+            if listed & set(removed):
+                self._update_index(component, lambda idx: _forget(idx, removed))
         return removed
 
     # -- index ------------------------------------------------------------------------------
 
     def _update_index(self, component: str, change: Callable[[CatalogIndex], None]) -> None:
-        index = self.index(component)
-        change(index)
-        self._save_index(index)
+        # Read-modify-write with no lock: a commit and the WAL archiver's set_facts (another
+        # process) can interleave and one would silently undo the other. Reading back what
+        # we wrote catches almost every such loss; the changes are idempotent, so a retry on
+        # the newer index is safe. `catalog rebuild` repairs whatever still slips through.
+        lock = self.index_lock(component) if self.index_lock else contextlib.nullcontext()
+        with lock:
+            for _ in range(_INDEX_ATTEMPTS):
+                index = self.index(component)
+                change(index)
+                written = self._save_index(index)
+                with contextlib.suppress(NotFoundError):
+                    if self.store.get_bytes(index_key(component)) == written:
+                        return
 
-    def _save_index(self, index: CatalogIndex) -> None:
-        self.store.put_bytes(index_key(index.component), index.model_dump_json(indent=1).encode())
+    def _save_index(self, index: CatalogIndex) -> bytes:
+        data = index.model_dump_json(indent=1).encode()
+        self.store.put_bytes(index_key(index.component), data)
+        return data
 
 
 class BackupWriter:
@@ -270,6 +303,7 @@ class BackupWriter:
                 f"object {name} must be encrypted but no age recipients are configured",
                 hint="set encryption.recipients",
             )
+        self._check_name(name + (".zst" if compress else "") + (".age" if encrypt else ""))
         raw = pipeline.Tap()
         stream: Iterable[bytes] = raw(chunks)
         stored_name = name
@@ -295,6 +329,18 @@ class BackupWriter:
         )
         self.entries.append(entry)
         return entry
+
+    def _check_name(self, stored_name: str) -> None:
+        # Checked before anything is uploaded: an object stored as manifest.json would make
+        # the backup appear to exist before it is complete, and a repeated name would
+        # silently replace an object already listed in the manifest.
+        parts = stored_name.split("/")
+        if not _OBJECT_NAME.match(stored_name) or any(p in ("", ".", "..") for p in parts):
+            raise ValueError(f"{stored_name!r} is not a valid object name")
+        if stored_name == MANIFEST_NAME:
+            raise ValueError(f"{stored_name!r} is reserved for the manifest")
+        if any(entry.name == stored_name for entry in self.entries):
+            raise ValueError(f"backup {self.id} already has an object {stored_name!r}")
 
     def commit(
         self,
@@ -332,6 +378,29 @@ class BackupWriter:
     def abort(self) -> None:
         """Delete what this writer stored; the backup never existed."""
         self.repo.store.delete(info.key for info in self.repo.store.list_objects(self.prefix))
+
+
+def _forget(index: CatalogIndex, backup_ids: list[str]) -> None:
+    for backup_id in backup_ids:
+        index.remove(backup_id)
+
+
+def _is_backup_of(name: str, component: str) -> bool:
+    try:
+        return parse_backup_id(name)[0] == component
+    except ValueError:
+        return False
+
+
+def _naming(stream: Iterable[bytes], name: str) -> Iterator[bytes]:
+    # Damage is often caught by the decompressor or age before the checksum at the end;
+    # whichever stage notices, the message must say which object is damaged.
+    try:
+        yield from stream
+    except IntegrityError as exc:
+        if name.rsplit("/", 1)[-1] in exc.message:
+            raise
+        raise IntegrityError(f"object {name}: {exc.message}", hint=exc.hint) from exc
 
 
 def backup_prefix(component: str, backup_id: str) -> str:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
+import re
 import secrets
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
@@ -12,6 +15,9 @@ from workers.core.errors import NotFoundError, StorageError
 from workers.core.ports import ObjectInfo, PendingUpload
 
 _PART = ".part"
+# Temp files are ``.<name>.<12 hex>.part`` beside their object; only names of exactly this
+# shape are hidden from listings, so an object that merely ends in ``.part`` stays visible.
+_TEMP = re.compile(r"^\.(?P<name>.+)\.[0-9a-f]{12}\.part$")
 _CHUNK = 1 << 20
 
 
@@ -25,8 +31,27 @@ class LocalStore:
         """The directory, for messages."""
         return f"file://{self.root}"
 
+    @contextlib.contextmanager
+    def index_lock(self, component: str) -> Iterator[None]:
+        """Hold the store-wide index lock (flock on the root directory) among all processes.
+
+        One lock for every component: index updates take milliseconds, and a lock file
+        would show up as an object.
+        """
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.root, os.O_RDONLY)
+        except OSError as exc:
+            raise StorageError(f"cannot lock {self.root}: {exc.strerror}") from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing the descriptor releases the lock
+
     def _path(self, key: str) -> Path:
-        if not key or key.startswith("/") or ".." in key.split("/"):
+        parts = key.split("/")
+        if not key or key.startswith("/") or ".." in parts or _TEMP.match(parts[-1]):
             raise StorageError(f"refusing unsafe object key {key!r}")
         return self.root / key
 
@@ -82,9 +107,12 @@ class LocalStore:
     def list_objects(self, prefix: str) -> Iterator[ObjectInfo]:
         """Files under the prefix, in key order, temp files excluded."""
         for path in self._walk(prefix):
-            if path.name.endswith(_PART):
+            if _TEMP.match(path.name):
                 continue
-            stat = path.stat()
+            try:
+                stat = path.stat()
+            except FileNotFoundError:
+                continue  # deleted since the walk saw it
             yield ObjectInfo(
                 key=path.relative_to(self.root).as_posix(),
                 size=stat.st_size,
@@ -96,7 +124,10 @@ class LocalStore:
         count = 0
         for key in keys:
             path = self._path(key)
-            path.unlink(missing_ok=True)
+            try:
+                path.unlink(missing_ok=True)
+            except OSError as exc:
+                raise StorageError(f"cannot delete {key}: {exc.strerror}") from exc
             count += 1
             _prune_empty(path.parent, self.root)
         return count
@@ -105,36 +136,61 @@ class LocalStore:
         """Temp files left by writers that never finished."""
         found = []
         for path in self._walk(prefix):
-            if not path.name.endswith(_PART):
+            match = _TEMP.match(path.name)
+            if match is None:
                 continue
-            name = path.name[1 : -len(_PART)].rsplit(".", 1)[0]
+            try:
+                started = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+            except FileNotFoundError:
+                continue  # its writer finished or gave up meanwhile
             found.append(
                 PendingUpload(
-                    key=(path.parent / name).relative_to(self.root).as_posix(),
+                    key=(path.parent / match.group("name")).relative_to(self.root).as_posix(),
                     upload_id=path.relative_to(self.root).as_posix(),
-                    started=datetime.fromtimestamp(path.stat().st_mtime, UTC),
+                    started=started,
                 )
             )
         return found
 
     def abort_upload(self, upload: PendingUpload) -> None:
         """Delete the temp file."""
-        path = self._path(upload.upload_id)
+        parts = upload.upload_id.split("/")
+        if ".." in parts or upload.upload_id.startswith("/") or not _TEMP.match(parts[-1]):
+            raise StorageError(f"{upload.upload_id!r} is not a pending upload of this store")
+        path = self.root / upload.upload_id
         path.unlink(missing_ok=True)
         _prune_empty(path.parent, self.root)
 
     def _walk(self, prefix: str) -> Iterator[Path]:
+        if prefix.startswith("/") or ".." in prefix.split("/"):
+            raise StorageError(f"refusing unsafe prefix {prefix!r}")
+        # A prefix is a string prefix, as on S3: "pg" also matches "pgx/…", so the walk
+        # starts at the prefix's own folder only when it ends with a slash.
         base = self.root / prefix
-        start = base if base.is_dir() else base.parent
+        start = base if prefix.endswith("/") or not prefix else base.parent
         if not start.is_dir():
             return
-        text_prefix = prefix
-        for dirpath, dirnames, filenames in os.walk(start):
-            dirnames.sort()
-            for filename in sorted(filenames):
-                path = Path(dirpath) / filename
-                if path.relative_to(self.root).as_posix().startswith(text_prefix):
-                    yield path
+        for path in _ordered_files(start):
+            if path.relative_to(self.root).as_posix().startswith(prefix):
+                yield path
+
+
+def _ordered_files(directory: Path) -> Iterator[Path]:
+    """Files below ``directory`` in key order, as S3 lists them.
+
+    os.walk gives a folder's files before its subfolders, but in key order ``a/b/c`` comes
+    before ``a/b0``: a folder sorts as its name followed by "/".
+    """
+    try:
+        entries = list(os.scandir(directory))
+    except FileNotFoundError:
+        return  # removed since its parent was listed
+    named = [(e.name + "/" if e.is_dir(follow_symlinks=False) else e.name, e) for e in entries]
+    for name, entry in sorted(named, key=lambda pair: pair[0]):
+        if name.endswith("/"):
+            yield from _ordered_files(Path(entry.path))
+        elif entry.is_file(follow_symlinks=False):
+            yield Path(entry.path)
 
 
 def _read_chunks(handle: object) -> Iterator[bytes]:

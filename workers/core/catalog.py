@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
@@ -98,12 +98,23 @@ def next_due(last: BackupSummary | None, frequency: timedelta, now: datetime) ->
 def _recovery_point(last: BackupSummary | None, index: CatalogIndex) -> datetime | None:
     if last is None:
         return None
-    extra = index.facts.get(FACT_RECOVERABLE_UNTIL)
-    if isinstance(extra, str):
-        extra = datetime.fromisoformat(extra)
-    if isinstance(extra, datetime) and extra > last.finished_at:
+    extra = _moment(index.facts.get(FACT_RECOVERABLE_UNTIL))
+    if extra is not None and extra > last.finished_at:
         return extra
     return last.finished_at
+
+
+def _moment(value: object) -> datetime | None:
+    # Facts are written by engines and read back from JSON: a malformed or naive value must
+    # not break the status board, so it is ignored or taken as UTC.
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    if not isinstance(value, datetime):
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
 def _freshness(enabled: bool, age: float | None, rpo: timedelta) -> Freshness:
@@ -120,6 +131,8 @@ def _freshness(enabled: bool, age: float | None, rpo: timedelta) -> Freshness:
 
 def find_backup(index: CatalogIndex, ref: str) -> BackupSummary | None:
     """Resolve ``latest`` or an id (or a unique id prefix) within one component's index."""
+    if not ref:
+        return None  # an empty prefix would match the only backup: never a silent pick
     good = good_backups(index)
     if ref == "latest":
         return good[-1] if good else None

@@ -20,7 +20,16 @@ def parse_duration(text: str) -> timedelta:
     value = int(match.group(1))
     if value <= 0:
         raise ValueError(f"{text!r} is not a positive duration")
-    return timedelta(seconds=value * _UNITS[match.group(2)])
+    return _seconds(value * _UNITS[match.group(2)], text)
+
+
+def _seconds(seconds: float, shown: object) -> timedelta:
+    # timedelta raises OverflowError past ~2.7 million years; a typo like 99999999999d must
+    # still be a one-line config error, not a traceback.
+    try:
+        return timedelta(seconds=seconds)
+    except OverflowError:
+        raise ValueError(f"{shown!r} is too long to be a duration") from None
 
 
 def format_duration(delta: timedelta) -> str:
@@ -53,7 +62,10 @@ def _coerce(value: Any) -> timedelta:
     if isinstance(value, bool):
         raise ValueError(f"{value!r} is not a duration")
     if isinstance(value, int | float):
-        return timedelta(seconds=value)
+        # A bare number means seconds; like the text form it must be positive.
+        if not value > 0 or value == float("inf"):
+            raise ValueError(f"{value!r} is not a positive duration")
+        return _seconds(value, value)
     return parse_duration(str(value))
 
 

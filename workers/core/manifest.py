@@ -12,6 +12,8 @@ from workers.core.ids import BACKUP_ID
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_VERSION = 1
+OBJECT_NAME_PATTERN = r"^[A-Za-z0-9._][A-Za-z0-9._/=-]*$"
+"""What an object name inside a backup may look like."""
 
 
 def _utc(value: datetime) -> datetime:
@@ -25,11 +27,20 @@ class ObjectEntry(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    name: str = Field(pattern=r"^[A-Za-z0-9._][A-Za-z0-9._/=-]*$")
+    name: str = Field(pattern=OBJECT_NAME_PATTERN)
     size: int = Field(ge=0, description="bytes as stored (after compression/encryption)")
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     raw_size: int | None = Field(default=None, ge=0, description="bytes before the pipeline")
     meta: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, value: str) -> str:
+        # The name becomes part of a store key: "." or ".." segments could point a
+        # (tampered) manifest at another backup's objects or outside the store.
+        if any(part in ("", ".", "..") for part in value.split("/")):
+            raise ValueError(f"{value!r} is not a safe object name")
+        return value
 
 
 class VerificationState(StrEnum):

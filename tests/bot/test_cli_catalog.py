@@ -1,0 +1,242 @@
+"""The catalog commands through the installed ``kosmos-backup`` script, on real stores."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from tests.adapters.stores import local_store, s3_store
+from tests.conftest import EXAMPLE_CONFIG
+from tests.services import MotoServer
+from workers.adapters.repository import PipelineOptions, Repository, index_key
+from workers.core.manifest import Manifest, VerificationRecord, VerificationState
+
+NAMES = ["postgres", "minio", "etcd", "kubernetes", "secrets"]
+
+
+def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``kosmos-backup --config examples/kosmos-backup.yaml ARGS`` with only ``env`` overrides."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("KOSMOS", "SLACK_"))}
+    full_env.update(env)
+    full_env["COLUMNS"] = "200"  # rich wraps tables to the terminal width
+    return subprocess.run(
+        ["kosmos-backup", "--config", str(EXAMPLE_CONFIG), *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=60,
+    )
+
+
+def ok(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    return result.stdout
+
+
+def backup(repo: Repository, component: str, started: datetime, took: timedelta) -> Manifest:
+    """Commit one small backup that started at ``started``."""
+    repo.clock = lambda: started
+    with repo.begin(component, f"{component}-test") as writer:
+        writer.write("data", [b"payload " * 1000])
+        writer.write("notes.txt", [b"[error] brackets [/x] stay text"], compress=False)
+        repo.clock = lambda: started + took
+        return writer.commit(source={"note": "[bold]not markup[/bold]"})
+
+
+@dataclass
+class Catalog:
+    """A store holding backups made moments ago, and the overrides that point the CLI at it."""
+
+    env: dict[str, str]
+    repo: Repository
+    postgres: list[Manifest]
+    etcd: Manifest
+    now: datetime
+
+
+def fill(repo: Repository, env: dict[str, str]) -> Catalog:
+    now = datetime.now(UTC)
+    older = backup(repo, "postgres", now - timedelta(minutes=50), timedelta(minutes=2))
+    newer = backup(repo, "postgres", now - timedelta(minutes=12), timedelta(minutes=2))
+    record = VerificationRecord(
+        state=VerificationState.PASSED, at=now - timedelta(minutes=5), detail="[red]restored[/x]"
+    )
+    newer = repo.record_verification(newer, record)
+    etcd = backup(repo, "etcd", now - timedelta(hours=8), timedelta(minutes=1))
+    return Catalog(env, repo, [older, newer], etcd, now)
+
+
+@pytest.fixture
+def local_catalog(tmp_path: Path) -> Catalog:
+    root = tmp_path / "store"
+    return fill(Repository(local_store(root)), {"KOSMOS__STORAGE__URL": f"file://{root}"})
+
+
+@pytest.fixture
+def s3_catalog(s3_server: MotoServer, bucket: str, s3_env: dict[str, str]) -> Catalog:
+    repo = Repository(s3_store(s3_server.url, bucket), PipelineOptions())
+    return fill(repo, s3_env)
+
+
+@pytest.fixture(params=["local", "s3"])
+def catalog(request: pytest.FixtureRequest) -> Catalog:
+    return request.getfixturevalue(f"{request.param}_catalog")  # type: ignore[no-any-return]
+
+
+def test_status_json_reports_every_component(catalog: Catalog) -> None:
+    doc = json.loads(ok(run_cli("status", "--json", env=catalog.env)))
+    rows = {row["name"]: row for row in doc["components"]}
+    assert list(rows) == NAMES
+    assert doc["objectives"] == {
+        "rpo_seconds": 3600.0,
+        "rto_seconds": 14400.0,
+        "rpo": "1h",
+        "rto": "4h",
+    }
+
+    latest = catalog.postgres[1]
+    postgres = rows["postgres"]
+    assert postgres["last_backup"]["id"] == latest.id
+    assert postgres["state"] == "fresh" and postgres["rpo_breached"] is False
+    assert 9 * 60 < postgres["age_seconds"] < 12 * 60
+    assert postgres["rpo_seconds"] == 3600 and postgres["breached_by_seconds"] == 0
+    assert postgres["retained"] == 2
+    assert postgres["oldest"] == catalog.postgres[0].finished_at.isoformat()
+    assert postgres["next_due"] == (latest.started_at + timedelta(hours=1)).isoformat()
+    assert postgres["last_verification"]["state"] == "passed"
+
+    etcd = rows["etcd"]  # every 6 h, so its RPO is 6 h; the last one is 8 h old
+    assert etcd["rpo_breached"] is True and etcd["state"] == "rpo breached"
+    assert etcd["rpo_seconds"] == 6 * 3600
+    assert 2 * 3600 - 120 < etcd["breached_by_seconds"] < 2 * 3600
+    assert etcd["last_verification"] is None
+
+    for name in ("minio", "kubernetes", "secrets"):
+        assert rows[name]["last_backup"] is None
+        assert rows[name]["rpo_breached"] is True
+        assert rows[name]["state"] == "never backed up"
+        assert rows[name]["retained"] == 0 and rows[name]["oldest"] is None
+
+
+def test_status_board_for_people(local_catalog: Catalog) -> None:
+    out = ok(run_cli("status", env=local_catalog.env))
+    assert "RPO 1h, RTO 4h" in out
+    lines = {line.split()[1]: line for line in out.splitlines() if line.startswith("│ ")}
+    # Finished 10 minutes ago; started 12 minutes ago, so due again in about 48 minutes.
+    assert "fresh" in lines["postgres"] and "10m ago" in lines["postgres"]
+    assert "in 47m" in lines["postgres"] or "in 48m" in lines["postgres"]
+    assert "passed" in lines["postgres"]
+    assert "RPO breached" in lines["etcd"] and "(by 1h" in lines["etcd"]
+    assert "never backed up" in lines["minio"]
+
+
+def test_status_of_one_component(local_catalog: Catalog) -> None:
+    doc = json.loads(ok(run_cli("status", "postgres", "--json", env=local_catalog.env)))
+    assert [row["name"] for row in doc["components"]] == ["postgres"]
+    out = ok(run_cli("status", "etcd", env=local_catalog.env))
+    assert "etcd" in out and "postgres" not in out
+
+
+def test_unknown_component_is_a_usage_error_naming_the_valid_ones(local_catalog: Catalog) -> None:
+    for args in (("status", "nosuch"), ("list", "nosuch", "--json")):
+        result = run_cli(*args, env=local_catalog.env)
+        assert result.returncode == 2
+        assert result.stdout == ""
+        assert result.stderr.splitlines() == [
+            "error: unknown component 'nosuch'",
+            f"hint: valid components: {', '.join(NAMES)}",
+        ]
+
+
+def test_list_newest_first(catalog: Catalog) -> None:
+    older, newer = catalog.postgres
+    doc = json.loads(ok(run_cli("list", "postgres", "--json", env=catalog.env)))
+    assert [b["id"] for b in doc["backups"]] == [newer.id, older.id]
+    assert doc["backups"][0]["verification"]["state"] == "passed"
+    assert doc["backups"][1]["size"] == older.total_size
+
+
+def test_list_limit_empty_and_for_people(local_catalog: Catalog) -> None:
+    older, newer = local_catalog.postgres
+    env = local_catalog.env
+    limited = json.loads(ok(run_cli("list", "postgres", "--limit", "1", "--json", env=env)))
+    assert [b["id"] for b in limited["backups"]] == [newer.id]
+    assert json.loads(ok(run_cli("list", "minio", "--json", env=env))) == {"backups": []}
+    out = ok(run_cli("list", "postgres", env=env))
+    assert "postgres: 2 backups" in out
+    assert out.index(newer.id) < out.index(older.id)
+
+
+def test_show_a_backup(catalog: Catalog) -> None:
+    manifest = catalog.postgres[1]
+    doc = json.loads(ok(run_cli("show", manifest.id, "--json", env=catalog.env)))
+    assert Manifest.model_validate(doc) == manifest
+    assert [o["name"] for o in doc["objects"]] == ["data.zst", "notes.txt"]
+
+
+def test_show_for_people_prints_engine_text_literally(local_catalog: Catalog) -> None:
+    manifest = local_catalog.postgres[1]
+    out = ok(run_cli("show", manifest.id, env=local_catalog.env))
+    assert manifest.id in out and "data.zst" in out and manifest.objects[0].sha256[:16] in out
+    assert "[bold]not markup[/bold]" in out
+    assert "verification: passed" in out and "[red]restored[/x]" in out
+
+
+@pytest.mark.parametrize(
+    ("backup_id", "message"),
+    [
+        ("bogus", "error: 'bogus' is not a backup id (expected e.g. postgres-20261124T0300Z-7f3a)"),
+        (
+            "postgres-20261124T0300Z-0000",
+            "error: backup postgres-20261124T0300Z-0000 does not exist",
+        ),
+    ],
+)
+def test_show_what_does_not_exist(local_catalog: Catalog, backup_id: str, message: str) -> None:
+    result = run_cli("show", backup_id, env=local_catalog.env)
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[0].startswith(message)
+    assert "Traceback" not in result.stderr
+
+
+def test_catalog_rebuild_after_losing_the_index(catalog: Catalog) -> None:
+    store = catalog.repo.store
+    store.delete([index_key(name) for name in NAMES])
+    assert not store.exists(index_key("postgres"))
+    out = ok(run_cli("catalog", "rebuild", env=catalog.env))
+    assert out.splitlines() == [
+        "postgres: 2 backups",
+        "minio: 0 backups",
+        "etcd: 1 backup",
+        "kubernetes: 0 backups",
+        "secrets: 0 backups",
+    ]
+    assert store.exists(index_key("postgres"))
+    rebuilt = catalog.repo.index("postgres").backups
+    assert [b.id for b in rebuilt] == [m.id for m in catalog.postgres]
+    assert rebuilt[1].verification is not None  # the verification lives in the manifest too
+
+
+def test_status_on_an_empty_store_is_all_breached(tmp_path: Path) -> None:
+    env = {"KOSMOS__STORAGE__URL": f"file://{tmp_path}/empty"}
+    doc = json.loads(ok(run_cli("status", "--json", env=env)))
+    assert [(r["name"], r["last_backup"], r["rpo_breached"]) for r in doc["components"]] == [
+        (name, None, True) for name in NAMES
+    ]
+
+
+def test_storage_outage_is_a_clear_error(s3_server: MotoServer, s3_env: dict[str, str]) -> None:
+    from tests.services import free_port
+
+    env = {**s3_env, "KOSMOS__STORAGE__ENDPOINT_URL": f"http://127.0.0.1:{free_port()}"}
+    result = run_cli("status", "--json", env=env)
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: ") and "storage unreachable" in result.stderr
+    assert "Traceback" not in result.stderr

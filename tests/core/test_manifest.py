@@ -1,0 +1,191 @@
+"""The manifest and the catalog index: shape, validation and the JSON round trip."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from tests.core.test_ids import LOWER, component_names
+from workers.core.ids import COMPONENT_NAME, new_backup_id
+from workers.core.manifest import (
+    BackupSummary,
+    CatalogIndex,
+    Manifest,
+    ObjectEntry,
+    VerificationRecord,
+    VerificationState,
+)
+
+offsets = st.integers(min_value=-14 * 60, max_value=14 * 60).map(
+    lambda minutes: timezone(timedelta(minutes=minutes))
+)
+moments = st.datetimes(
+    min_value=datetime(2000, 1, 1), max_value=datetime(2200, 1, 1), timezones=offsets
+)
+json_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20)
+)
+json_values = st.recursive(
+    json_scalars,
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+json_maps = st.dictionaries(st.text(max_size=10), json_values, max_size=3)
+hex64 = st.binary(min_size=32, max_size=32).map(bytes.hex)
+object_names = st.lists(
+    st.text(alphabet=LOWER + "0123456789_=-", min_size=1, max_size=8), min_size=1, max_size=3
+).map(lambda parts: "o" + "/".join(parts) + ".zst")
+
+entries = st.builds(
+    ObjectEntry,
+    name=object_names,
+    size=st.integers(min_value=0, max_value=2**50),
+    sha256=hex64,
+    raw_size=st.none() | st.integers(min_value=0, max_value=2**50),
+    meta=json_maps,
+)
+records = st.builds(
+    VerificationRecord,
+    state=st.sampled_from(VerificationState),
+    at=moments,
+    deep=st.booleans(),
+    detail=st.text(max_size=40),
+    checks=json_maps,
+)
+
+
+@st.composite
+def manifests(draw: st.DrawFn) -> Manifest:
+    component = draw(component_names)
+    assert COMPONENT_NAME.match(component)
+    started = draw(moments)
+    return Manifest(
+        id=new_backup_id(component, started),
+        component=component,
+        kind=draw(st.sampled_from(["postgres-logical", "postgres-base", "etcd", "minio"])),
+        started_at=started,
+        finished_at=started
+        + draw(st.timedeltas(min_value=timedelta(0), max_value=timedelta(days=2))),
+        objects=tuple(draw(st.lists(entries, max_size=3))),
+        compression=draw(st.none() | st.just("zstd")),
+        encryption_recipients=tuple(draw(st.lists(st.text(min_size=1, max_size=20), max_size=2))),
+        tool_versions=draw(st.dictionaries(st.text(max_size=10), st.text(max_size=10), max_size=3)),
+        source=draw(json_maps),
+        details=draw(json_maps),
+        verification=draw(st.none() | records),
+    )
+
+
+@settings(deadline=None)
+@given(manifests())
+def test_manifest_json_round_trip(manifest: Manifest) -> None:
+    again = Manifest.model_validate_json(manifest.model_dump_json())
+    assert again == manifest
+    assert again.started_at.tzinfo is not None and again.started_at.utcoffset() == timedelta(0)
+    assert again.total_size == sum(entry.size for entry in manifest.objects)
+
+
+@settings(deadline=None)
+@given(manifests())
+def test_summary_and_index_round_trip(manifest: Manifest) -> None:
+    index = CatalogIndex(component=manifest.component, facts={"recoverable_until": "x"})
+    index.upsert(manifest.summary())
+    again = CatalogIndex.model_validate_json(index.model_dump_json())
+    assert again == index
+    assert again.backups[0].size == manifest.total_size
+    assert again.backups[0].objects == len(manifest.objects)
+
+
+def sample(**changes: Any) -> dict[str, Any]:
+    started = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
+    data: dict[str, Any] = {
+        "id": "postgres-20261124T0300Z-7f3a",
+        "component": "postgres",
+        "kind": "postgres-logical",
+        "started_at": started,
+        "finished_at": started + timedelta(minutes=4),
+        "objects": [{"name": "dump.pgc.zst", "size": 10, "sha256": "a" * 64}],
+    }
+    data.update(changes)
+    return data
+
+
+def test_timestamps_are_normalised_to_utc() -> None:
+    plus_two = timezone(timedelta(hours=2))
+    manifest = Manifest.model_validate(
+        sample(started_at=datetime(2026, 11, 24, 5, 0, tzinfo=plus_two))
+    )
+    assert manifest.started_at == datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
+    assert manifest.started_at.tzinfo == UTC
+    assert manifest.duration_seconds == 240
+
+
+@pytest.mark.parametrize(
+    ("changes", "problem"),
+    [
+        ({"started_at": datetime(2026, 11, 24, 3, 0)}, "timezone"),
+        ({"id": "bogus"}, "not a backup id"),
+        ({"objects": [{"name": "../x", "size": 1, "sha256": "a" * 64}]}, "safe object name"),
+        ({"objects": [{"name": "a//b", "size": 1, "sha256": "a" * 64}]}, "safe object name"),
+        ({"objects": [{"name": "a/", "size": 1, "sha256": "a" * 64}]}, "safe object name"),
+        ({"objects": [{"name": "x", "size": -1, "sha256": "a" * 64}]}, "greater than"),
+        ({"objects": [{"name": "x", "size": 1, "sha256": "A" * 64}]}, "pattern"),
+        ({"unknown": 1}, "Extra inputs"),
+        ({"version": 2}, "1"),
+    ],
+)
+def test_malformed_manifests_are_refused(changes: dict[str, Any], problem: str) -> None:
+    with pytest.raises(ValidationError, match=problem):
+        Manifest.model_validate(sample(**changes))
+
+
+def test_object_lookup() -> None:
+    manifest = Manifest.model_validate(sample())
+    assert manifest.object("dump.pgc.zst").size == 10
+    with pytest.raises(KeyError):
+        manifest.object("missing")
+
+
+def summary(backup_id: str, finished: datetime) -> BackupSummary:
+    return BackupSummary(
+        id=backup_id,
+        component="etcd",
+        kind="etcd",
+        started_at=finished - timedelta(minutes=1),
+        finished_at=finished,
+        size=1,
+        objects=1,
+    )
+
+
+def test_index_upsert_keeps_order_and_replaces() -> None:
+    base = datetime(2026, 1, 1, tzinfo=UTC)
+    index = CatalogIndex(component="etcd")
+    index.upsert(summary("etcd-20260101T0200Z-0002", base + timedelta(hours=2)))
+    index.upsert(summary("etcd-20260101T0000Z-0001", base))
+    index.upsert(summary("etcd-20260101T0100Z-0003", base + timedelta(hours=1)))
+    assert [b.id for b in index.backups] == [
+        "etcd-20260101T0000Z-0001",
+        "etcd-20260101T0100Z-0003",
+        "etcd-20260101T0200Z-0002",
+    ]
+    verified = summary("etcd-20260101T0000Z-0001", base).model_copy(
+        update={"verification": VerificationRecord(state=VerificationState.PASSED, at=base)}
+    )
+    index.upsert(verified)
+    assert len(index.backups) == 3
+    assert index.backups[0].verification is not None
+    index.remove("etcd-20260101T0100Z-0003")
+    index.remove("not-there")
+    assert [b.id for b in index.backups] == ["etcd-20260101T0000Z-0001", "etcd-20260101T0200Z-0002"]

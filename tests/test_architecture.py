@@ -1,0 +1,190 @@
+"""Import directions and the one-subprocess-runner rule, checked on the source with ``ast``."""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+STDLIB = frozenset(sys.stdlib_module_names)
+
+# What bot/ may import when a module loads: the core, the job contract, its own modules,
+# and the light front-door libraries. Anything else is imported inside the function that
+# needs it, so a Slack bot or a CLI never pays for boto3 or the Kubernetes client.
+BOT_WORKERS_MODULES = (
+    "workers.core",
+    "workers.settings",
+    "workers.context",
+    "workers.engine",
+    "workers.queues",
+    "workers.jobs",
+    "workers.restore_requests",
+    "workers.restore_plans",
+)
+BOT_THIRD_PARTY = frozenset({"click", "rich", "slack_bolt", "slack_sdk", "pydantic", "structlog"})
+HEAVY = ("boto3", "botocore", "kubernetes", "psycopg", "barman", "pyrage", "zstandard")
+SUBPROCESS_RUNNER = "workers/adapters/process.py"
+
+
+def python_files(*folders: str) -> list[Path]:
+    """Every .py file under the given top-level folders."""
+    return sorted(p for folder in folders for p in (ROOT / folder).rglob("*.py"))
+
+
+def module_name(path: Path) -> str:
+    """``bot/cli/__init__.py`` -> ``bot.cli``."""
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def imported_names(node: ast.Import | ast.ImportFrom, module: str, is_package: bool) -> list[str]:
+    """Absolute dotted names an import statement loads (``from a import b`` gives a.b)."""
+    if isinstance(node, ast.Import):
+        return [alias.name for alias in node.names]
+    if node.level:
+        base = module.split(".")
+        keep = len(base) - node.level + (1 if is_package else 0)
+        anchor = ".".join(base[:keep])
+        target = f"{anchor}.{node.module}" if node.module else anchor
+    else:
+        target = node.module or ""
+    # `from workers import engine` loads workers.engine; `from x import func` just loads x.
+    return [f"{target}.{alias.name}" for alias in node.names] + [target]
+
+
+def all_imports(tree: ast.AST) -> Iterator[ast.Import | ast.ImportFrom]:
+    """Every import statement anywhere in the module."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            yield node
+
+
+def load_time_imports(tree: ast.Module) -> Iterator[ast.Import | ast.ImportFrom]:
+    """Imports that run when the module is imported: module and class bodies, not functions.
+
+    ``if TYPE_CHECKING:`` blocks never run and are skipped.
+    """
+    pending: list[ast.stmt] = list(tree.body)
+    while pending:
+        node = pending.pop()
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            yield node
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            continue
+        elif isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            pending.extend(node.orelse)
+        else:
+            for field in ("body", "orelse", "finalbody", "handlers"):
+                for child in getattr(node, field, []) or []:
+                    if isinstance(child, ast.ExceptHandler):
+                        pending.extend(child.body)
+                    elif isinstance(child, ast.stmt):
+                        pending.append(child)
+
+
+def parse(path: Path) -> ast.Module:
+    return ast.parse(path.read_text(), filename=str(path))
+
+
+def top(name: str) -> str:
+    return name.split(".", 1)[0]
+
+
+def within(name: str, prefixes: tuple[str, ...]) -> bool:
+    return any(name == p or name.startswith(p + ".") for p in prefixes)
+
+
+@pytest.mark.parametrize("path", python_files("workers/core"), ids=module_name)
+def test_core_imports_only_stdlib_pydantic_and_core(path: Path) -> None:
+    module = module_name(path)
+    bad = []
+    for node in all_imports(parse(path)):
+        for name in imported_names(node, module, path.name == "__init__.py"):
+            if top(name) in STDLIB or top(name) == "pydantic" or name == "__future__":
+                continue
+            if within(name, ("workers.core",)) or name == "workers":
+                continue
+            bad.append(f"line {node.lineno}: {name}")
+    assert not bad, f"{module} must stay pure (stdlib + pydantic + workers.core): {bad}"
+
+
+@pytest.mark.parametrize("path", python_files("bot"), ids=module_name)
+def test_bot_loads_only_the_core_the_contract_and_front_door_libraries(path: Path) -> None:
+    module = module_name(path)
+    bad = []
+    for node in load_time_imports(parse(path)):
+        for name in imported_names(node, module, path.name == "__init__.py"):
+            first = top(name)
+            if first in STDLIB or first in BOT_THIRD_PARTY or first == "bot" or name == "workers":
+                continue
+            if name == "__future__" or within(name, BOT_WORKERS_MODULES):
+                continue
+            # `from workers.core.x import Name` also yields workers.core.x.Name: fine.
+            bad.append(f"line {node.lineno}: {name}")
+    assert not bad, f"{module} imports at load time what front doors must not: {bad}"
+
+
+@pytest.mark.parametrize("path", python_files("bot", "workers"), ids=module_name)
+def test_only_the_process_module_runs_subprocesses(path: Path) -> None:
+    relative = path.relative_to(ROOT).as_posix()
+    tree = parse(path)
+    problems = []
+    for node in ast.walk(tree):
+        literal_false = isinstance(node, ast.keyword) and ast.unparse(node.value) == "False"
+        if isinstance(node, ast.keyword) and node.arg == "shell" and not literal_false:
+            problems.append(f"line {node.value.lineno}: shell={ast.unparse(node.value)}")
+        if isinstance(node, ast.Call) and ast.unparse(node.func) in ("os.system", "os.popen"):
+            problems.append(f"line {node.lineno}: {ast.unparse(node.func)}()")
+    if relative != SUBPROCESS_RUNNER:
+        for node in all_imports(tree):
+            names = imported_names(node, module_name(path), path.name == "__init__.py")
+            if any(top(n) in ("subprocess", "pty") for n in names):
+                problems.append(f"line {node.lineno}: imports {names[-1]}")
+    assert not problems, f"{relative}: subprocesses go through {SUBPROCESS_RUNNER}: {problems}"
+
+
+def test_the_subprocess_runner_itself_never_uses_a_shell() -> None:
+    source = (ROOT / SUBPROCESS_RUNNER).read_text()
+    assert "import subprocess" in source
+    assert "shell=True" not in source
+
+
+def test_importing_the_cli_loads_no_heavy_client() -> None:
+    probe = (
+        "import json, sys\n"
+        "import bot.cli\n"
+        f"print(json.dumps(sorted(n for n in {list(HEAVY)!r} if n in sys.modules)))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == []
+
+
+def test_the_checks_see_a_violation_when_there_is_one() -> None:
+    # Guard against a checker that passes because it looks at nothing.
+    bad = ast.parse(
+        "import boto3\n"
+        "from workers.adapters import store_s3\n"
+        "import subprocess\n"
+        "def f():\n"
+        "    import kubernetes\n"
+        "    subprocess.run(['x'], shell=True)\n"
+    )
+    loaded = [n for node in load_time_imports(bad) for n in imported_names(node, "bot.x", False)]
+    assert "boto3" in loaded and "workers.adapters.store_s3" in loaded
+    assert "kubernetes" not in loaded
+    everywhere = [n for node in all_imports(bad) for n in imported_names(node, "bot.x", False)]
+    assert "kubernetes" in everywhere
+    shells = [n for n in ast.walk(bad) if isinstance(n, ast.keyword) and n.arg == "shell"]
+    assert len(shells) == 1
+    assert len(python_files("bot")) > 3 and len(python_files("workers/core")) > 5
