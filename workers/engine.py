@@ -62,9 +62,72 @@ def backup(
     return driver.backup(ctx, component, base=base, progress=progress)  # type: ignore[no-any-return]
 
 
+def verify(
+    ctx: Context,
+    component: str,
+    ref: str = "latest",
+    *,
+    deep: bool = False,
+    progress: Progress = no_progress,
+) -> Manifest:
+    """Verify one backup and record the result; returns the manifest with its new record."""
+    manifest = resolve(ctx, component, ref)
+    driver = _driver(ctx.settings.component(component).kind)
+    verified: Manifest = driver.verify(ctx, component, manifest, deep=deep, progress=progress)
+    return verified
+
+
+def restore(
+    ctx: Context,
+    component: str,
+    ref: str = "latest",
+    *,
+    progress: Progress = no_progress,
+    **options: Any,
+) -> Any:
+    """Restore a backup as the driver's ``options`` say (target, in-place, PITR time)."""
+    driver = _driver(ctx.settings.component(require_component(ctx, component)).kind)
+    return driver.restore(ctx, component, ref, progress=progress, **options)
+
+
+def prune(ctx: Context, component: str | None = None, *, dry_run: bool = False) -> list[Any]:
+    """Delete backups past retention (newest keep_last good always kept); return deletions."""
+    from workers.adapters.expiry import expire_backups
+
+    names = [require_component(ctx, component)] if component else list(ctx.settings.components)
+    deleted: list[Any] = []
+    for name in names:
+        settings = ctx.settings.component(name)
+        try:
+            driver_prune = getattr(_driver(settings.kind), "prune", None)
+        except EngineError:
+            driver_prune = None  # no engine yet: the plain policy still applies to its index
+        if driver_prune is not None:
+            deleted += driver_prune(ctx, name, dry_run=dry_run)
+        else:
+            deleted += expire_backups(
+                ctx.repo,
+                name,
+                now=ctx.clock(),
+                retention=settings.retention,
+                keep_last=settings.keep_last,
+                dry_run=dry_run,
+            )
+    return deleted
+
+
+ENGINES = {"postgres": "workers.adapters.postgres"}
+"""Component kinds with a built engine, and the module that drives each."""
+
+
+def has_engine(kind: str) -> bool:
+    """Whether backups of this component kind can run yet."""
+    return kind in ENGINES
+
+
 def _driver(kind: str) -> Any:
     """The engine module for a component kind; each exposes backup/verify/restore."""
-    modules = {"postgres": "workers.adapters.postgres"}
+    modules = ENGINES
     if kind not in modules:
         raise EngineError(
             f"the {kind} engine is not built yet",

@@ -105,6 +105,42 @@ class RedisSettings(_Model):
     key_prefix: str = "kosmos"
 
 
+class JobSettings(_Model):
+    """Timing of workers and the scheduler: retries, heartbeats, monitor and upkeep cadence."""
+
+    retry_intervals: tuple[Duration, ...] = Field(
+        default=(timedelta(seconds=30), timedelta(minutes=2), timedelta(minutes=10)),
+        description="backoff between retries of a transient fault; its length is the budget",
+    )
+    heartbeat: Duration = timedelta(seconds=10)
+    abandoned_after: Duration = Field(
+        default=timedelta(seconds=60), description="a running job silent this long is failed"
+    )
+    lock_ttl: Duration = timedelta(seconds=60)
+    scheduler_tick: Duration = timedelta(seconds=10)
+    leader_ttl: Duration = timedelta(seconds=10)
+    monitor_interval: Duration = timedelta(minutes=1)
+    prune_interval: Duration = timedelta(days=1)
+    sweep_interval: Duration = timedelta(hours=6)
+    sweep_age: Duration = Field(
+        default=timedelta(days=1), description="pending uploads older than this are aborted"
+    )
+    failure_retry_after: Duration = Field(
+        default=timedelta(hours=1), description="a failed scheduled backup is tried again after"
+    )
+
+
+class DrSettings(_Model):
+    """DR runbooks: the monthly drill (run by the scheduler) and where runbooks live."""
+
+    dr_test_enabled: bool = True
+    dr_test_frequency: Duration = timedelta(days=30)
+    dr_test_runbook: str = "dr-test"
+    dr_test_params: dict[str, str] = Field(default_factory=dict, description="--param values")
+    channel: str | None = Field(default=None, description="drill board; default slack.channel")
+    runbooks_dir: str | None = Field(default=None, description="default: the shipped runbooks/")
+
+
 class Objectives(_Model):
     """Recovery objectives from the runbook page."""
 
@@ -213,16 +249,42 @@ class SlackSettings(_Model):
         )
 
 
+class CliIdentity(_Model):
+    """A person who may approve from the CLI (when Slack is down), keyed by Slack user id."""
+
+    name: str
+    token_sha256: str = Field(
+        pattern=r"^[0-9a-f]{64}$",
+        description="sha256 of the person's own token, which they export as KOSMOS_USER_TOKEN",
+    )
+    roles: tuple[Literal["approvers", "incident_commanders"], ...] = Field(
+        default=(), description="roles held offline, when Slack cannot resolve user groups"
+    )
+
+
+class ApprovalSettings(_Model):
+    """Two-person restores: how long a request lives, break-glass reminders, CLI identities."""
+
+    ttl: Duration = timedelta(minutes=30)
+    review_reminder: Duration = Field(
+        default=timedelta(hours=1), description="repeat interval of the break-glass review nag"
+    )
+    cli_identities: dict[str, CliIdentity] = Field(default_factory=dict)
+
+
 class Settings(_Model):
     """The whole configuration of one kosmos-backup deployment."""
 
     storage: StorageSettings
     redis: RedisSettings = RedisSettings()
     objectives: Objectives = Objectives()
+    jobs: JobSettings = JobSettings()
+    dr: DrSettings = DrSettings()
     compression: CompressionSettings = CompressionSettings()
     encryption: EncryptionSettings = EncryptionSettings()
     components: dict[str, Component]
     slack: SlackSettings = SlackSettings()
+    approvals: ApprovalSettings = ApprovalSettings()
     approval_key: SecretStr | None = Field(
         default=None, description="HMAC key shared by bot and workers to bind approvals"
     )

@@ -1,0 +1,314 @@
+"""Backup, verify, restore and prune commands.
+
+Every command turns its options into JSON-only ``params`` and hands them to ``_run``, which
+today runs the work in this process (``--local`` is implied). Enqueueing (``--wait``) will
+be one more branch in ``_run``; the options and renderings stay as they are.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import sys
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import click
+
+from bot.cli.options import context_from, json_option
+from bot.terminal import console, manifest_panel, size
+from workers import engine
+from workers.context import Context
+from workers.core.errors import IntegrityError, PermissionDenied
+from workers.core.manifest import Manifest, VerificationState
+from workers.core.operations import OperationKind
+
+local_option = click.option(
+    "--local",
+    is_flag=True,
+    help="Run in this process, without Redis or a worker (for the day Redis is down).",
+)
+
+
+class StderrProgress:
+    """Progress on stderr: each new phase, and byte counts every few seconds on a terminal."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.phase: str | None = None
+        self.last = 0.0
+        self.tty = sys.stderr.isatty()
+
+    def __call__(
+        self,
+        phase: str,
+        *,
+        done_bytes: int | None = None,
+        total_bytes: int | None = None,
+        note: str | None = None,
+    ) -> None:
+        """Print a line when the phase changes, or bytes done now and then."""
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if phase != self.phase or note:
+            self.phase, self.last = phase, now
+            click.echo(f"… {phase}{': ' + note if note else ''}", err=True)
+        elif self.tty and done_bytes is not None and now - self.last >= 2:
+            self.last = now
+            of = f" of ~{size(total_bytes)}" if total_bytes else ""
+            click.echo(f"… {phase}: {size(done_bytes)}{of}", err=True)
+
+
+def _run(
+    work: Context, kind: OperationKind, component: str | None, params: dict[str, Any], quiet: bool
+) -> Any:
+    """Run one operation in this process; the seam where an enqueue path will branch off."""
+    progress = StderrProgress(enabled=not quiet)
+    if kind is OperationKind.BACKUP:
+        assert component is not None
+        return engine.backup(work, component, base=params["base"], progress=progress)
+    if kind is OperationKind.VERIFY:
+        assert component is not None
+        return engine.verify(work, component, params["ref"], deep=params["deep"], progress=progress)
+    if kind is OperationKind.RESTORE:
+        assert component is not None
+        options = dict(params)
+        ref = options.pop("ref")
+        if options.get("target_time"):
+            options["target_time"] = datetime.fromisoformat(options["target_time"])
+        return engine.restore(work, component, ref, progress=progress, **options)
+    if kind is OperationKind.PRUNE:
+        return engine.prune(work, component, dry_run=params["dry_run"])
+    raise click.UsageError(f"{kind} cannot run here")
+
+
+wait_option = click.option(
+    "--wait", is_flag=True, help="Follow the enqueued operation's progress until it ends."
+)
+
+
+def _enqueue(
+    work: Context, kind: OperationKind, component: str | None, params: dict[str, Any], wait: bool
+) -> None:
+    """Hand the operation to a worker: print its id, or follow it with --wait."""
+    from bot.cli.jobs import submit_and_render
+    from workers import queues
+    from workers.core.events import ChatContext
+
+    if component:
+        engine.require_component(work, component)
+    request = queues.new_request(
+        kind,
+        component,
+        params=params,
+        chat=ChatContext(source="cli", user=os.environ.get("KOSMOS_USER") or getpass.getuser()),
+        requested_by=os.environ.get("KOSMOS_USER") or getpass.getuser(),
+        now=work.clock(),
+    )
+    submit_and_render(work, request, wait)
+
+
+def _as_json(value: Any) -> Any:
+    if hasattr(value, "model_dump"):
+        return value.model_dump(mode="json")
+    if isinstance(value, list):
+        return [_as_json(item) for item in value]
+    return value
+
+
+def _echo_json(value: Any) -> None:
+    click.echo(json.dumps(_as_json(value), indent=2, default=str))
+
+
+@click.command()
+@click.argument("component")
+@click.option(
+    "--base", is_flag=True, help="A base backup for PITR (barman-cloud) instead of dumps."
+)
+@local_option
+@wait_option
+@json_option
+@click.pass_context
+def backup(
+    ctx: click.Context, component: str, base: bool, local: bool, wait: bool, as_json: bool
+) -> None:
+    """Back up a component now (PostgreSQL: pg_dump of each database plus the globals).
+
+    Enqueued for a worker by default (prints the operation id; --wait shows progress);
+    --local runs it in this process.
+    """
+    work = context_from(ctx)
+    if not local:
+        _enqueue(work, OperationKind.BACKUP, component, {"base": base}, wait)
+        return
+    manifest = _run(work, OperationKind.BACKUP, component, {"base": base}, quiet=as_json)
+    if as_json:
+        _echo_json(manifest)
+    else:
+        console().print(manifest_panel(manifest))
+
+
+@click.command()
+@click.argument("component")
+@click.argument("ref", default="latest")
+@click.option("--deep", is_flag=True, help="Also restore into a scratch database and compare.")
+@local_option
+@wait_option
+@json_option
+@click.pass_context
+def verify(
+    ctx: click.Context,
+    component: str,
+    ref: str,
+    deep: bool,
+    local: bool,
+    wait: bool,
+    as_json: bool,
+) -> None:
+    """Check a backup's checksums and archives (REF: an id, a prefix, or latest)."""
+    work = context_from(ctx)
+    params = {"ref": ref, "deep": deep}
+    if not local:
+        _enqueue(work, OperationKind.VERIFY, component, params, wait)
+        return
+    manifest: Manifest = _run(work, OperationKind.VERIFY, component, params, quiet=as_json)
+    record = manifest.verification
+    assert record is not None
+    if as_json:
+        _echo_json(manifest)
+    else:
+        mark = "[green]passed[/]" if record.state == VerificationState.PASSED else "[red]FAILED[/]"
+        console().print(f"{manifest.id}: {mark}{' (deep)' if deep else ''}: {record.detail}")
+        for name, check in record.checks.items():
+            console().print(f"  {name}: {', '.join(f'{k} {v}' for k, v in check.items())}")
+    if record.state != VerificationState.PASSED:
+        # main() ignores click's ctx.exit codes (standalone_mode=False): raise to exit 1.
+        raise IntegrityError(f"verification of {manifest.id} failed", hint=record.detail)
+
+
+def _time_option(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a time (use 2026-11-24T03:00:00Z)") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@click.command()
+@click.argument("component")
+@click.argument("ref", default="latest")
+@click.option("--target-database", metavar="NAME", help="A new database on the source server.")
+@click.option(
+    "--target-dsn",
+    metavar="DSN",
+    envvar="KOSMOS_TARGET_DSN",
+    help="Another instance (libpq string; $KOSMOS_TARGET_DSN keeps a password out of argv).",
+)
+@click.option("--database", metavar="DB", help="Which database of the backup (if it has several).")
+@click.option("--in-place", is_flag=True, help="Allow replacing an existing (even live) database.")
+@click.option("--with-globals", is_flag=True, help="Also restore roles and tablespaces first.")
+@click.option(
+    "--to",
+    "--to-time",
+    "target_time",
+    callback=_time_option,
+    metavar="TIME",
+    help="PITR: replay WAL up to this time (ISO 8601; UTC when no zone).",
+)
+@click.option("--base", is_flag=True, help="PITR from a base backup (to the end of the archive).")
+@click.option("--data-dir", type=click.Path(file_okay=False), help="PITR: new data directory.")
+@click.option("--port", type=click.IntRange(1, 65535), help="PITR: port of the new instance.")
+@local_option
+@json_option
+@click.pass_context
+def restore(ctx: click.Context, component: str, ref: str, **options: Any) -> None:
+    """Restore a backup into a new database or instance (never over the live one by default).
+
+    With ``approval_key`` configured (any real deployment), restores need two people: this
+    command refuses and points at ``restore-request``; the worker enforces it again.
+    """
+    as_json = options.pop("as_json")
+    options.pop("local")
+    work = context_from(ctx)
+    if work.settings.approval_key is not None:
+        raise PermissionDenied(
+            "restores need two people here: approval_key is configured",
+            hint=f"kosmos-backup restore-request {component} {ref} … --reason '…', "
+            "then another approver runs: kosmos-backup approve <id>",
+        )
+    click.echo(
+        "warning: approval_key is not configured, so this restore runs on your word alone "
+        "(development set-ups only)",
+        err=True,
+    )
+    if options["target_time"] is not None:
+        options["target_time"] = options["target_time"].isoformat()
+    pitr = options["base"] or options["target_time"] is not None
+    keys = ("target_time", "base", "data_dir", "port") if pitr else _DUMP_RESTORE_KEYS
+    params = {"ref": ref, **{key: options[key] for key in keys}}
+    result = _run(work, OperationKind.RESTORE, component, params, quiet=as_json)
+    if as_json:
+        _echo_json(result)
+    else:
+        _print_restore(result)
+    if getattr(result, "checksums_matched", True) is False:
+        raise IntegrityError(
+            "the restored data differs from what the backup recorded",
+            hint="see the mismatches above; the restored database was kept for inspection",
+        )
+
+
+_DUMP_RESTORE_KEYS = ("target_database", "target_dsn", "database", "in_place", "with_globals")
+
+
+def _print_restore(result: Any) -> None:
+    doc = _as_json(result)
+    if not isinstance(doc, dict) or "databases" not in doc:
+        click.echo(json.dumps(doc, indent=2, default=str))
+        return
+    out = console()
+    out.print(f"restored {doc['backup_id']} in {doc['duration_seconds']:.1f}s")
+    if doc.get("globals_restored"):
+        out.print(f"  globals: {len(doc['globals_errors'])} statement(s) failed")
+        for line in doc["globals_errors"]:
+            out.print(f"    {line}")
+    for item in doc["databases"]:
+        verdict = "[green]match[/]" if item["checksums_matched"] else "[red]DIFFER[/]"
+        out.print(
+            f"  {item['source_database']} -> {item['server']}: {item['tables']} tables, "
+            f"{item['rows']} rows, {item['seconds']:.1f}s, checksums {verdict}"
+        )
+        for line in item["mismatches"] + item["notes"]:
+            out.print(f"    {line}")
+
+
+@click.command()
+@click.argument("component", required=False)
+@click.option("--dry-run", is_flag=True, help="Say what would be deleted; delete nothing.")
+@local_option
+@json_option
+@click.pass_context
+def prune(
+    ctx: click.Context, component: str | None, dry_run: bool, local: bool, as_json: bool
+) -> None:
+    """Delete backups past retention; the newest keep_last good ones always stay."""
+    work = context_from(ctx)
+    deleted = _run(work, OperationKind.PRUNE, component, {"dry_run": dry_run}, quiet=as_json)
+    if as_json:
+        _echo_json({"dry_run": dry_run, "deleted": deleted})
+        return
+    verb = "would delete" if dry_run else "deleted"
+    for item in _as_json(deleted):
+        if isinstance(item, dict):
+            click.echo(f"{verb} {item.get('backup_id', item)}: {item.get('reason', '')}")
+        else:
+            click.echo(f"{verb} {item}")
+    click.echo(f"{len(deleted)} backup{'s' * (len(deleted) != 1)} {verb}")
+
+
+postgres_commands = [backup, verify, restore, prune]

@@ -1,0 +1,259 @@
+"""The PostgreSQL driver: logical dumps (here) and base backups/PITR (barman.py)."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from typing import Any
+
+from workers.adapters import expiry, pg_archive, pg_catalog
+from workers.adapters.pg_conninfo import Conninfo
+from workers.adapters.pg_restoration import (
+    Restoration,
+    RestoreResult,
+    dumps_of,
+    identities,
+    plan,
+    scratch_check,
+)
+from workers.context import Context
+from workers.core.catalog import find_backup, good_backups
+from workers.core.config import PostgresComponent
+from workers.core.errors import EngineError, IntegrityError, KosmosError, NotFoundError, UsageError
+from workers.core.manifest import Manifest, VerificationRecord, VerificationState
+from workers.core.ports import Progress, no_progress
+from workers.core.retention import Deletion
+
+KIND_LOGICAL = "postgres-logical"
+KIND_BASE = "postgres-base"
+BARMAN_MODULE = "workers.adapters.barman"
+
+
+def settings_of(ctx: Context, component: str) -> PostgresComponent:
+    """The component's settings, which must be of kind postgres."""
+    settings = ctx.settings.component(component)
+    if not isinstance(settings, PostgresComponent):
+        raise EngineError(f"component {component} is {settings.kind}, not postgres")
+    return settings
+
+
+def source_of(ctx: Context, component: str) -> Conninfo:
+    """The component's DSN, parsed; the password stays inside the Conninfo."""
+    return Conninfo.parse(settings_of(ctx, component).dsn.get_secret_value())
+
+
+def backup(
+    ctx: Context, component: str, *, base: bool = False, progress: Progress = no_progress
+) -> Manifest:
+    """Dump the configured databases and the globals into one backup; commit its manifest."""
+    if base:
+        return _barman().base_backup(ctx, component, progress=progress)  # type: ignore[no-any-return]
+    settings = settings_of(ctx, component)
+    source = Conninfo.parse(settings.dsn.get_secret_value())
+    with contextlib.closing(pg_catalog.connect(source)) as conn:
+        databases = list(settings.databases) or pg_catalog.list_databases(conn)
+        server = pg_catalog.server_facts(conn)
+    encrypted = bool(ctx.repo.options.recipients)
+    per_database: dict[str, Any] = {}
+    # The version probe and the globals each cost a process start (Debian's pg_wrapper is
+    # slow to start): run them beside the dumps, not before or after.
+    with ThreadPoolExecutor(2, thread_name_prefix="pg-side") as side:
+        version = side.submit(pg_archive.tool_version, "pg_dump")
+        globals_sql = side.submit(pg_archive.read_globals, source, role_passwords=encrypted)
+        with ctx.repo.begin(component, KIND_LOGICAL) as writer:
+            for database in databases:
+                per_database[database] = pg_archive.dump_database(
+                    writer, source, database, progress
+                )
+            progress("dump globals")
+            pg_archive.write_globals(writer, globals_sql.result(), role_passwords=encrypted)
+            return writer.commit(
+                source={**server, "databases": databases},
+                details={
+                    "format": f"pg_dump custom, zlib level {pg_archive.PG_DUMP_COMPRESS}",
+                    "hash_scheme": pg_catalog.HASH_SCHEME,
+                    "databases": per_database,
+                },
+                tool_versions={"pg_dump": version.result(), "server": server["server_version"]},
+            )
+
+
+def verify(
+    ctx: Context,
+    component: str,
+    manifest: Manifest,
+    *,
+    deep: bool = False,
+    progress: Progress = no_progress,
+) -> Manifest:
+    """Check every object's sha256 and parse every archive; ``deep`` restores and compares."""
+    if manifest.kind == KIND_BASE:
+        outcome = _barman().verify_base(ctx, manifest, deep=deep)
+        if isinstance(outcome, VerificationRecord):
+            return ctx.repo.record_verification(manifest, outcome)
+        return outcome  # type: ignore[no-any-return]
+    checks: dict[str, Any] = {}
+    problems: list[str] = []
+    for entry in manifest.objects:
+        progress("verify checksum", note=entry.name)
+        try:
+            ctx.repo.check_object(manifest, entry.name)
+            checks[entry.name] = {"sha256": "ok"}
+        except (IntegrityError, NotFoundError) as exc:
+            checks[entry.name] = {"sha256": exc.message}
+            problems.append(exc.message)
+    keys = identities(ctx.settings)
+    if deep:
+        # An unreachable server is not the backup's fault: fail here, before recording.
+        with contextlib.closing(pg_catalog.connect(source_of(ctx, component).maintenance())):
+            pass
+    for database, entry in dumps_of(manifest).items():
+        if checks[entry.name]["sha256"] != "ok":
+            continue
+        if entry.meta.get("encrypted") and not keys:
+            # Not a fault of the backup: this verifier cannot decrypt it.
+            checks[entry.name]["archive"] = "not parsed: no age identity (encryption.identity_file)"
+            continue
+        try:
+            checks[entry.name] |= _check_archive(ctx, component, manifest, entry.name, keys, deep)
+        except KosmosError as exc:
+            checks[entry.name]["archive"] = exc.message
+            problems.append(f"{database}: {exc.message}")
+        mismatches = checks[entry.name].get("mismatches", [])
+        problems += [f"{database}: {line}" for line in mismatches]
+    record = VerificationRecord(
+        state=VerificationState.FAILED if problems else VerificationState.PASSED,
+        at=ctx.clock(),
+        deep=deep,
+        detail="; ".join(problems)[:500] if problems else _summary(checks, deep),
+        checks=checks,
+    )
+    return ctx.repo.record_verification(manifest, record)
+
+
+def _check_archive(
+    ctx: Context, component: str, manifest: Manifest, name: str, keys: list[str], deep: bool
+) -> dict[str, Any]:
+    listing = pg_archive.list_archive(ctx.repo.open_object(manifest, name, keys))
+    result: dict[str, Any] = {"archive": "ok", **listing}
+    if deep:
+        entry = manifest.object(name)
+        mismatches, tables, rows = scratch_check(
+            ctx.repo, manifest, entry, source_of(ctx, component), keys
+        )
+        result |= {"restored_tables": tables, "restored_rows": rows, "mismatches": mismatches}
+    return result
+
+
+def _summary(checks: dict[str, Any], deep: bool) -> str:
+    archives = sum(1 for c in checks.values() if c.get("archive") == "ok")
+    text = f"{len(checks)} objects match their sha256; archives parsed: {archives}"
+    if deep:
+        tables = sum(c.get("restored_tables", 0) for c in checks.values())
+        rows = sum(c.get("restored_rows", 0) for c in checks.values())
+        text += f", restored {tables} tables / {rows} rows matching the backup"
+    return text
+
+
+def restore(
+    ctx: Context,
+    component: str,
+    ref: str = "latest",
+    *,
+    target_database: str | None = None,
+    target_dsn: str | None = None,
+    database: str | None = None,
+    in_place: bool = False,
+    with_globals: bool = False,
+    target_time: datetime | None = None,
+    base: bool = False,
+    data_dir: str | None = None,
+    port: int | None = None,
+    progress: Progress = no_progress,
+) -> Any:
+    """Restore a dump into a new database or instance; ``base``/``target_time`` mean PITR."""
+    if base or target_time is not None:
+        return _barman().restore_pitr(
+            ctx,
+            component,
+            ref,
+            target_time=target_time,
+            data_dir=data_dir,
+            port=port,
+            progress=progress,
+        )
+    manifest = resolve_dump(ctx, component, ref)
+    source = source_of(ctx, component)
+    placements = plan(
+        manifest,
+        source,
+        target_database=target_database,
+        target_dsn=target_dsn,
+        database=database,
+    )
+    run = Restoration(ctx.repo, manifest, source, identities(ctx.settings), progress)
+    result: RestoreResult = run.run(placements, in_place=in_place, with_globals=with_globals)
+    return result
+
+
+def resolve_dump(ctx: Context, component: str, ref: str) -> Manifest:
+    """The logical backup named by ``ref`` (``latest`` means the newest good dump)."""
+    index = ctx.repo.index(component)
+    if ref == "latest":
+        dumps = [b for b in good_backups(index) if b.kind == KIND_LOGICAL]
+        if not dumps:
+            raise NotFoundError(
+                f"{component}: no good logical backup yet",
+                hint=f"run: kosmos-backup backup {component}",
+            )
+        return ctx.repo.manifest(dumps[-1].id)
+    found = find_backup(index, ref)
+    if found is None:
+        raise NotFoundError(
+            f"{component}: no backup {ref!r}", hint=f"see: kosmos-backup list {component}"
+        )
+    if found.kind != KIND_LOGICAL:
+        raise UsageError(
+            f"{found.id} is a {found.kind} backup, not a dump",
+            hint="restore it with --base (and --to TIME) into a new data directory",
+        )
+    return ctx.repo.manifest(found.id)
+
+
+def prune(ctx: Context, component: str, *, dry_run: bool = False) -> list[Deletion | str]:
+    """Delete dumps past retention (never the newest keep_last good); then barman's prune.
+
+    Dumps come back as Deletion records; barman's entries are the ids it removed.
+    """
+    settings = settings_of(ctx, component)
+    barman = _barman(required=False)  # imported first: a broken install fails before deleting
+    deletions: list[Deletion | str] = []
+    deletions += expiry.expire_backups(
+        ctx.repo,
+        component,
+        now=ctx.clock(),
+        retention=settings.retention,
+        keep_last=settings.keep_last,
+        kinds={KIND_LOGICAL},
+        dry_run=dry_run,
+    )
+    if barman is not None and hasattr(barman, "prune_base"):
+        deletions += list(barman.prune_base(ctx, component, dry_run=dry_run) or [])
+    return deletions
+
+
+def _barman(required: bool = True) -> Any:
+    # Imported on use: base backups and PITR live in their own module (barman-cloud).
+    try:
+        return importlib.import_module(BARMAN_MODULE)
+    except ModuleNotFoundError as exc:
+        if exc.name != BARMAN_MODULE:
+            raise
+        if not required:
+            return None
+        raise EngineError(
+            "base backups and point-in-time recovery are not available in this build",
+            hint="logical dumps work: kosmos-backup backup postgres",
+        ) from None
