@@ -1,0 +1,57 @@
+"""The prune job in a worker: retention applied, the newest three good backups always kept."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from tests.jobs import harness
+from tests.jobs.harness import small_db  # noqa: F401 - fixture
+from tests.services import MotoServer
+from workers import queues
+from workers.context import Context
+
+pytestmark = pytest.mark.timeout(180)
+
+
+def test_prune_keeps_the_newest_three_even_past_retention(
+    tmp_path: Path,
+    s3_server: MotoServer,
+    bucket: str,
+    redis_url: str,
+    small_db: str,  # noqa: F811
+) -> None:
+    config = harness.write_config(
+        tmp_path / "kosmos.yaml",
+        storage=harness.s3_storage(s3_server.url, bucket),
+        redis_url=redis_url,
+        database=small_db,
+        postgres={"retention": "1d"},
+    )
+    settings = harness.settings_of(config)
+    ctx = Context(settings)
+    now = datetime.now(UTC)
+    seeded = [
+        harness.seed_backup(settings, "postgres", now - timedelta(days=d)) for d in (10, 9, 8, 7, 6)
+    ]
+    work = harness.worker(config, tmp_path)
+    with harness.running(work):
+        dry = queues.submit(
+            ctx.redis, settings, queues.new_request("prune", "postgres", params={"dry_run": True})
+        )
+        planned = harness.wait_until(harness.ended(settings, dry), 60, "the dry run")
+        assert planned["state"] == "finished"
+        assert [d["backup_id"] for d in planned["summary"]["deleted"]] == seeded[:2]
+        assert len(ctx.repo.index("postgres").backups) == 5
+
+        real = queues.submit(ctx.redis, settings, queues.new_request("prune", "postgres"))
+        done = harness.wait_until(harness.ended(settings, real), 60, "the prune")
+    assert done["state"] == "finished"
+    summary = done["summary"]
+    assert [d["backup_id"] for d in summary["deleted"]] == seeded[:2]
+    assert summary["count"] == 2 and summary["bytes"] > 0 and not summary["dry_run"]
+    assert [b.id for b in ctx.repo.index("postgres").backups] == seeded[2:]
+    finished = harness.events_of(settings, real)[-1]
+    assert finished.summary["deleted"][0]["reason"].startswith("older than the 1d retention")

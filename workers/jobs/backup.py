@@ -1,0 +1,28 @@
+"""The backup job: one backup of one component, reported as events."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from workers import engine
+from workers.jobs.runner import JobRun, execute
+
+
+def run(payload: dict[str, Any]) -> dict[str, Any]:
+    """RQ entry point: back up ``payload["component"]`` (``params.base`` for a base backup)."""
+    return execute(payload, _backup, lock=True)
+
+
+def _backup(run: JobRun) -> dict[str, Any]:
+    component = run.request.component
+    assert component is not None
+    manifest = engine.backup(
+        run.ctx, component, base=bool(run.request.params.get("base")), progress=run.progress
+    )
+    return {
+        "backup_id": manifest.id,
+        "kind": manifest.kind,
+        "size": manifest.total_size,
+        "duration_seconds": round(manifest.duration_seconds, 3),
+        "objects": len(manifest.objects),
+    }

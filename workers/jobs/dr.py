@@ -1,0 +1,28 @@
+"""The DR step job: one RQ job per runbook step (and one for the final report).
+
+Thin: the runner reports the operation; :mod:`workers.runbook_flow` does the step, records
+its outcome in the run and advances the run. A step's failure is the run's business (its
+policy says stop, retry or ask), so the job itself ends normally unless something outside
+the step broke.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from workers import dr, runbook_flow
+from workers.jobs.runner import JobRun, execute
+
+
+def run_step(payload: dict[str, Any]) -> dict[str, Any]:
+    """RQ entry point: ``params.run_id`` and ``params.step_id`` (``_report`` for the report)."""
+    return execute(payload, _step, lock=False)
+
+
+def _step(run: JobRun) -> dict[str, Any]:
+    params = run.request.params
+    run_id, step_id = str(params["run_id"]), str(params["step_id"])
+    if step_id == runbook_flow.REPORT_STEP:
+        summary = dr.finish(run.ctx, run_id)
+        return {"run_id": run_id, "result": summary["result"], "files": summary["files"]}
+    return runbook_flow.run_step(run.ctx, run_id, step_id, run.request.op_id, run.progress)
