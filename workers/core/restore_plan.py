@@ -1,0 +1,233 @@
+"""The restore plan: exactly what a restore will do, its canonical digest, and its checks."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Collection
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from workers.core.errors import PermissionDenied, UsageError
+
+_PLAN_DOMAIN = b"kosmos-restore-plan/v1\n"
+_KEYWORD = re.compile(r"\s*([A-Za-z_]+)\s*=\s*('(?:[^'\\]|\\.)*'|\S*)")
+_SAME_HOST = {"", "localhost", "127.0.0.1", "::1"}
+APPROVAL_PARAMS = ("approval_id", "request_id")
+"""Job parameters that carry the approval rather than describe the plan."""
+
+
+def canonical_json(data: Any) -> bytes:
+    """One byte string per value: sorted keys, no spaces, UTF-8 (what digests are taken over)."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def utc(value: datetime | None) -> datetime | None:
+    """A timezone-aware datetime in UTC (naive ones are refused), or None."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError("timestamps must carry a timezone")
+    return value.astimezone(UTC)
+
+
+class RestorePlan(BaseModel):
+    """Exactly what a restore will do; an approval covers its digest and nothing else."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    component: str
+    backup_id: str
+    target: str = Field(min_length=1, description="a new database/instance name, or a DSN")
+    database: str | None = Field(default=None, description="which database of the backup")
+    point: datetime | None = Field(default=None, description="--to: the restore point")
+    in_place: bool = False
+    base: bool = Field(default=False, description="PITR from a base backup; target is a data dir")
+    port: int | None = Field(default=None, ge=1, le=65535, description="PITR: the new port")
+    with_globals: bool = False
+
+    _point = field_validator("point")(utc)
+
+    def canonical(self) -> bytes:
+        """The plan's canonical bytes."""
+        return canonical_json(self.model_dump(mode="json"))
+
+    def digest(self) -> str:
+        """sha256 of the canonical plan, hex."""
+        return hashlib.sha256(_PLAN_DOMAIN + self.canonical()).hexdigest()
+
+    def params(self) -> dict[str, Any]:
+        """The plan as JSON-only job parameters."""
+        return self.model_dump(mode="json")
+
+    @property
+    def target_is_dsn(self) -> bool:
+        """Whether the target is a connection string rather than a new database's name."""
+        return is_dsn(self.target)
+
+    def target_label(self) -> str:
+        """The target for people: a DSN without its password."""
+        return redact_target(self.target)
+
+
+def is_dsn(target: str) -> bool:
+    """A libpq keyword/value string or a URI, as opposed to a plain name."""
+    return "=" in target or "://" in target
+
+
+def target_fields(target: str) -> dict[str, str]:
+    """host, port, dbname, user of a DSN (libpq keyword/value or URI); a name gives dbname."""
+    if not is_dsn(target):
+        return {"dbname": target}
+    if "://" in target:
+        parts = urlsplit(target)
+        found = {
+            "host": parts.hostname or "",
+            "port": str(parts.port or ""),
+            "dbname": unquote(parts.path.lstrip("/")),
+            "user": unquote(parts.username or ""),
+        }
+        return {k: v for k, v in found.items() if v}
+    fields = {}
+    for match in _KEYWORD.finditer(target):
+        value = match.group(2)
+        if value.startswith("'"):
+            value = re.sub(r"\\(.)", r"\1", value[1:-1])
+        fields[match.group(1).lower()] = value
+    fields.pop("password", None)
+    return fields
+
+
+def has_password(target: str) -> bool:
+    """Whether a DSN carries a password (keyword ``password=`` or a URI's ``user:pw@``)."""
+    if not is_dsn(target):
+        return False
+    if "://" in target:
+        return urlsplit(target).password is not None
+    return any(m.group(1).lower() == "password" for m in _KEYWORD.finditer(target))
+
+
+def redact_target(target: str) -> str:
+    """A DSN as ``user@host:port/db`` (no password); a name as itself."""
+    if not is_dsn(target):
+        return target
+    fields = target_fields(target)
+    who = f"{fields['user']}@" if fields.get("user") else ""
+    where = fields.get("host", "localhost") + (f":{fields['port']}" if fields.get("port") else "")
+    return f"{who}{where}/{fields.get('dbname', '')}"
+
+
+def same_server(target: str, source: str) -> bool:
+    """Whether a target (name or DSN) points at the source DSN's server (a name always does)."""
+    if not is_dsn(target):
+        return True
+    mine, theirs = target_fields(target), target_fields(source)
+
+    def key(fields: dict[str, str]) -> tuple[str, str]:
+        host = fields.get("host", "")
+        host = "localhost" if host in _SAME_HOST or host.startswith("/") else host
+        return host, fields.get("port") or "5432"
+
+    return key(mine) == key(theirs)
+
+
+def targets_live(target: str, *, source: str, live_databases: Collection[str]) -> bool:
+    """Whether restoring to ``target`` would overwrite a live database of ``source``."""
+    dbname = target_fields(target).get("dbname")
+    return same_server(target, source) and dbname is not None and dbname in live_databases
+
+
+def check_plan(
+    plan: RestorePlan,
+    *,
+    live: bool,
+    window: tuple[datetime, datetime] | None,
+) -> None:
+    """Refuse a plan that overwrites the live source without --in-place, or misses the window."""
+    if live and not plan.in_place:
+        raise UsageError(
+            f"target {plan.target_label()} is the live source",
+            hint="restore into a new name with --target NAME, or say --in-place deliberately",
+        )
+    if plan.in_place and not live:
+        raise UsageError(
+            f"--in-place given but {plan.target_label()} is not the live source",
+            hint="drop --in-place to restore into a new database",
+        )
+    if plan.point is None:
+        return
+    if window is None:
+        raise UsageError(
+            f"{plan.backup_id} cannot be restored to a chosen time",
+            hint="--to needs continuous archiving (a base backup with its WAL)",
+        )
+    start, end = window
+    if not start <= plan.point <= end:
+        raise UsageError(
+            f"--to {_stamp(plan.point)} is outside the recoverable window",
+            hint=f"choose a time between {_stamp(start)} and {_stamp(end)}",
+        )
+
+
+def _stamp(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def job_params(plan: RestorePlan) -> dict[str, Any]:
+    """The restore job's parameters that carry out exactly ``plan`` (the engine's options)."""
+    params: dict[str, Any] = {"backup": plan.backup_id}
+    if plan.base:
+        params |= {"base": True, "data_dir": plan.target}
+        if plan.point is not None:
+            params["target_time"] = plan.point.isoformat()
+        if plan.port is not None:
+            params["port"] = plan.port
+        return params
+    params["target_dsn" if plan.target_is_dsn else "target_database"] = plan.target
+    if plan.database:
+        params["database"] = plan.database
+    if plan.in_place:
+        params["in_place"] = True
+    if plan.with_globals:
+        params["with_globals"] = True
+    return params
+
+
+def plan_from_params(component: str, params: dict[str, Any]) -> RestorePlan:
+    """The plan a restore job's parameters would carry out; PermissionDenied if none would."""
+    given = {k: v for k, v in params.items() if k not in APPROVAL_PARAMS}
+    try:
+        base = bool(given.get("base"))
+        point = given.get("target_time")
+        plan = RestorePlan(
+            component=component,
+            backup_id=str(given["backup"]),
+            target=str(
+                given.get("data_dir")
+                if base
+                else given.get("target_dsn") or given.get("target_database")
+            ),
+            database=given.get("database"),
+            point=datetime.fromisoformat(point) if isinstance(point, str) else point,
+            in_place=bool(given.get("in_place")),
+            base=base,
+            port=given.get("port"),
+            with_globals=bool(given.get("with_globals")),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise PermissionDenied(
+            f"the restore job's parameters describe no plan ({type(exc).__name__})",
+            hint="restores are enqueued only by an approved request",
+        ) from None
+    if job_params(plan) != given:
+        extra = sorted(set(given) ^ set(job_params(plan)))
+        raise PermissionDenied(
+            "the restore job carries parameters no approval covers"
+            + (f": {', '.join(extra)}" if extra else ""),
+            hint="restores are enqueued only by an approved request",
+        )
+    return plan

@@ -1,0 +1,192 @@
+"""Turning ``/restore <component> <ref> [--to] [--target] [--database]`` into a checked plan.
+
+Resolution picks the concrete backup (``latest`` becomes an id, so an approval never covers
+"whatever is newest when the job runs") and fills in a fresh target name; validation then
+refuses what must not be approved: a backup that does not exist, the live source without
+``--in-place``, a restore point outside the recoverable window, a password in a target.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from workers import engine
+from workers.context import Context
+from workers.core.approvals import BackupFacts
+from workers.core.catalog import FACT_RECOVERABLE_UNTIL, find_backup, good_backups
+from workers.core.config import PostgresComponent
+from workers.core.errors import NotFoundError, UsageError
+from workers.core.manifest import BackupSummary, Manifest
+from workers.core.restore_plan import (
+    RestorePlan,
+    check_plan,
+    has_password,
+    is_dsn,
+    same_server,
+    target_fields,
+    targets_live,
+)
+
+BASE_SUFFIX = "-base"
+LIVE_NAMES = ("live", "in-place")
+"""Targets that name the component's own live data for engines without databases."""
+
+
+def resolve_plan(
+    ctx: Context,
+    component: str,
+    ref: str = "latest",
+    *,
+    target: str | None = None,
+    database: str | None = None,
+    point: datetime | None = None,
+    in_place: bool = False,
+    port: int | None = None,
+    with_globals: bool = False,
+) -> RestorePlan:
+    """A concrete plan: the backup id chosen, a fresh target when none was given."""
+    engine.require_component(ctx, component)
+    summary = _choose(ctx, component, ref, point)
+    base = summary.kind.endswith(BASE_SUFFIX)
+    manifest = ctx.repo.manifest(summary.id)
+    return RestorePlan(
+        component=component,
+        backup_id=summary.id,
+        target=target or _fresh_target(ctx, manifest, database, base),
+        database=database,
+        point=point,
+        in_place=in_place,
+        base=base,
+        port=port,
+        with_globals=with_globals,
+    )
+
+
+def plan_from_options(ctx: Context, component: str, ref: str, **options: Any) -> RestorePlan:
+    """A plan from ``kosmos-backup restore``'s options (target_database, target_dsn, …)."""
+    point = options.get("target_time")
+    if isinstance(point, str):
+        point = datetime.fromisoformat(point)
+    return resolve_plan(
+        ctx,
+        component,
+        ref,
+        target=options.get("target_dsn")
+        or options.get("target_database")
+        or options.get("data_dir"),
+        database=options.get("database"),
+        point=point,
+        in_place=bool(options.get("in_place")),
+        port=options.get("port"),
+        with_globals=bool(options.get("with_globals")),
+    )
+
+
+def validate_plan(ctx: Context, plan: RestorePlan) -> BackupFacts:
+    """Check the plan against the catalog and config; the backup's facts for the card."""
+    engine.require_component(ctx, plan.component)
+    manifest = ctx.repo.manifest(plan.backup_id)
+    if manifest.component != plan.component:
+        raise UsageError(f"{plan.backup_id} is a backup of {manifest.component}")
+    if has_password(plan.target):
+        raise UsageError(
+            "a target DSN must not carry a password: it would be stored with the request",
+            hint="give the worker a ~/.pgpass entry (or PGPASSFILE) for the target instead",
+        )
+    if plan.base != manifest.kind.endswith(BASE_SUFFIX):
+        raise UsageError(f"{plan.backup_id} is a {manifest.kind} backup; the plan says otherwise")
+    if plan.database and plan.database not in _databases(manifest):
+        raise UsageError(
+            f"{plan.backup_id} has no database {plan.database!r}",
+            hint=f"it has: {', '.join(_databases(manifest)) or 'none'}",
+        )
+    check_plan(plan, live=_is_live(ctx, plan, manifest), window=_window(ctx, manifest))
+    return facts_of(manifest)
+
+
+def facts_of(manifest: Manifest) -> BackupFacts:
+    """What the approval card shows about a backup."""
+    verification = manifest.verification
+    return BackupFacts(
+        kind=manifest.kind,
+        finished_at=manifest.finished_at,
+        size=manifest.total_size,
+        verification=verification.state.value if verification is not None else None,
+    )
+
+
+def _choose(ctx: Context, component: str, ref: str, point: datetime | None) -> BackupSummary:
+    index = ctx.repo.index(component)
+    if ref != "latest":
+        found = find_backup(index, ref)
+        if found is None:
+            raise NotFoundError(
+                f"{component}: no backup {ref!r}", hint=f"see: kosmos-backup list {component}"
+            )
+        return found
+    good = good_backups(index)
+    if point is not None:
+        # The newest base backup that ended before the point; WAL replay covers the rest.
+        bases = [b for b in good if b.kind.endswith(BASE_SUFFIX) and b.finished_at <= point]
+        if not bases:
+            raise UsageError(
+                f"no base backup of {component} ended before {point.isoformat()}",
+                hint="--to needs a base backup older than that time",
+            )
+        return bases[-1]
+    plain = [b for b in good if not b.kind.endswith(BASE_SUFFIX)] or good
+    if not plain:
+        raise NotFoundError(
+            f"{component}: no good backup yet", hint=f"run: kosmos-backup backup {component}"
+        )
+    return plain[-1]
+
+
+def _databases(manifest: Manifest) -> list[str]:
+    named = {str(e.meta["database"]) for e in manifest.objects if e.meta.get("database")}
+    return sorted(named or {str(d) for d in manifest.source.get("databases", [])})
+
+
+def _fresh_target(ctx: Context, manifest: Manifest, database: str | None, base: bool) -> str:
+    stamp = manifest.started_at.astimezone(UTC).strftime("%Y%m%d%H%M")
+    component = ctx.settings.component(manifest.component)
+    if base and isinstance(component, PostgresComponent):
+        return f"{component.data_directory.rstrip('/')}-restore-{stamp}"
+    databases = _databases(manifest)
+    if database is None and len(databases) == 1:
+        database = databases[0]
+    if database is None:
+        if databases:
+            raise UsageError(
+                f"{manifest.id} holds {len(databases)} databases; choose one",
+                hint=f"--database one of: {', '.join(databases)} (or --target a DSN)",
+            )
+        return f"{manifest.component}-restore-{stamp}"
+    return f"{database}_restored_{stamp}"
+
+
+def _is_live(ctx: Context, plan: RestorePlan, manifest: Manifest) -> bool:
+    component = ctx.settings.component(plan.component)
+    if not isinstance(component, PostgresComponent):
+        return plan.target in (*LIVE_NAMES, plan.component)
+    if plan.base:
+        return plan.target.rstrip("/") == component.data_directory.rstrip("/")
+    source = component.dsn.get_secret_value()
+    live = set(_databases(manifest))
+    if "dbname" in target_fields(source):
+        live.add(target_fields(source)["dbname"])
+    if is_dsn(plan.target) and "dbname" not in target_fields(plan.target):
+        # No database named: every dump keeps its own name on that server.
+        return same_server(plan.target, source)
+    return targets_live(plan.target, source=source, live_databases=live)
+
+
+def _window(ctx: Context, manifest: Manifest) -> tuple[datetime, datetime] | None:
+    if not manifest.kind.endswith(BASE_SUFFIX):
+        return None
+    until = ctx.repo.index(manifest.component).facts.get(FACT_RECOVERABLE_UNTIL)
+    end = datetime.fromisoformat(until) if isinstance(until, str) else until
+    if not isinstance(end, datetime) or end < manifest.finished_at:
+        end = manifest.finished_at
+    return manifest.finished_at, end
