@@ -1,0 +1,311 @@
+"""The final report of a runbook run: summary, Markdown, a PNG timeline, upload to Slack.
+
+The summary is plain data (per-step timings and who confirmed what, verification results,
+measured RTO and achieved RPO against the objectives); the Markdown and the chart are
+rendered from it. matplotlib is imported on use with the Agg backend (no display).
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from workers.core.durations import humanize
+from workers.core.runbook_run import RunState
+
+COLOURS = {
+    "done": "#2e7d32",
+    "failed": "#c62828",
+    "skipped": "#9e9e9e",
+    "running": "#f9a825",
+    "pending": "#e0e0e0",
+}
+MARKS = {"done": "✅", "failed": "❌", "skipped": "⏭", "running": "⏳", "pending": "☐"}
+_VERIFY_KEYS = ("backup_id", "tables", "rows", "checksums_matched", "state", "detail")
+
+
+@dataclass(frozen=True)
+class RunReport:
+    """A rendered report: its data, its Markdown and its PNG chart."""
+
+    summary: dict[str, Any]
+    markdown: str
+    png: bytes
+
+
+def summarize(run: RunState, now: datetime) -> dict[str, Any]:
+    """The report's data: result, objectives, per-step facts and verification results."""
+    clock = run.rto_clock(now)
+    point = _restore_point(run)
+    rpo = (run.started_at - point) if point else None
+    return {
+        "run_id": run.run_id,
+        "runbook": run.runbook.name,
+        "title": run.runbook.title,
+        "drill": run.runbook.drill,
+        "result": run.status.value,
+        "failure": run.failure,
+        "abort_reason": run.abort_reason,
+        "started_at": run.started_at.isoformat(),
+        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+        "started_by": run.started_by,
+        "rto_objective_seconds": run.rto.total_seconds(),
+        "rto_seconds": round(clock.elapsed.total_seconds(), 3),
+        "rto_met": clock.level != "breached" and run.status.value == "done",
+        "restore_point": point.isoformat() if point else None,
+        "rpo_objective_seconds": run.rpo.total_seconds(),
+        "rpo_seconds": round(rpo.total_seconds(), 3) if rpo is not None else None,
+        "rpo_met": rpo is not None and rpo <= run.rpo,
+        "steps": [_step_facts(run, step.id, now) for step in run.runbook.steps],
+    }
+
+
+def _step_facts(run: RunState, step_id: str, now: datetime) -> dict[str, Any]:
+    step, state = run.runbook.step(step_id), run.steps[step_id]
+    offset = (state.started_at - run.started_at).total_seconds() if state.started_at else None
+    return {
+        "id": step_id,
+        "title": step.title,
+        "kind": str(step.kind),
+        "mode": state.mode.value,
+        "status": state.status.value,
+        "offset_seconds": offset,
+        "seconds": state.seconds(now),
+        "budget_seconds": step.budget.total_seconds(),
+        "attempts": state.attempts,
+        "confirmed_by": state.confirmed_by,
+        "note": state.note,
+        "error": state.error,
+        "probes": [p.model_dump() for p in state.probes],
+        "verification": {k: state.outputs[k] for k in _VERIFY_KEYS if k in state.outputs},
+    }
+
+
+def _restore_point(run: RunState) -> datetime | None:
+    expression = run.runbook.report.restore_point
+    if not expression:
+        return None
+    try:
+        value = run.resolved(expression)
+    except Exception:  # noqa: BLE001 - a step that never produced it: no RPO to report
+        return None
+    try:
+        return datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+
+
+def build_report(run: RunState, now: datetime) -> RunReport:
+    """Summary, Markdown and chart of a (normally finished) run."""
+    summary = summarize(run, now)
+    return RunReport(summary, render_markdown(summary), render_chart(summary))
+
+
+def render_markdown(summary: dict[str, Any]) -> str:
+    """The report as Markdown, stored beside the run's state."""
+    lines = [
+        f"# {summary['title']}: {summary['result']}",
+        "",
+        f"- run: `{summary['run_id']}` (runbook `{summary['runbook']}`), "
+        f"started by {summary['started_by']} at {summary['started_at']}",
+        f"- measured RTO: {_span(summary['rto_seconds'])} against an objective of "
+        f"{_span(summary['rto_objective_seconds'])} "
+        f"({'met' if summary['rto_met'] else 'NOT met'})",
+    ]
+    if summary["rpo_seconds"] is not None:
+        lines.append(
+            f"- achieved RPO: {_span(summary['rpo_seconds'])} (restore point "
+            f"{summary['restore_point']}) against an objective of "
+            f"{_span(summary['rpo_objective_seconds'])} "
+            f"({'met' if summary['rpo_met'] else 'NOT met'})"
+        )
+    else:
+        lines.append("- achieved RPO: no restore point was reached")
+    if summary["failure"]:
+        lines.append(f"- failure: {summary['failure']}")
+    if summary["abort_reason"]:
+        lines.append(f"- aborted: {summary['abort_reason']}")
+    lines += [
+        "",
+        "## Steps",
+        "",
+        "| | step | mode | took | by | note |",
+        "|---|---|---|---|---|---|",
+    ]
+    for step in summary["steps"]:
+        took = _span(step["seconds"]) if step["seconds"] is not None else "–"
+        note = step["error"] or step["note"] or ""
+        lines.append(
+            f"| {MARKS[step['status']]} | {step['title']} (`{step['id']}`) | {step['mode']} "
+            f"| {took} | {step['confirmed_by'] or ''} | {_cell(note)} |"
+        )
+    lines += ["", "## Verification", ""]
+    lines += _verification_lines(summary) or ["No verification results were recorded."]
+    return "\n".join(lines) + "\n"
+
+
+def _verification_lines(summary: dict[str, Any]) -> list[str]:
+    lines = []
+    for step in summary["steps"]:
+        facts = step["verification"]
+        if facts:
+            shown = ", ".join(f"{k}: {_cell(str(v))}" for k, v in facts.items())
+            lines.append(f"- `{step['id']}`: {shown}")
+        for probe in step["probes"]:
+            mark = "✅" if probe["ok"] else "❌"
+            lines.append(f"- {mark} {probe['label']}: {_cell(probe['detail'])}")
+    return lines
+
+
+def _cell(text: str) -> str:
+    return " ".join(str(text).split()).replace("|", "\\|")[:300]
+
+
+def _span(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    return humanize(seconds)
+
+
+def render_chart(summary: dict[str, Any]) -> bytes:
+    """A PNG timeline: one bar per step coloured by outcome, with the RTO objective line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+    from matplotlib.patches import Patch
+
+    steps = summary["steps"]
+    span = max(summary["rto_seconds"], *(_end(s) for s in steps), 1.0)
+    objective = summary["rto_objective_seconds"]
+    unit, scale = _unit(max(span, objective) if objective <= span * 1.5 else span)
+    figure, (top, bottom) = pyplot.subplots(
+        2,
+        1,
+        figsize=(9, 1.2 + 0.42 * len(steps) + 1.1),
+        gridspec_kw={"height_ratios": [max(1, len(steps)), 1.3]},
+    )
+    labels = [s["title"][:48] for s in steps]
+    for row, step in enumerate(steps):
+        start = (step["offset_seconds"] or 0.0) / scale
+        width = max((step["seconds"] or 0.0) / scale, span / scale / 300)
+        top.barh(row, width, left=start, color=COLOURS[step["status"]], edgecolor="#424242")
+    top.set_yticks(range(len(steps)), labels=labels, fontsize=8)
+    top.invert_yaxis()
+    top.set_xlabel(f"time since the run started ({unit})")
+    top.set_title(
+        f"{summary['title']} — {summary['run_id']} — {summary['result']}", fontsize=10, pad=14
+    )
+    top.set_xlim(left=0)
+    right = top.get_xlim()[1]
+    top.axvline(summary["rto_seconds"] / scale, color="#1565c0", linestyle=":")
+    if objective / scale <= right * 1.02:
+        top.axvline(objective / scale, color="#c62828", linestyle="--")
+    else:
+        top.annotate(
+            f"RTO objective {_span(objective)} →",
+            xy=(1, 1.01),
+            xycoords="axes fraction",
+            ha="right",
+            va="bottom",
+            fontsize=8,
+            color="#c62828",
+        )
+    legend = [Patch(color=COLOURS[k], label=k) for k in ("done", "failed", "skipped")]
+    legend.append(Patch(color="#1565c0", label=f"recovered ({_span(summary['rto_seconds'])})"))
+    top.legend(handles=legend, loc="upper right", fontsize=7)
+    _objective_panel(bottom, summary)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110)
+    pyplot.close(figure)
+    return buffer.getvalue()
+
+
+def _objective_panel(axes: Any, summary: dict[str, Any]) -> None:
+    """Measured RTO to scale against the objective and its 75% warning."""
+    objective = summary["rto_objective_seconds"]
+    measured = summary["rto_seconds"]
+    unit, scale = _unit(max(objective, measured))
+    colour = COLOURS["done"] if summary["rto_met"] else COLOURS["failed"]
+    axes.barh(0, measured / scale, color=colour)
+    axes.axvline(objective / scale, color="#c62828", linestyle="--")
+    axes.axvline(0.75 * objective / scale, color="#f9a825", linestyle=":")
+    axes.set_xlim(0, max(objective, measured) * 1.08 / scale)
+    axes.set_yticks([0], labels=["measured RTO"], fontsize=8)
+    axes.set_xlabel(f"{unit} (dashed: RTO objective {_span(objective)}; dotted: 75%)")
+    axes.text(measured / scale, 0, f"  {_span(measured)}", va="center", fontsize=8, color="#212121")
+
+
+def _end(step: dict[str, Any]) -> float:
+    return (step["offset_seconds"] or 0.0) + (step["seconds"] or 0.0)
+
+
+def _unit(seconds: float) -> tuple[str, float]:
+    if seconds <= 180:
+        return "seconds", 1.0
+    if seconds <= 3 * 3600:
+        return "minutes", 60.0
+    return "hours", 3600.0
+
+
+def drill_summary(summary: dict[str, Any]) -> dict[str, Any]:
+    """What ``/backup status`` shows about the last drill."""
+    return {
+        "run_id": summary["run_id"],
+        "runbook": summary["runbook"],
+        "finished_at": summary["finished_at"],
+        "result": summary["result"],
+        "rto_seconds": summary["rto_seconds"],
+        "rto_objective_seconds": summary["rto_objective_seconds"],
+        "rto_met": summary["rto_met"],
+        "rpo_seconds": summary["rpo_seconds"],
+        "rpo_met": summary["rpo_met"],
+    }
+
+
+def upload_report(
+    client: Any, *, channel: str, thread_ts: str | None, report: RunReport
+) -> list[str]:
+    """Upload chart and Markdown with Slack's two-step external upload; return file ids.
+
+    ``files_upload_v2`` asks ``files.getUploadURLExternal`` for each file, POSTs the bytes
+    to the URL it got, then shares them with ``files.completeUploadExternal``.
+    """
+    summary = report.summary
+    run_id = summary["run_id"]
+    response = client.files_upload_v2(
+        channel=channel,
+        thread_ts=thread_ts,
+        initial_comment=headline(summary),
+        file_uploads=[
+            {"content": report.png, "filename": f"{run_id}-timeline.png", "title": "Timeline"},
+            {
+                "content": report.markdown.encode(),
+                "filename": f"{run_id}-report.md",
+                "title": "Report (Markdown)",
+            },
+        ],
+    )
+    files = response.get("files") or []
+    return [str(f.get("id")) for f in files if isinstance(f, dict)]
+
+
+def headline(summary: dict[str, Any]) -> str:
+    """One line for the channel: result, measured RTO and achieved RPO against objectives."""
+    mark = MARKS["done"] if summary["result"] == "done" else MARKS["failed"]
+    rto = (
+        f"RTO {_span(summary['rto_seconds'])} / {_span(summary['rto_objective_seconds'])}"
+        f" {'met' if summary['rto_met'] else 'not met'}"
+    )
+    rpo = (
+        f"RPO {_span(summary['rpo_seconds'])} / {_span(summary['rpo_objective_seconds'])}"
+        f" {'met' if summary['rpo_met'] else 'not met'}"
+        if summary["rpo_seconds"] is not None
+        else "RPO: no restore point"
+    )
+    return f"{mark} {summary['title']} {summary['result']}: {rto}; {rpo}"

@@ -1,0 +1,580 @@
+"""The state of one runbook run, and every transition it may take.
+
+Pure: the clock is passed in, nothing here touches Redis, storage or Slack. Steps move
+``pending -> running -> done | failed | skipped``; a running step may be waiting for a
+person (a manual confirmation, an approval, or a decision after a failure or a crash).
+The run stops starting new steps once a step failed under the ``stop`` policy or the run
+was aborted; steps marked ``always`` (teardown) still run. :meth:`RunState.resume_plan`
+says what to do with steps that were running when a worker or Redis was lost.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from workers.core.errors import ConflictError, NotFoundError, PermissionDenied, UsageError
+from workers.core.events import ChatContext
+from workers.core.runbook import (
+    FailurePolicy,
+    Runbook,
+    StepKind,
+    StepMode,
+    resolve,
+    split_reference,
+)
+
+RTO_WARNING = 0.75
+"""Fraction of the RTO objective at which the clock turns to a warning."""
+
+
+class StepStatus(StrEnum):
+    """Where a step stands."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+FINISHED_STEP = frozenset({StepStatus.DONE, StepStatus.FAILED, StepStatus.SKIPPED})
+
+
+class Awaiting(StrEnum):
+    """What a running step waits for from a person."""
+
+    CONFIRMATION = "confirmation"
+    APPROVAL = "approval"
+    DECISION = "decision"
+
+
+class RunStatus(StrEnum):
+    """Where the whole run stands."""
+
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    ABORTED = "aborted"
+
+
+class ProbeResult(BaseModel):
+    """The outcome of one check probe."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    label: str
+    ok: bool
+    detail: str = ""
+    seconds: float = 0.0
+
+
+class StepRun(BaseModel):
+    """One step's progress in one run."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: StepStatus = StepStatus.PENDING
+    mode: StepMode = StepMode.AUTOMATED
+    safe_to_repeat: bool = True
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    attempt_at: datetime | None = Field(default=None, description="start of the last attempt")
+    attempts: int = 0
+    op_id: str | None = None
+    executing: bool = Field(default=False, description="a worker began the step's work")
+    awaiting: Awaiting | None = None
+    question: str | None = None
+    confirmed_by: str | None = None
+    note: str | None = None
+    outputs: dict[str, Any] = Field(default_factory=dict)
+    probes: list[ProbeResult] = Field(default_factory=list)
+    error: str | None = None
+    hint: str | None = None
+    approval_id: str | None = None
+    approvers: list[str] = Field(default_factory=list, description="who approved a gate step")
+
+    def seconds(self, now: datetime) -> float | None:
+        """How long the step ran (so far, when it still runs)."""
+        if self.started_at is None:
+            return None
+        end = self.finished_at or now
+        return max(0.0, (end - self.started_at).total_seconds())
+
+
+class RtoClock(BaseModel):
+    """Elapsed recovery time against the objective."""
+
+    model_config = ConfigDict(frozen=True)
+
+    elapsed: timedelta
+    objective: timedelta
+    level: Literal["ok", "warning", "breached"]
+    stopped: bool
+
+    @property
+    def fraction(self) -> float:
+        """Elapsed over objective."""
+        return self.elapsed / self.objective if self.objective else 0.0
+
+
+class ResumeAction(BaseModel):
+    """What resuming does with one step that was running."""
+
+    model_config = ConfigDict(frozen=True)
+
+    step: str
+    action: Literal["requeue", "ask", "repost", "keep"]
+    reason: str
+
+
+class RunState(BaseModel):
+    """A runbook run: the definition it started with, its inputs and every step's state."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    run_id: str
+    runbook: Runbook
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    status: RunStatus = RunStatus.RUNNING
+    started_at: datetime
+    started_by: str
+    finished_at: datetime | None = None
+    chat: ChatContext = ChatContext()
+    board_ts: str | None = None
+    rto: timedelta
+    rpo: timedelta
+    steps: dict[str, StepRun]
+    stopping: bool = False
+    failure: str | None = None
+    abort_reason: str | None = None
+    aborted_by: str | None = None
+    report: dict[str, Any] = Field(default_factory=dict)
+    version: int = 0
+
+    # -- reading ---------------------------------------------------------------------------
+
+    @property
+    def finished(self) -> bool:
+        """Whether the run has ended."""
+        return self.status != RunStatus.RUNNING
+
+    def step_run(self, step_id: str) -> StepRun:
+        """The named step's state; NotFoundError naming the valid ones."""
+        if step_id not in self.steps:
+            raise NotFoundError(
+                f"run {self.run_id} has no step {step_id!r}",
+                hint="steps: " + ", ".join(self.steps),
+            )
+        return self.steps[step_id]
+
+    def running(self) -> list[str]:
+        """Ids of steps now running."""
+        return [sid for sid, s in self.steps.items() if s.status == StepStatus.RUNNING]
+
+    def next_runnable(self) -> list[str]:
+        """Pending steps whose dependencies all ended well, in file order.
+
+        Once the run stops (a failure under ``stop``, or an abort), only ``always`` steps
+        remain runnable, and they only wait for their dependencies to end in any way.
+        """
+        if self.finished:
+            return []
+        ready = []
+        for step in self.runbook.steps:
+            if self.steps[step.id].status != StepStatus.PENDING:
+                continue
+            deps = [d for d in step.depends_on if d in self.steps]
+            if self.stopping:
+                if step.always and all(self._settled(d) for d in deps):
+                    ready.append(step.id)
+            elif all(self.steps[d].status in (StepStatus.DONE, StepStatus.SKIPPED) for d in deps):
+                ready.append(step.id)
+        return ready
+
+    def _settled(self, step_id: str) -> bool:
+        # While stopping, a pending step that is not ``always`` will never run: it no longer
+        # holds back the teardown that depends on it.
+        state = self.steps[step_id]
+        if state.status == StepStatus.PENDING:
+            return not self.runbook.step(step_id).always
+        return state.status in FINISHED_STEP
+
+    def lookup(self, expression: str) -> Any:
+        """The value of a ``${…}`` expression in this run."""
+        parts = split_reference(expression)
+        if parts[0] == "inputs" and len(parts) == 2:
+            if parts[1] not in self.inputs:
+                raise UsageError(f"input {parts[1]!r} was not given to run {self.run_id}")
+            return self.inputs[parts[1]]
+        if parts[0] == "run" and len(parts) == 2:
+            return {
+                "id": self.run_id,
+                "tag": self.run_id.rsplit("-", 1)[-1],
+                "started_by": self.started_by,
+                "started_at": self.started_at.isoformat(),
+                "runbook": self.runbook.name,
+            }[parts[1]]
+        if parts[0] == "steps" and len(parts) == 4:
+            outputs = self.step_run(parts[1]).outputs
+            if parts[3] not in outputs:
+                raise NotFoundError(
+                    f"step {parts[1]!r} did not output {parts[3]!r}",
+                    hint="its outputs: " + (", ".join(outputs) or "none"),
+                )
+            return outputs[parts[3]]
+        raise UsageError(f"${{{expression}}} is not a reference")
+
+    def resolved(self, value: Any) -> Any:
+        """``value`` with every reference substituted from this run."""
+        return resolve(value, self.lookup)
+
+    def rto_clock(self, now: datetime) -> RtoClock:
+        """Elapsed time against the RTO; stops when the recovery step (or the run) ended."""
+        end = self.recovered_at() or self.finished_at
+        elapsed = (end or now) - self.started_at
+        fraction = elapsed / self.rto if self.rto else 0.0
+        level: Literal["ok", "warning", "breached"] = (
+            "breached" if fraction >= 1 else "warning" if fraction >= RTO_WARNING else "ok"
+        )
+        return RtoClock(elapsed=elapsed, objective=self.rto, level=level, stopped=end is not None)
+
+    def recovered_at(self) -> datetime | None:
+        """When service counted as restored: the end of ``recovered_after`` if it succeeded."""
+        target = self.runbook.report.recovered_after
+        if target is None:
+            return None
+        state = self.steps.get(target)
+        if state is None or state.status != StepStatus.DONE:
+            return None
+        return state.finished_at
+
+    # -- transitions -----------------------------------------------------------------------
+
+    def start(self, step_id: str, now: datetime, op_id: str | None = None) -> StepRun:
+        """Move a pending step to running (waiting for a person when it is manual)."""
+        state = self._expect(step_id, StepStatus.PENDING)
+        kind = self.runbook.step(step_id).kind
+        state.status = StepStatus.RUNNING
+        state.started_at = state.started_at or now
+        state.attempt_at = now
+        state.finished_at = None
+        state.attempts += 1
+        state.op_id = op_id
+        state.executing = False
+        state.error = state.hint = None
+        if state.mode == StepMode.MANUAL:
+            state.awaiting = Awaiting.CONFIRMATION
+        elif kind == StepKind.APPROVAL or getattr(self.runbook.step(step_id), "approval", False):
+            # Every attempt needs its own approval: an approval covers one execution.
+            state.awaiting = Awaiting.APPROVAL
+            state.approval_id = None
+        return state
+
+    def approve_gate(self, step_id: str, now: datetime, *, by: str, required: int) -> str:
+        """One approver on an ``approval`` step: never the run's starter, never twice.
+
+        The gate opens when ``required`` different people (besides the starter) approved.
+        """
+        state = self._expect(step_id, StepStatus.RUNNING)
+        if self.runbook.step(step_id).kind != StepKind.APPROVAL:
+            raise ConflictError(f"step {step_id!r} is not an approval step")
+        if state.awaiting != Awaiting.APPROVAL:
+            raise ConflictError(f"step {step_id!r} is not waiting for an approval")
+        if by == self.started_by:
+            raise PermissionDenied(
+                "the person who started the run cannot approve its gate",
+                hint="a second person from the approvers must approve",
+            )
+        if by in state.approvers:
+            raise ConflictError(f"you already approved step {step_id!r}")
+        state.approvers.append(by)
+        if len(state.approvers) < required:
+            return "waiting"
+        gate = f"gate-{self.run_id}-{step_id}-{state.attempts}"
+        return self.approved(step_id, now, approval_id=gate, by=", ".join(state.approvers))
+
+    def approved(self, step_id: str, now: datetime, *, approval_id: str, by: str) -> str:
+        """An approval was granted: a gate step is done; a gated job may now run."""
+        state = self._expect(step_id, StepStatus.RUNNING)
+        if state.awaiting != Awaiting.APPROVAL:
+            raise ConflictError(f"step {step_id!r} is not waiting for an approval")
+        state.approval_id = approval_id
+        state.confirmed_by = by
+        state.awaiting = None
+        if self.runbook.step(step_id).kind == StepKind.APPROVAL:
+            self.succeed(step_id, now, outputs={"approval_id": approval_id, "approved_by": by})
+            return "done"
+        return "run"
+
+    def begin_execution(self, step_id: str, op_id: str | None) -> Literal["run", "ask", "stale"]:
+        """A worker is about to do the step's work: run it, ask first, or drop a stale job."""
+        state = self.steps.get(step_id)
+        if self.finished or state is None or state.status != StepStatus.RUNNING:
+            return "stale"
+        if state.op_id != op_id or state.awaiting is not None:
+            return "stale"
+        if state.executing and not state.safe_to_repeat:
+            self._ask(state, _crash_question(step_id))
+            return "ask"
+        state.executing = True
+        return "run"
+
+    def succeed(
+        self,
+        step_id: str,
+        now: datetime,
+        *,
+        outputs: dict[str, Any] | None = None,
+        probes: list[ProbeResult] | None = None,
+        by: str | None = None,
+        note: str | None = None,
+    ) -> StepRun:
+        """The step is done."""
+        state = self._expect(step_id, StepStatus.RUNNING)
+        state.status = StepStatus.DONE
+        state.finished_at = now
+        state.outputs = dict(outputs or {})
+        state.probes = list(probes or state.probes)
+        state.confirmed_by = by or state.confirmed_by
+        state.note = note or state.note
+        state.awaiting = state.question = None
+        state.error = state.hint = None
+        return state
+
+    def fail(
+        self,
+        step_id: str,
+        now: datetime,
+        message: str,
+        *,
+        hint: str | None = None,
+        probes: list[ProbeResult] | None = None,
+        by: str | None = None,
+        transient: bool = False,
+    ) -> Literal["retry", "ask", "stop"]:
+        """Record a failure and apply the step's policy; return what the policy decided."""
+        state = self._expect(step_id, StepStatus.RUNNING)
+        step = self.runbook.step(step_id)
+        state.error, state.hint = message, hint
+        state.probes = list(probes or [])
+        state.confirmed_by = by or state.confirmed_by
+        retry_allowed = step.on_failure == FailurePolicy.RETRY or transient
+        if retry_allowed and state.attempts <= step.retries and not self.stopping:
+            state.status = StepStatus.PENDING
+            state.executing = False
+            state.awaiting = None
+            return "retry"
+        if step.on_failure == FailurePolicy.ASK and not self.stopping:
+            self._ask(state, f"step {step_id!r} failed: {message}. Retry, skip it, or abort?")
+            return "ask"
+        self._close_failed(step_id, state, now)
+        return "stop"
+
+    def skip(self, step_id: str, now: datetime, *, by: str | None, reason: str) -> StepRun:
+        """Skip a pending or running step; a reason is required."""
+        if not reason.strip():
+            raise UsageError("skipping a step needs a reason", hint="Skip -- <reason>")
+        state = self.step_run(step_id)
+        if state.status in FINISHED_STEP:
+            raise ConflictError(f"step {step_id!r} is already {state.status}")
+        state.status = StepStatus.SKIPPED
+        state.started_at = state.started_at or now
+        state.finished_at = now
+        state.confirmed_by = by
+        state.note = reason
+        state.awaiting = state.question = None
+        return state
+
+    def confirm(
+        self, step_id: str, action: str, *, by: str, note: str | None, now: datetime
+    ) -> str:
+        """A person's answer on a manual step: done, skip (reason) or failed (note)."""
+        state = self._expect(step_id, StepStatus.RUNNING)
+        if state.awaiting != Awaiting.CONFIRMATION:
+            raise ConflictError(f"step {step_id!r} is not waiting for a confirmation")
+        if action == "done":
+            self.succeed(step_id, now, by=by, note=note, outputs=state.outputs)
+            return "done"
+        if action == "skip":
+            self.skip(step_id, now, by=by, reason=note or "")
+            return "skipped"
+        if action == "failed":
+            if not (note or "").strip():
+                raise UsageError("marking a step failed needs a note", hint="Failed -- <note>")
+            state.awaiting = None
+            return self.fail(step_id, now, note or "", by=by)
+        raise UsageError(f"unknown answer {action!r}", hint="done, skip or failed")
+
+    def decide(
+        self, step_id: str, decision: str, *, by: str, note: str | None, now: datetime
+    ) -> str:
+        """A person's decision on a step waiting after a failure or a crash."""
+        state = self._expect(step_id, StepStatus.RUNNING)
+        if state.awaiting != Awaiting.DECISION:
+            raise ConflictError(f"step {step_id!r} is not waiting for a decision")
+        state.confirmed_by = by
+        if decision == "retry":
+            state.status = StepStatus.PENDING
+            state.awaiting = state.question = None
+            state.executing = False
+            state.note = note
+            return "retry"
+        if decision == "skip":
+            self.skip(step_id, now, by=by, reason=note or "")
+            return "skipped"
+        if decision == "done":
+            self.succeed(step_id, now, by=by, note=note or "confirmed done by a person")
+            return "done"
+        if decision == "fail":
+            self._close_failed(step_id, state, now)
+            return "stop"
+        raise UsageError(f"unknown decision {decision!r}", hint="retry, skip, done or fail")
+
+    def abort(self, *, by: str, reason: str, now: datetime) -> None:
+        """Stop the run: nothing new starts except ``always`` steps; waiting steps are skipped."""
+        if not reason.strip():
+            raise UsageError("an abort needs a reason", hint="/dr abort -- <reason>")
+        if self.finished:
+            raise ConflictError(f"run {self.run_id} has already ended ({self.status})")
+        self.stopping = True
+        self.abort_reason, self.aborted_by = reason, by
+        for step_id, state in self.steps.items():
+            if state.status == StepStatus.RUNNING and state.awaiting is not None:
+                self.skip(step_id, now, by=by, reason=f"run aborted: {reason}")
+
+    def settle(self, now: datetime) -> bool:
+        """End the run when nothing runs and nothing can start; return whether it ended now."""
+        if self.finished or self.running() or self.next_runnable():
+            return False
+        for state in self.steps.values():
+            if state.status == StepStatus.PENDING:
+                state.status = StepStatus.SKIPPED
+                state.note = "not reached"
+        self.finished_at = now
+        if self.abort_reason is not None:
+            self.status = RunStatus.ABORTED
+        elif any(s.status == StepStatus.FAILED for s in self.steps.values()):
+            self.status = RunStatus.FAILED
+        else:
+            self.status = RunStatus.DONE
+        return True
+
+    def resume_plan(self, alive: set[str]) -> list[ResumeAction]:
+        """For each running step: keep it, repost its card, requeue it, or ask a person.
+
+        ``alive`` holds the steps whose worker still beats. A step whose worker is gone is
+        requeued when repeating it is safe or its work never began; otherwise a person
+        decides, because running half of a restore twice can destroy what the first made.
+        """
+        actions = []
+        for step_id in self.running():
+            state = self.steps[step_id]
+            if state.awaiting is not None:
+                actions.append(ResumeAction(step=step_id, action="repost", reason="waiting"))
+            elif step_id in alive:
+                actions.append(ResumeAction(step=step_id, action="keep", reason="still running"))
+            elif state.executing and not state.safe_to_repeat:
+                self._ask(state, _crash_question(step_id))
+                actions.append(
+                    ResumeAction(step=step_id, action="ask", reason="not safe to repeat")
+                )
+            else:
+                state.status = StepStatus.PENDING
+                state.executing = False
+                state.op_id = None
+                actions.append(
+                    ResumeAction(step=step_id, action="requeue", reason="its worker was lost")
+                )
+        return actions
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _expect(self, step_id: str, status: StepStatus) -> StepRun:
+        state = self.step_run(step_id)
+        if state.status != status:
+            raise ConflictError(
+                f"step {step_id!r} is {state.status}, not {status}",
+                hint="see /dr status",
+            )
+        return state
+
+    def _ask(self, state: StepRun, question: str) -> None:
+        state.awaiting = Awaiting.DECISION
+        state.question = question
+
+    def _close_failed(self, step_id: str, state: StepRun, now: datetime) -> None:
+        state.status = StepStatus.FAILED
+        state.finished_at = now
+        state.awaiting = state.question = None
+        self.stopping = True
+        if self.failure is None:
+            self.failure = f"step {step_id!r} failed: {state.error or 'no detail'}"
+
+
+def _crash_question(step_id: str) -> str:
+    return (
+        f"step {step_id!r} was running when its worker stopped and is not safe to repeat. "
+        "Check what it left behind, then retry it, mark it done, skip it, or fail the run."
+    )
+
+
+def inputs_of(runbook: Runbook, params: dict[str, str]) -> dict[str, Any]:
+    """The run's inputs: ``params`` checked against the runbook, defaults filled in."""
+    unknown = sorted(set(params) - set(runbook.inputs))
+    if unknown:
+        raise UsageError(
+            f"runbook {runbook.name} has no parameter {unknown[0]!r}",
+            hint="parameters: " + (", ".join(runbook.inputs) or "none"),
+        )
+    inputs: dict[str, Any] = {}
+    for name, spec in runbook.inputs.items():
+        if name in params:
+            inputs[name] = params[name]
+        elif spec.required:
+            raise UsageError(
+                f"runbook {runbook.name} needs --param {name}=…",
+                hint=spec.description or "see: kosmos-backup runbook check",
+            )
+        else:
+            inputs[name] = spec.default
+    return inputs
+
+
+def new_run(
+    runbook: Runbook,
+    *,
+    run_id: str,
+    params: dict[str, str],
+    started_by: str,
+    now: datetime,
+    rto: timedelta,
+    rpo: timedelta,
+    modes: dict[str, StepMode],
+    safe: dict[str, bool],
+    chat: ChatContext | None = None,
+) -> RunState:
+    """A fresh run: inputs checked against the runbook, defaults filled, every step pending."""
+    inputs = inputs_of(runbook, params)
+    steps = {
+        step.id: StepRun(
+            mode=modes.get(step.id, StepMode.AUTOMATED), safe_to_repeat=safe.get(step.id, True)
+        )
+        for step in runbook.steps
+    }
+    state = RunState(
+        run_id=run_id,
+        runbook=runbook,
+        inputs=inputs,
+        started_at=now,
+        started_by=started_by,
+        chat=chat or ChatContext(),
+        rto=rto,
+        rpo=rpo,
+        steps=steps,
+    )
+    state.inputs = {k: state.resolved(v) if isinstance(v, str) else v for k, v in inputs.items()}
+    return state
