@@ -8,7 +8,13 @@ from datetime import UTC, datetime
 
 import click
 
+from bot.cli.approvals import approval_commands
+from bot.cli.bot import bot_commands
 from bot.cli.catalog import catalog_commands
+from bot.cli.dr import dr_commands
+from bot.cli.jobs import job_commands
+from bot.cli.postgres import postgres_commands
+from bot.cli.wal import wal_commands
 from workers.core.errors import KosmosError
 from workers.core.ids import new_operation_id
 
@@ -27,14 +33,25 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
     ctx.obj = {"config_path": config_path}
 
 
-for command in catalog_commands:
+for command in [
+    *catalog_commands,
+    *postgres_commands,
+    *job_commands,
+    *bot_commands,
+    *wal_commands,
+    *dr_commands,
+]:
+    cli.add_command(command)
+
+for command in approval_commands:
     cli.add_command(command)
 
 
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; KosmosError becomes a one-line message and its exit status."""
     try:
-        cli.main(args=argv, standalone_mode=False)
+        # Without standalone mode click returns ctx.exit(N)'s code instead of exiting.
+        code = cli.main(args=argv, standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(1)
@@ -53,4 +70,4 @@ def main(argv: list[str] | None = None) -> None:
         click.echo(f"internal error, operation {operation}", err=True)
         traceback.print_exc(file=sys.stderr)
         sys.exit(1)
-    sys.exit(0)
+    sys.exit(code if isinstance(code, int) else 0)

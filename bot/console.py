@@ -1,0 +1,273 @@
+"""The console: a terminal chat over the same grammar and handlers, rendered with rich.
+
+People type the Slack commands (``/backup status``) and see the same answers and the same
+live progress (read from the event stream). ``/as <user>`` switches between the users the
+roles name, so two-person flows can be tried on one machine; with no roles configured the
+console is a single local user holding every role.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections.abc import Iterable
+from typing import IO, Any
+
+import structlog
+from rich.console import Console
+from rich.markup import escape
+
+from bot.dr_replies import DrReply
+from bot.handlers import Caller, Desk, dispatch
+from bot.progress import OperationView, Stage, fold, stage_text, title
+from bot.replies import AcceptedReply, HelpReply, ListReply, Reply, StatusReply
+from bot.restore_replies import AuditReply, CardReply, DecisionReply
+from bot.roles import Authorizer, SelfNamedGroups
+from bot.terminal import backups_table, status_table
+from workers import queues
+from workers.context import Context
+from workers.core.durations import humanize
+from workers.core.errors import KosmosError
+from workers.core.events import ChatContext, EventType
+from workers.core.ids import new_operation_id
+from workers.core.rpo import wal_archive_lag
+
+LOCAL_USER = "local"
+UPDATE_SECONDS = 1.5
+CONSOLE_HELP = [
+    ("/as <user>", "act as another user named in slack.roles (/as alone lists them)"),
+    ("/whoami", "who you are and which roles you hold"),
+    ("/wait [seconds]", "wait until your operations end"),
+    ("/quit", "leave (Ctrl-D too)"),
+]
+
+
+class ConsoleChat:
+    """One terminal session: reads command lines, prints answers and live progress."""
+
+    def __init__(self, ctx: Context, console: Console, user: str | None = None) -> None:
+        roles = ctx.settings.slack.roles
+        self.ctx = ctx
+        self.console = console
+        self.authorizer = Authorizer(roles, SelfNamedGroups())
+        self.authorizer.open_access = not self.authorizer.users()
+        self.desk = Desk(ctx, self.authorizer)
+        self.user = user or self._default_user()
+        self.views: dict[str, OperationView] = {}
+        self.shown: dict[str, tuple[float, str]] = {}
+        self.mine: set[str] = set()
+        self._after = "$"
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+
+    def _default_user(self) -> str:
+        if self.authorizer.open_access:
+            return LOCAL_USER
+        roles = self.ctx.settings.slack.roles
+        return (roles.operators or roles.incident_commanders or self.authorizer.users())[0]
+
+    # -- the session ---------------------------------------------------------------------------
+
+    def run(self, lines: Iterable[str] | None = None) -> None:
+        """Greet, follow events in the background, and answer lines until /quit or EOF."""
+        self._after = queues.last_event_id(self.ctx.redis, self.ctx.settings)
+        watcher = threading.Thread(target=self._follow, name="kb-console-events", daemon=True)
+        watcher.start()
+        self._greet()
+        try:
+            for line in lines if lines is not None else _prompted(sys.stdin, self.console):
+                if not self.handle(line):
+                    break
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self._stop.set()
+            watcher.join(timeout=2)
+
+    def handle(self, line: str) -> bool:
+        """Answer one line; False when the session should end."""
+        text = line.strip()
+        if not text or text.startswith("#"):
+            return True
+        word, _, rest = text.partition(" ")
+        word = word.lower()
+        if word in ("/quit", "/exit", "quit", "exit"):
+            return False
+        if word == "/as":
+            self._switch(rest.strip())
+        elif word == "/whoami":
+            self._whoami()
+        elif word == "/wait":
+            self._wait(float(rest) if rest.strip().replace(".", "", 1).isdigit() else 600.0)
+        elif word in ("/help", "help"):
+            self._print_help()
+        else:
+            self._command(text if text.startswith("/") else "/" + text)
+        return True
+
+    def _command(self, text: str) -> None:
+        command, _, rest = text.partition(" ")
+        caller = Caller(self.user, ChatContext(source="console", user=self.user))
+        try:
+            reply = dispatch(self.desk, caller, command, rest)
+        except KosmosError as exc:
+            self._print_error(exc)
+            return
+        except Exception:
+            op_id = new_operation_id(self.ctx.clock())
+            structlog.get_logger().exception("internal error", operation=op_id)
+            self.console.print(f"[red]internal error, operation {op_id}[/]")
+            return
+        if isinstance(reply, AcceptedReply):
+            with self._lock:
+                self.mine.add(reply.op_id)
+        self.render(reply)
+
+    # -- rendering -----------------------------------------------------------------------------
+
+    def render(self, reply: Reply) -> None:
+        """Print a handler's reply."""
+        if isinstance(reply, StatusReply):
+            self.console.print(status_table(self.ctx.settings, reply.rows, reply.now))
+            for row in reply.rows:
+                if row.kind == "postgres":
+                    lag = wal_archive_lag(row, reply.now)
+                    shown = humanize(lag) if lag is not None else "no WAL archived yet"
+                    self.console.print(f"  {escape(row.name)} WAL archive lag: {shown}")
+        elif isinstance(reply, ListReply):
+            self.console.print(backups_table(reply.component, reply.backups, reply.now))
+            if reply.total > len(reply.backups):
+                self.console.print(f"  (newest {len(reply.backups)} of {reply.total})")
+        elif isinstance(reply, AcceptedReply):
+            again = " (already accepted)" if reply.repeated else ""
+            self.console.print(
+                f"[cyan]⏳ {escape(reply.description)} queued as {reply.op_id}{again}[/]"
+            )
+        elif isinstance(reply, HelpReply):
+            self._print_help(reply)
+        elif isinstance(reply, CardReply | DecisionReply | AuditReply | DrReply):
+            for line in reply.lines():
+                self.console.print(escape(line))
+
+    def _print_help(self, reply: HelpReply | None = None) -> None:
+        lines = reply.lines if reply else []
+        if reply is None:
+            from bot.handlers.backup import help_reply
+
+            lines = [*help_reply(None).lines, *CONSOLE_HELP]
+        for usage, summary in lines:
+            self.console.print(f"  [bold]{escape(usage)}[/]  {escape(summary)}")
+
+    def _print_error(self, error: KosmosError) -> None:
+        self.console.print(f"[red]{escape(error.message)}[/]")
+        for line in error.hint.splitlines():
+            self.console.print(f"  [dim]{escape(line)}[/]")
+
+    def _greet(self) -> None:
+        mode = "every role (no roles configured)" if self.authorizer.open_access else None
+        held = mode or ", ".join(sorted(self.authorizer.roles_of(self.user))) or "no role"
+        self.console.print(
+            f"[bold]kosmos-backup console[/] — you are [bold]{escape(self.user)}[/] ({held}). "
+            "Type /backup help, /as <user>, /quit."
+        )
+
+    def _whoami(self) -> None:
+        roles = ", ".join(sorted(self.authorizer.roles_of(self.user))) or "no role"
+        self.console.print(f"you are {escape(self.user)}: {roles}")
+
+    def _switch(self, user: str) -> None:
+        users = self.authorizer.users()
+        if not user:
+            shown = ", ".join(users) or f"{LOCAL_USER} (no roles configured)"
+            self.console.print(f"users: {escape(shown)}")
+            return
+        if user not in users:
+            self.console.print(
+                f"[red]{escape(user)} is not named in slack.roles[/]  "
+                f"[dim]users: {escape(', '.join(users) or LOCAL_USER)}[/]"
+            )
+            return
+        self.user = user
+        self._whoami()
+
+    def _wait(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            with self._lock:
+                pending = [o for o in self.mine if not self._ended(o)]
+            if not pending:
+                return
+            time.sleep(0.1)
+        self.console.print(f"[yellow]still running after {seconds:.0f}s[/]")
+
+    def _ended(self, op_id: str) -> bool:
+        view = self.views.get(op_id)
+        shown = self.shown.get(op_id)
+        return view is not None and view.ended and shown is not None and shown[1] == _line(view)
+
+    # -- live updates --------------------------------------------------------------------------
+
+    def _follow(self) -> None:
+        while not self._stop.is_set():
+            try:
+                found = queues.read_events(
+                    self.ctx.redis, self.ctx.settings, after=self._after, block_ms=500
+                )
+            except Exception as exc:  # noqa: BLE001 - keep the chat usable while Redis is away
+                self.console.print(f"[yellow]event stream unavailable: {escape(str(exc))}[/]")
+                self._stop.wait(2.0)
+                continue
+            for entry_id, event in found:
+                self._after = entry_id
+                self._show(event)
+            self._flush()
+
+    def _show(self, event: Any) -> None:
+        if event.type in (EventType.ALERT, EventType.RECOVERED):
+            colour = "red" if event.type == EventType.ALERT else "green"
+            self.console.print(
+                f"[{colour}]{event.type.value}: {escape(event.component or '')} "
+                f"{escape(event.message or '')}[/]"
+            )
+            return
+        if event.chat.source != "console" and event.op_id not in self.mine:
+            return
+        with self._lock:
+            self.views[event.op_id] = fold(self.views.get(event.op_id), event)
+        if event.type == EventType.NOTE and event.note:
+            self.console.print(f"  [dim]{event.op_id}: {escape(event.note)}[/]")
+
+    def _flush(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            views = list(self.views.items())
+        for op_id, view in views:
+            line = _line(view)
+            last = self.shown.get(op_id)
+            if last is not None and (
+                last[1] == line or (not view.ended and now - last[0] < UPDATE_SECONDS)
+            ):
+                continue
+            colour = {Stage.DONE: "green", Stage.FAILED: "red"}.get(view.stage, "cyan")
+            self.console.print(f"[{colour}]{escape(line)}[/]")
+            if view.stage == Stage.FAILED and view.hint:
+                self.console.print(f"  [dim]{escape(view.hint)}[/]")
+            with self._lock:
+                self.shown[op_id] = (now, line)
+
+
+def _line(view: OperationView) -> str:
+    return f"{view.op_id} {title(view)} — {stage_text(view)}"
+
+
+def _prompted(stream: IO[str], console: Console) -> Iterable[str]:
+    """Lines from ``stream``, with a prompt when it is a terminal."""
+    interactive = stream.isatty()
+    while True:
+        if interactive:
+            console.print("[bold]kosmos>[/] ", end="")
+        line = stream.readline()
+        if not line:
+            return
+        yield line

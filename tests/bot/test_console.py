@@ -1,0 +1,163 @@
+"""The console: the same commands typed at a terminal (stdin), the same board and live updates."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import redis as redis_lib
+from rich.console import Console
+
+from bot.console import ConsoleChat
+from tests.conftest import EXAMPLE_CONFIG
+from workers.context import Context
+from workers.core.config import Settings
+from workers.core.events import ChatContext, Event, EventType
+from workers.queues import read_events
+
+
+def console_env(redis_url: str, store: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KOSMOS", "SLACK_"))}
+    env.update(
+        {
+            "KOSMOS_BACKUP_CONFIG": str(EXAMPLE_CONFIG),
+            "KOSMOS__REDIS__URL": redis_url,
+            "KOSMOS__STORAGE__URL": f"file://{store}",
+            "COLUMNS": "160",
+        }
+    )
+    env.update(extra)
+    return env
+
+
+def test_console_driven_through_stdin_shows_the_status_board_and_usage(
+    redis_url: str, tmp_path: Path
+) -> None:
+    typed = "/backup status\n/backup run mongodb\n/as @platform\n/backup run etcd\n/as nobody\n"
+    result = subprocess.run(
+        ["kosmos-backup", "bot"],  # no Slack tokens: the console is the default
+        input=typed + "/quit\n",
+        capture_output=True,
+        text=True,
+        env=console_env(redis_url, tmp_path / "store"),
+        timeout=60,
+    )
+    out = result.stdout
+    assert result.returncode == 0, result.stderr
+    assert "kosmos-backup console — you are @sre (operators)" in out
+    assert "Backups  (RPO 1h, RTO 4h)" in out
+    for name in ("postgres", "minio", "etcd", "kubernetes", "secrets"):
+        assert name in out
+    assert "never backed up" in out and "WAL archive lag: no WAL archived yet" in out
+    assert "unknown component 'mongodb'" in out and "valid components: postgres, minio" in out
+    assert "you are @platform: viewers" in out
+    assert "you may not use backup run: it needs the operators" in out
+    assert "nobody is not named in slack.roles" in out
+    assert "Traceback" not in out + result.stderr
+
+
+def test_console_shows_live_progress_of_its_operations_from_the_event_stream(
+    make_settings: Callable[..., Settings], redis_url: str
+) -> None:
+    settings = make_settings(**{"redis.url": redis_url})
+    ctx = Context(settings)
+    screen = io.StringIO()
+    chat = ConsoleChat(ctx, Console(file=screen, width=160), user="@sre")
+    worker = threading.Thread(target=_pretend_worker, args=(settings, redis_url), daemon=True)
+    worker.start()
+    chat.run(["/backup run postgres", "/wait 20", "/quit"])
+    worker.join(timeout=5)
+    out = screen.getvalue()
+    assert "Backup of postgres queued as op-" in out
+    assert "running: dump app" in out
+    assert "done · 2.0 MiB · in 4s · backup postgres-20261124T0300Z-7f3a" in out
+    assert "still running" not in out
+
+
+def _pretend_worker(settings: Settings, redis_url: str) -> None:
+    """Append what a worker would, once the console's request is accepted."""
+    client = redis_lib.Redis.from_url(redis_url)
+    deadline = time.monotonic() + 10
+    accepted = None
+    while accepted is None and time.monotonic() < deadline:
+        found = [e for _, e in read_events(client, settings) if e.type == EventType.ACCEPTED]
+        accepted = found[0] if found else None
+        time.sleep(0.05)
+    assert accepted is not None
+    started = datetime.now(UTC)
+    steps: list[tuple[EventType, dict[str, Any]]] = [
+        (EventType.STARTED, {}),
+        (EventType.PROGRESS, {"phase": "dump app", "done_bytes": 1 << 20, "total_bytes": 2 << 20}),
+        (
+            EventType.FINISHED,
+            {
+                "summary": {
+                    "backup_id": "postgres-20261124T0300Z-7f3a",
+                    "size": 2 << 20,
+                    "duration_seconds": 4,
+                }
+            },
+        ),
+    ]
+    for kind, extra in steps:
+        event = Event(
+            op_id=accepted.op_id,
+            type=kind,
+            at=started,
+            operation="backup",
+            component="postgres",
+            chat=ChatContext(source="console", user="@sre"),
+            **extra,
+        )
+        client.xadd(f"{settings.redis.key_prefix}:events", {"event": event.model_dump_json()})
+        time.sleep(1.6)  # the console shows at most one update per operation per 1.5 s
+    client.close()
+
+
+def test_up_starts_a_worker_and_the_scheduler_beside_the_console(
+    redis_url: str, tmp_path: Path
+) -> None:
+    logs = tmp_path / "logs"
+    # Nothing due: the scheduler must not start real backups of the machine's databases here.
+    disabled = {
+        f"KOSMOS__COMPONENTS__{name}__ENABLED": "false"
+        for name in ("POSTGRES", "MINIO", "ETCD", "KUBERNETES", "SECRETS")
+    }
+    env = console_env(redis_url, tmp_path / "store", **disabled)
+    proc = subprocess.Popen(
+        ["kosmos-backup", "up", "--log-dir", str(logs)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        text=True,
+    )
+    assert proc.stdin is not None
+    proc.stdin.write("/backup status\n")
+    proc.stdin.flush()
+    deadline = time.monotonic() + 30
+    client = redis_lib.Redis.from_url(redis_url)
+    try:
+        while time.monotonic() < deadline:
+            workers = client.smembers("rq:workers")
+            leader = [k for k in client.keys("*scheduler*leader*")]
+            if workers and leader:
+                break
+            time.sleep(0.2)
+        assert workers, "no RQ worker registered"
+        assert leader, "no scheduler took the lead"
+    finally:
+        out, err = proc.communicate("/quit\n", timeout=60)
+        client.close()
+    assert proc.returncode == 0, err
+    assert "Backups  (RPO 1h, RTO 4h)" in out
+    assert f"worker and scheduler running (logs in {logs})" in err
+    assert (logs / "worker.log").stat().st_size > 0
+    assert (logs / "scheduler.log").stat().st_size > 0
