@@ -21,7 +21,9 @@ COPY --from=build /opt/kosmos-backup /opt/kosmos-backup
 COPY runbooks /opt/kosmos-backup/runbooks
 ENV PATH=/opt/kosmos-backup/bin:$PATH \
     PYTHONUNBUFFERED=1 \
-    KOSMOS_BACKUP_CONFIG=/etc/kosmos-backup/config.yaml
+    KOSMOS_BACKUP_CONFIG=/etc/kosmos-backup/config.yaml \
+    KOSMOS__DR__RUNBOOKS_DIR=/opt/kosmos-backup/runbooks \
+    MPLCONFIGDIR=/tmp/matplotlib
 USER 10001:10001
 WORKDIR /var/lib/kosmos-backup
 EXPOSE 3000 9100

@@ -4,15 +4,25 @@ app.kubernetes.io/name: {{ include "kb.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 {{- end -}}
-{{- define "kb.podCommon" -}}
+{{- define "kb.podSecurity" -}}
 securityContext:
   runAsNonRoot: true
   runAsUser: 10001
   fsGroup: 10001
-volumes:
-  - name: config
-    configMap:
-      name: {{ include "kb.name" . }}-config
+{{- end -}}
+{{- define "kb.volumes" -}}
+- name: config
+  configMap:
+    name: {{ include "kb.name" . }}-config
+- name: tmp
+  emptyDir: {}
+{{- end -}}
+{{- define "kb.mounts" -}}
+- name: config
+  mountPath: /etc/kosmos-backup
+  readOnly: true
+- name: tmp
+  mountPath: /tmp
 {{- end -}}
 {{- define "kb.container" -}}
 image: "{{ .Values.image.repository }}:{{ .Values.image.tag }}"
@@ -23,10 +33,6 @@ envFrom:
 env:
   - name: KOSMOS__REDIS__URL
     value: {{ .Values.redis.url | quote }}
-volumeMounts:
-  - name: config
-    mountPath: /etc/kosmos-backup
-    readOnly: true
 securityContext:
   allowPrivilegeEscalation: false
   readOnlyRootFilesystem: true
