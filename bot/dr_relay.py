@@ -21,6 +21,7 @@ import structlog
 from pydantic import ValidationError
 from slack_sdk.errors import SlackApiError
 
+from bot import stream_group
 from bot.dr_blocks import board, step_card
 from workers.context import Context
 from workers.core.events import EVENT_STREAM, Event, EventType
@@ -55,23 +56,11 @@ class DrBoard:
 
     def ensure_group(self) -> None:
         """Create the consumer group unless it exists."""
-        try:
-            self.ctx.redis.xgroup_create(self.stream, GROUP, id="0", mkstream=True)
-        except Exception as exc:  # redis.ResponseError BUSYGROUP: it exists
-            if "BUSYGROUP" not in str(exc):
-                raise
+        stream_group.ensure_group(self.ctx.redis, self.stream, GROUP)
 
     def run(self, stop: threading.Event | None = None) -> None:
         """Relay until ``stop`` is set; outages are waited out."""
-        stop = stop or threading.Event()
-        while not stop.is_set():
-            try:
-                self.ensure_group()
-                while not stop.is_set():
-                    self.step()
-            except Exception as exc:  # noqa: BLE001 - the board relay outlives outages
-                self.log.warning("dr board step failed", error=str(exc))
-                stop.wait(1.0)
+        stream_group.run_until(stop, self.ensure_group, self.step, self.log, "dr board step")
 
     def step(self) -> None:
         """Read what is new, then show every run whose update is due."""

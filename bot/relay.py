@@ -22,7 +22,7 @@ import structlog
 from pydantic import ValidationError
 from slack_sdk.errors import SlackApiError
 
-from bot import blocks
+from bot import blocks, stream_group
 from bot.messages import MessageBook, MessageRecord
 from bot.metrics import BotMetrics
 from bot.progress import fold
@@ -93,23 +93,11 @@ class Relay:
 
     def ensure_group(self) -> None:
         """Create the consumer group (from the stream's start) unless it exists."""
-        try:
-            self.redis.xgroup_create(self.stream, GROUP, id="0", mkstream=True)
-        except Exception as exc:  # redis.ResponseError; BUSYGROUP means it already exists
-            if "BUSYGROUP" not in str(exc):
-                raise
+        stream_group.ensure_group(self.redis, self.stream, GROUP)
 
     def run(self, stop: threading.Event | None = None) -> None:
         """Relay until ``stop`` is set; Redis or Slack outages are waited out, never fatal."""
-        stop = stop or threading.Event()
-        while not stop.is_set():
-            try:
-                self.ensure_group()
-                while not stop.is_set():
-                    self.step()
-            except Exception as exc:  # noqa: BLE001 - the relay outlives outages
-                self.log.warning("relay step failed", error=str(exc))
-                stop.wait(1.0)
+        stream_group.run_until(stop, self.ensure_group, self.step, self.log, "relay step")
 
     def step(self) -> None:
         """Read what is new (or reclaimable), then flush whatever is due."""

@@ -329,11 +329,14 @@ def confirm(
 ) -> RunState:
     """A person's Done / Skip (reason) / Failed (note) on a manual step."""
     now = ctx.clock()
-    run, result = runs(ctx).update(
-        run_id, lambda r: r.confirm(step_id, action, by=by, note=note, now=now)
+    return _by_person(
+        ctx,
+        run_id,
+        step_id,
+        lambda r: r.confirm(step_id, action, by=by, note=note, now=now),
+        by=by,
+        submit=submit,
     )
-    step_event(ctx, run, step_id, result, by=by)
-    return advance(ctx, run_id, submit=submit)
 
 
 def decide(
@@ -348,9 +351,27 @@ def decide(
 ) -> RunState:
     """A person's decision on a step that asked: retry, done, skip (reason) or fail."""
     now = ctx.clock()
-    run, result = runs(ctx).update(
-        run_id, lambda r: r.decide(step_id, decision, by=by, note=note, now=now)
+    return _by_person(
+        ctx,
+        run_id,
+        step_id,
+        lambda r: r.decide(step_id, decision, by=by, note=note, now=now),
+        by=by,
+        submit=submit,
     )
+
+
+def _by_person(
+    ctx: Context,
+    run_id: str,
+    step_id: str,
+    change: Any,
+    *,
+    by: str,
+    submit: Submit | None,
+) -> RunState:
+    """Apply a person's change to a step, report it, and move the run on."""
+    run, result = runs(ctx).update(run_id, change)
     step_event(ctx, run, step_id, result, by=by)
     return advance(ctx, run_id, submit=submit)
 
