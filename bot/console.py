@@ -220,6 +220,9 @@ class ConsoleChat:
                 continue
             for entry_id, event in found:
                 self._after = entry_id
+                if event.terminal and event.component:
+                    # A finished operation changed the catalog: the next list must show it.
+                    self.desk.catalog.forget(event.component)
                 self._show(event)
             self._flush()
 
