@@ -303,6 +303,33 @@ def small_db() -> Iterator[str]:
     drop_database(name)
 
 
+Stack = Callable[..., tuple[Path, Settings]]
+"""``stack(**write_config_options) -> (config path, settings)``."""
+
+
+@pytest.fixture
+def small_stack(
+    tmp_path: Path,
+    s3_server: Any,
+    bucket: str,
+    redis_url: str,
+    small_db: str,
+) -> Stack:
+    """A config on the moto bucket, the test Redis and ``small_db``, written on demand."""
+
+    def build(**options: Any) -> tuple[Path, Settings]:
+        config = write_config(
+            tmp_path / "kosmos.yaml",
+            storage=s3_storage(s3_server.url, bucket),
+            redis_url=redis_url,
+            database=small_db,
+            **options,
+        )
+        return config, settings_of(config)
+
+    return build
+
+
 @pytest.fixture(scope="session")
 def big_db() -> Iterator[str]:
     """~24 MiB of incompressible rows: through a throttled proxy its upload lasts seconds."""

@@ -13,7 +13,7 @@ from rq.job import Job
 
 from bot.cli.jobs import submit_and_render
 from tests.jobs import harness
-from tests.jobs.harness import big_db, small_db  # noqa: F401 - fixtures
+from tests.jobs.harness import big_db, small_db, small_stack  # noqa: F401 - fixtures
 from tests.jobs.throttle import ThrottledProxy
 from tests.services import MotoServer, free_port, wait_for_port
 from workers import queues
@@ -26,18 +26,9 @@ pytestmark = pytest.mark.timeout(180)
 
 def test_enqueued_backup_updates_catalog_and_events_arrive_in_order(
     tmp_path: Path,
-    s3_server: MotoServer,
-    bucket: str,
-    redis_url: str,
-    small_db: str,  # noqa: F811
+    small_stack: harness.Stack,  # noqa: F811
 ) -> None:
-    config = harness.write_config(
-        tmp_path / "kosmos.yaml",
-        storage=harness.s3_storage(s3_server.url, bucket),
-        redis_url=redis_url,
-        database=small_db,
-    )
-    settings = harness.settings_of(config)
+    config, settings = small_stack()
     port = free_port()
     worker = harness.worker(
         config, tmp_path, "--metrics-port", str(port), "--metrics-addr", "127.0.0.1"
@@ -87,18 +78,11 @@ def test_enqueued_backup_updates_catalog_and_events_arrive_in_order(
 
 def test_waiting_submit_renders_progress_and_exits_1_on_failure(
     tmp_path: Path,
-    s3_server: MotoServer,
-    bucket: str,
-    redis_url: str,
-    small_db: str,  # noqa: F811
+    small_stack: harness.Stack,  # noqa: F811
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     missing = "kb_c_missing_db"
-    config = harness.write_config(
-        tmp_path / "kosmos.yaml",
-        storage=harness.s3_storage(s3_server.url, bucket),
-        redis_url=redis_url,
-        database=small_db,
+    config, settings = small_stack(
         extra={
             "broken": {
                 "kind": "postgres",
@@ -110,7 +94,6 @@ def test_waiting_submit_renders_progress_and_exits_1_on_failure(
             }
         },
     )
-    settings = harness.settings_of(config)
     worker = harness.worker(config, tmp_path)
     with harness.running(worker):
         ctx = Context(settings)

@@ -9,8 +9,7 @@ import pytest
 from rq.job import Job
 
 from tests.jobs import harness
-from tests.jobs.harness import small_db  # noqa: F401 - fixture
-from tests.services import MotoServer
+from tests.jobs.harness import small_db, small_stack  # noqa: F401 - fixtures
 from workers import queues
 from workers.context import Context
 from workers.core.config import Settings
@@ -55,18 +54,9 @@ def monitor_events(settings: Settings, component: str) -> list[Event]:
 
 def test_rpo_breach_alerts_once_and_recovers_once(
     tmp_path: Path,
-    s3_server: MotoServer,
-    bucket: str,
-    redis_url: str,
-    small_db: str,  # noqa: F811
+    small_stack: harness.Stack,  # noqa: F811
 ) -> None:
-    config = harness.write_config(
-        tmp_path / "kosmos.yaml",
-        storage=harness.s3_storage(s3_server.url, bucket),
-        redis_url=redis_url,
-        database=small_db,
-    )
-    settings = harness.settings_of(config)
+    config, settings = small_stack()
     ctx = Context(settings)
     harness.seed_backup(settings, "postgres", datetime.now(UTC) - timedelta(hours=2))
     work = harness.worker(config, tmp_path)
@@ -89,19 +79,11 @@ def test_rpo_breach_alerts_once_and_recovers_once(
 
 def test_repeated_failures_alert_after_the_second(
     tmp_path: Path,
-    s3_server: MotoServer,
-    bucket: str,
-    redis_url: str,
-    small_db: str,  # noqa: F811
+    small_stack: harness.Stack,  # noqa: F811
 ) -> None:
-    config = harness.write_config(
-        tmp_path / "kosmos.yaml",
-        storage=harness.s3_storage(s3_server.url, bucket),
-        redis_url=redis_url,
-        database=small_db,
+    config, settings = small_stack(
         extra={"broken": BROKEN},
     )
-    settings = harness.settings_of(config)
     ctx = Context(settings)
     harness.seed_backup(settings, "broken", datetime.now(UTC) - timedelta(minutes=5))
     work = harness.worker(config, tmp_path)

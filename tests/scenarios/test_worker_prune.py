@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.jobs import harness
-from tests.jobs.harness import small_db  # noqa: F401 - fixture
-from tests.services import MotoServer
+from tests.jobs.harness import small_db, small_stack  # noqa: F401 - fixtures
 from workers import queues
 from workers.context import Context
 
@@ -18,19 +17,11 @@ pytestmark = pytest.mark.timeout(180)
 
 def test_prune_keeps_the_newest_three_even_past_retention(
     tmp_path: Path,
-    s3_server: MotoServer,
-    bucket: str,
-    redis_url: str,
-    small_db: str,  # noqa: F811
+    small_stack: harness.Stack,  # noqa: F811
 ) -> None:
-    config = harness.write_config(
-        tmp_path / "kosmos.yaml",
-        storage=harness.s3_storage(s3_server.url, bucket),
-        redis_url=redis_url,
-        database=small_db,
+    config, settings = small_stack(
         postgres={"retention": "1d"},
     )
-    settings = harness.settings_of(config)
     ctx = Context(settings)
     now = datetime.now(UTC)
     seeded = [

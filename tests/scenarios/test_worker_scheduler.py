@@ -11,8 +11,7 @@ import pytest
 from rq import Queue
 
 from tests.jobs import harness
-from tests.jobs.harness import small_db  # noqa: F401 - fixture
-from tests.services import MotoServer
+from tests.jobs.harness import small_db, small_stack  # noqa: F401 - fixtures
 from workers.context import Context
 from workers.scheduler import Scheduler
 
@@ -20,20 +19,11 @@ pytestmark = pytest.mark.timeout(180)
 
 
 def test_catches_up_once_after_three_missed_slots(
-    tmp_path: Path,
-    s3_server: MotoServer,
-    bucket: str,
-    redis_url: str,
-    small_db: str,  # noqa: F811
+    small_stack: harness.Stack,  # noqa: F811
 ) -> None:
-    config = harness.write_config(
-        tmp_path / "kosmos.yaml",
-        storage=harness.s3_storage(s3_server.url, bucket),
-        redis_url=redis_url,
-        database=small_db,
+    config, settings = small_stack(
         jobs={"monitor_interval": "1h", "prune_interval": "1d", "sweep_interval": "1d"},
     )
-    settings = harness.settings_of(config)
     ctx = Context(settings)
     # The last good backup started 3 h 30 m ago; hourly slots at -2h30, -1h30 and -30m missed.
     seeded = harness.seed_backup(settings, "postgres", datetime.now(UTC) - timedelta(hours=3.5))
@@ -68,19 +58,11 @@ def test_catches_up_once_after_three_missed_slots(
 
 def test_two_schedulers_one_leader_and_failover(
     tmp_path: Path,
-    s3_server: MotoServer,
-    bucket: str,
-    redis_url: str,
-    small_db: str,  # noqa: F811
+    small_stack: harness.Stack,  # noqa: F811
 ) -> None:
-    config = harness.write_config(
-        tmp_path / "kosmos.yaml",
-        storage=harness.s3_storage(s3_server.url, bucket),
-        redis_url=redis_url,
-        database=small_db,
+    config, settings = small_stack(
         jobs={"monitor_interval": "2s", "prune_interval": "1d", "sweep_interval": "1d"},
     )
-    settings = harness.settings_of(config)
     state = harness.state_of(settings)
     first = harness.scheduler(config, tmp_path, "a")
     second = harness.scheduler(config, tmp_path, "b")
