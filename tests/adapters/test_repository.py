@@ -6,14 +6,12 @@ import hashlib
 import random
 from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from pyrage import x25519
 
 from tests.adapters.backups import START, Clock, chunks, commit_one, data
-from tests.adapters.stores import Inspector, local_store, s3_store
-from tests.services import MotoServer
+from tests.adapters.stores import Inspector
 from workers.adapters.repository import (
     PipelineOptions,
     Repository,
@@ -24,24 +22,6 @@ from workers.adapters.store_s3 import S3Store
 from workers.core.errors import ConfigError, IntegrityError, NotFoundError, StorageError
 
 MIB = 1 << 20
-
-
-@pytest.fixture(params=["local", "s3"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> LocalStore | S3Store:
-    if request.param == "local":
-        return local_store(tmp_path / "store")
-    server: MotoServer = request.getfixturevalue("s3_server")
-    return s3_store(server.url, request.getfixturevalue("bucket"))
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def repo(store: LocalStore | S3Store, clock: Clock) -> Repository:
-    return Repository(store, PipelineOptions(compression_level=1, compression_threads=0), clock)
 
 
 def test_commit_writes_objects_then_the_manifest_and_the_index(

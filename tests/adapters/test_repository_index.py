@@ -22,25 +22,6 @@ from workers.core.config import Settings
 from workers.core.errors import NotFoundError
 from workers.core.manifest import VerificationRecord, VerificationState
 
-
-@pytest.fixture(params=["local", "s3"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> LocalStore | S3Store:
-    if request.param == "local":
-        return local_store(tmp_path / "store")
-    server: MotoServer = request.getfixturevalue("s3_server")
-    return s3_store(server.url, request.getfixturevalue("bucket"))
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def repo(store: LocalStore | S3Store, clock: Clock) -> Repository:
-    return Repository(store, PipelineOptions(compression_level=1, compression_threads=0), clock)
-
-
 # -- the index ------------------------------------------------------------------------------
 
 
