@@ -98,13 +98,14 @@ def next_due(last: BackupSummary | None, frequency: timedelta, now: datetime) ->
 def _recovery_point(last: BackupSummary | None, index: CatalogIndex) -> datetime | None:
     if last is None:
         return None
-    extra = _moment(index.facts.get(FACT_RECOVERABLE_UNTIL))
+    extra = fact_time(index.facts.get(FACT_RECOVERABLE_UNTIL))
     if extra is not None and extra > last.finished_at:
         return extra
     return last.finished_at
 
 
-def _moment(value: object) -> datetime | None:
+def fact_time(value: object) -> datetime | None:
+    """A time recorded as an index fact, or None when it is missing or malformed."""
     # Facts are written by engines and read back from JSON: a malformed or naive value must
     # not break the status board, so it is ignored or taken as UTC.
     if isinstance(value, str):

@@ -14,7 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from workers.core.catalog import FACT_RECOVERABLE_UNTIL, ComponentStatus
+from workers.core.catalog import FACT_RECOVERABLE_UNTIL, ComponentStatus, fact_time
 from workers.core.durations import humanize
 
 FAILURE_THRESHOLD = 2
@@ -58,13 +58,8 @@ class Decision(BaseModel):
 
 def wal_archive_lag(status: ComponentStatus, now: datetime) -> float | None:
     """Seconds since the newest archived WAL, when the catalog records one (PostgreSQL PITR)."""
-    value = status.facts.get(FACT_RECOVERABLE_UNTIL)
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value)
-        except ValueError:
-            return None
-    if not isinstance(value, datetime):
+    value = fact_time(status.facts.get(FACT_RECOVERABLE_UNTIL))
+    if value is None:
         return None
     return max(0.0, (now - value).total_seconds())
 
