@@ -5,11 +5,19 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends gcc libpq-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-COPY pyproject.toml README.md ./
+# Dependencies first, with the versions CI tested (.ci/constraints.txt): a change to the code
+# alone reuses this layer instead of reinstalling every dependency.
+COPY pyproject.toml .ci/constraints.txt ./
+RUN python -m venv /opt/kosmos-backup \
+ && python -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]))' >requirements.txt \
+ && /opt/kosmos-backup/bin/pip install --no-cache-dir -c constraints.txt -r requirements.txt
+# The project itself; the shipped runbooks are package data of the wheel.
+COPY README.md ./
 COPY bot ./bot
 COPY workers ./workers
-RUN python -m venv /opt/kosmos-backup \
- && /opt/kosmos-backup/bin/pip install --no-cache-dir .
+COPY runbooks ./runbooks
+RUN /opt/kosmos-backup/bin/pip install --no-cache-dir --no-deps -c constraints.txt . \
+ && /opt/kosmos-backup/bin/kosmos-backup runbook check >/dev/null
 
 FROM python:3.11-slim-bookworm
 # PostgreSQL 15 client tools (pg_dump, pg_restore, psql) and etcdctl; libpq for psycopg2 (barman).
@@ -18,11 +26,9 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --home-dir /var/lib/kosmos-backup --create-home kosmos
 COPY --from=build /opt/kosmos-backup /opt/kosmos-backup
-COPY runbooks /opt/kosmos-backup/runbooks
 ENV PATH=/opt/kosmos-backup/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     KOSMOS_BACKUP_CONFIG=/etc/kosmos-backup/config.yaml \
-    KOSMOS__DR__RUNBOOKS_DIR=/opt/kosmos-backup/runbooks \
     MPLCONFIGDIR=/tmp/matplotlib
 USER 10001:10001
 WORKDIR /var/lib/kosmos-backup

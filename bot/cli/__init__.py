@@ -20,6 +20,7 @@ from workers.core.ids import new_operation_id
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="kosmos-backup", prog_name="kosmos-backup")
 @click.option(
     "--config",
     "config_path",
