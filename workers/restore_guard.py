@@ -5,8 +5,9 @@ rebuilds the plan from those parameters, and, in one compare-and-set on the requ
 checks that the approval exists, its HMAC signature verifies with this worker's own key,
 its digest is the digest of the job's plan, it has not expired, it is bound to this
 operation, and it was not used before, and marks it used. Anything else is refused:
-the refusal is audited, the request burned, and a failed event emitted. A job enqueued
-into RQ by hand carries no approval that passes, so it never runs.
+the refusal is audited, an approved request burned (a pending one is left alone), and a
+failed event emitted. A job enqueued into RQ by hand carries no approval that passes, so
+it never runs.
 """
 
 from __future__ import annotations
