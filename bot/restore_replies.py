@@ -97,11 +97,15 @@ def card_facts(request: ApprovalRequest, now: datetime, rto_seconds: float) -> C
     facts.append(("Restore point", shown + ("" if plan.point else " (end of the backup)")))
     target = plan.target_label() + (" (IN PLACE: overwrites live data)" if plan.in_place else "")
     facts.append(("Target", target))
+    if plan.target_identity is not None:
+        facts.append(("Target server", plan.target_identity.label()))
     if plan.database:
         facts.append(("Database", plan.database))
     facts += [("Requested by", user_ref(request.requester)), ("Reason", request.reason)]
     facts.append(("Request", request.id))
     warnings = []
+    if plan.target_identity is not None and not plan.target_identity.reachable:
+        warnings.append("The target did not answer at plan time; the worker asks again first.")
     if backup is not None and backup.verification is None:
         warnings.append("This backup was never verified.")
     elif backup is not None and backup.verification == "failed":

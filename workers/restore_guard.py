@@ -1,11 +1,13 @@
 """What the restore job calls before it touches anything, and after it is done.
 
 :func:`authorize_restore` takes the request id and approval id from the job's parameters,
-rebuilds the plan from those parameters, and, in one compare-and-set on the request,
-checks that the approval exists, its HMAC signature verifies with this worker's own key,
-its digest is the digest of the job's plan, it has not expired, it is bound to this
-operation, and it was not used before, and marks it used. Anything else is refused:
-the refusal is audited, the request burned, and a failed event emitted. A job enqueued
+rebuilds the plan from those parameters, and checks that the approval exists, its HMAC
+signature verifies with this worker's own key, its digest is the digest of the job's plan,
+it has not expired, it is bound to this operation, and it was not used before. Then it asks
+the target's server and the live source again who they are (the target must still be the
+server that was approved), and in one compare-and-set on the request checks the approval
+once more and marks it used. Anything else is refused: the refusal is audited, an approved
+request burned (a pending one is left alone), and a failed event emitted. A job enqueued
 into RQ by hand carries no approval that passes, so it never runs.
 """
 
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+from datetime import datetime
 from typing import Any
 
 import structlog
@@ -32,7 +35,8 @@ from workers.core.audit import AuditAction
 from workers.core.errors import ConfigError, KosmosError, NotFoundError, PermissionDenied
 from workers.core.events import Event, EventType
 from workers.core.operations import OperationRequest
-from workers.core.restore_plan import plan_from_params
+from workers.core.restore_plan import RestorePlan, plan_from_params
+from workers.restore_plans import recheck_target
 from workers.restore_requests import (
     approval_key,
     audit_of,
@@ -62,17 +66,16 @@ def authorize_restore(ctx: Context, job: OperationRequest) -> Approval | BreakGl
                 hint="restores run only from an approved request: /restore … in the channel",
             )
         plan = plan_from_params(job.component or "", params)
-
-        def spend(request: ApprovalRequest) -> ApprovalRequest:
-            record = authorize(request, key=key, plan=plan, now=now)
-            if record.approval_id != params.get("approval_id") or request.op_id != job.op_id:
-                raise PermissionDenied(
-                    f"the approval of {request.id} was given to another operation",
-                    hint=f"it runs as {request.op_id}, not {job.op_id}",
-                )
-            return consume(request, op_id=job.op_id, now=now)
-
-        _, spent = store_of(ctx).update(request_id, spend)
+        store = store_of(ctx)
+        approved = _verified(store.get(request_id), job, key=key, plan=plan, now=now)
+        # Asked only once the approval holds: a forged job makes no connection anywhere.
+        recheck_target(ctx, approved.plan)
+        _, spent = store.update(
+            request_id,
+            lambda r: consume(
+                _verified(r, job, key=key, plan=plan, now=now), op_id=job.op_id, now=now
+            ),
+        )
     except (PermissionDenied, NotFoundError) as exc:
         refused = PermissionDenied(exc.message, hint=exc.hint)
         _refused(ctx, job, request_id if isinstance(request_id, str) else None, refused)
@@ -92,6 +95,21 @@ def authorize_restore(ctx: Context, job: OperationRequest) -> Approval | BreakGl
         target=spent.plan.target_label(),
     )
     return spent.approval
+
+
+def _verified(
+    request: ApprovalRequest, job: OperationRequest, *, key: bytes, plan: RestorePlan, now: datetime
+) -> ApprovalRequest:
+    """The request, if its approval lets exactly the job's plan run now as this operation."""
+    # The job says what to do; the request adds which server plan time found (digested too).
+    found = plan.model_copy(update={"target_identity": request.plan.target_identity})
+    record = authorize(request, key=key, plan=found, now=now)
+    if record.approval_id != job.params.get("approval_id") or request.op_id != job.op_id:
+        raise PermissionDenied(
+            f"the approval of {request.id} was given to another operation",
+            hint=f"it runs as {request.op_id}, not {job.op_id}",
+        )
+    return request
 
 
 def restore_ended(

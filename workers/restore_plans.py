@@ -1,9 +1,11 @@
 """Turning ``/restore <component> <ref> [--to] [--target] [--database]`` into a checked plan.
 
 Resolution picks the concrete backup (``latest`` becomes an id, so an approval never covers
-"whatever is newest when the job runs") and fills in a fresh target name; validation then
-refuses what must not be approved: a backup that does not exist, the live source without
-``--in-place``, a restore point outside the recoverable window, a password in a target.
+"whatever is newest when the job runs"), fills in a fresh target name and asks the target's
+server and the live source who they are (their system identifiers: spelling cannot hide
+the live source); validation then refuses what must not be approved: a backup that does
+not exist, the live source without ``--in-place``, a restore point outside the recoverable
+window, a password in a target. The worker asks the servers again before it restores.
 """
 
 from __future__ import annotations
@@ -16,21 +18,24 @@ from workers.context import Context
 from workers.core.approvals import BackupFacts
 from workers.core.catalog import FACT_RECOVERABLE_UNTIL, find_backup, good_backups
 from workers.core.config import PostgresComponent
-from workers.core.errors import NotFoundError, UsageError
+from workers.core.errors import ConfigError, NotFoundError, PermissionDenied, UsageError
 from workers.core.manifest import BackupSummary, Manifest
 from workers.core.restore_plan import (
     RestorePlan,
     check_plan,
     has_password,
-    is_dsn,
-    same_server,
     target_fields,
     targets_live,
 )
+from workers.core.target_identity import TargetIdentity
 
 BASE_SUFFIX = "-base"
 LIVE_NAMES = ("live", "in-place")
 """Targets that name the component's own live data for engines without databases."""
+PLAN_PROBE_SECONDS = 1.5
+"""How long plan time waits for the servers: it runs under the chat's answer deadline."""
+WORKER_PROBE_SECONDS = 15.0
+"""How long the worker waits for them: no restore starts before both have answered."""
 
 
 def resolve_plan(
@@ -50,7 +55,7 @@ def resolve_plan(
     summary = _choose(ctx, component, ref, point)
     base = summary.kind.endswith(BASE_SUFFIX)
     manifest = ctx.repo.manifest(summary.id)
-    return RestorePlan(
+    plan = RestorePlan(
         component=component,
         backup_id=summary.id,
         target=target or _fresh_target(ctx, manifest, database, base),
@@ -61,6 +66,7 @@ def resolve_plan(
         port=port,
         with_globals=with_globals,
     )
+    return plan.model_copy(update={"target_identity": target_identity(ctx, plan)})
 
 
 def plan_from_options(ctx: Context, component: str, ref: str, **options: Any) -> RestorePlan:
@@ -101,8 +107,74 @@ def validate_plan(ctx: Context, plan: RestorePlan) -> BackupFacts:
             f"{plan.backup_id} has no database {plan.database!r}",
             hint=f"it has: {', '.join(_databases(manifest)) or 'none'}",
         )
-    check_plan(plan, live=_is_live(ctx, plan, manifest), window=_window(ctx, manifest))
+    if plan.target_identity is None:
+        plan = plan.model_copy(update={"target_identity": target_identity(ctx, plan)})
+    live = _is_live(ctx, plan, manifest)
+    found = plan.target_identity
+    if plan.in_place and not live and found is not None and not found.reachable:
+        raise UsageError(
+            f"--in-place given but target {plan.target_label()} did not say which server it is",
+            hint=f"{found.label()}; ask again once it answers",
+        )
+    check_plan(plan, live=live, window=_window(ctx, manifest))
     return facts_of(manifest)
+
+
+def target_identity(
+    ctx: Context, plan: RestorePlan, budget: float = PLAN_PROBE_SECONDS
+) -> TargetIdentity | None:
+    """Ask the target's server and the live source who they are (database restores only)."""
+    component = ctx.settings.component(plan.component)
+    if not isinstance(component, PostgresComponent) or plan.base:
+        return None
+    from workers.adapters import pg_identity
+    from workers.adapters.pg_conninfo import MAINTENANCE_DB, Conninfo
+
+    setting = f"components.{plan.component}.dsn"
+    source = Conninfo.parse(component.dsn.get_secret_value(), setting).maintenance()
+    if not plan.target_is_dsn:
+        # A new database name lives on the source server itself.
+        [found] = pg_identity.system_ids([source], budget)
+        return TargetIdentity.found(source=found, target=found)
+    try:
+        target = Conninfo.parse(plan.target, "the target DSN").with_dbname(MAINTENANCE_DB)
+    except ConfigError as exc:
+        raise UsageError(exc.message, hint=exc.hint) from None
+    of_source, of_target = pg_identity.system_ids([source, target], budget)
+    return TargetIdentity.found(source=of_source, target=of_target)
+
+
+def recheck_target(ctx: Context, plan: RestorePlan) -> None:
+    """The worker's check before a restore: the target is still the server that was approved."""
+    found = target_identity(ctx, plan, WORKER_PROBE_SECONDS)
+    if found is None:
+        return
+    where, approved = plan.target_label(), plan.target_identity
+    if not found.reachable:
+        raise PermissionDenied(
+            f"cannot tell which server target {where} is: {found.reason}",
+            hint="a restore runs only once its target answers; ask again when it does",
+        )
+    now = plan.model_copy(update={"target_identity": found})
+    live = _is_live(ctx, now, ctx.repo.manifest(plan.backup_id))
+    if live and not plan.in_place:
+        said = approved.label() if approved is not None else "not asked"
+        raise PermissionDenied(
+            f"target {where} is now the live source ({found.label()}); at approval: {said}",
+            hint="nothing was touched; ask again for a new target, or --in-place deliberately",
+        )
+    if plan.in_place and not live:
+        raise PermissionDenied(
+            f"--in-place was approved, but target {where} is no longer the live source "
+            f"({found.label()})",
+            hint="nothing was touched; ask again",
+        )
+    if approved is not None and approved.target_id not in (None, found.target_id):
+        raise PermissionDenied(
+            f"target {where} is another server than was approved "
+            f"(system id {approved.target_id}, now {found.target_id})",
+            hint="nothing was touched; ask again so the approvers see the server it is now",
+        )
 
 
 def facts_of(manifest: Manifest) -> BackupFacts:
@@ -176,10 +248,9 @@ def _is_live(ctx: Context, plan: RestorePlan, manifest: Manifest) -> bool:
     live = set(_databases(manifest))
     if "dbname" in target_fields(source):
         live.add(target_fields(source)["dbname"])
-    if is_dsn(plan.target) and "dbname" not in target_fields(plan.target):
-        # No database named: every dump keeps its own name on that server.
-        return same_server(plan.target, source)
-    return targets_live(plan.target, source=source, live_databases=live)
+    return targets_live(
+        plan.target, source=source, live_databases=live, identity=plan.target_identity
+    )
 
 
 def _window(ctx: Context, manifest: Manifest) -> tuple[datetime, datetime] | None:

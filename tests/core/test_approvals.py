@@ -183,6 +183,14 @@ def test_worker_check_refuses_forged_expired_and_pending() -> None:
         authorize(burned, key=KEY, plan=PLAN, now=T0)
 
 
+def test_a_refused_job_burns_an_approved_request_but_never_a_pending_one() -> None:
+    waiting = pending()
+    assert refuse(waiting, note="forged job", now=T0) is waiting
+    burned = refuse(approve(waiting, "UBOB").request, note="tampered", now=T0)
+    assert burned.state == RequestState.REFUSED and burned.note == "tampered"
+    assert refuse(burned, note="again", now=T0) is burned
+
+
 def test_break_glass_is_its_own_signed_record_for_commanders_only() -> None:
     with pytest.raises(MissingRole):
         open_break_glass(

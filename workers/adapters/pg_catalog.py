@@ -169,6 +169,14 @@ def server_facts(conn: psycopg.Connection[Any]) -> dict[str, str]:
     }
 
 
+def system_identifier(conn: psycopg.Connection[Any]) -> str:
+    """The cluster's system identifier: one value for every address that reaches the server."""
+    with pg_errors("read the system identifier of", _where(conn)):
+        row = conn.execute("SELECT system_identifier FROM pg_control_system()").fetchone()
+    assert row is not None
+    return str(row[0])
+
+
 def database_exists(conn: psycopg.Connection[Any], name: str) -> bool:
     """Whether a database of that name exists on the connection's server."""
     with pg_errors("look up database on", _where(conn)):

@@ -372,8 +372,13 @@ def consume(request: ApprovalRequest, *, op_id: str, now: datetime) -> ApprovalR
 
 
 def refuse(request: ApprovalRequest, *, note: str, now: datetime) -> ApprovalRequest:
-    """The request burned after the worker refused its approval; it can never run."""
-    if request.state in (RequestState.EXECUTED, RequestState.DENIED, RequestState.EXPIRED):
+    """The approved request burned after the worker refused its job; it can never run.
+
+    Only an approved request is burned: a job that names a pending request was never
+    approved, and letting it close the request would let anyone who can write to the
+    queue kill a legitimate request before its approver gets to it.
+    """
+    if request.state != RequestState.APPROVED:
         return request
     return request.model_copy(
         update={"state": RequestState.REFUSED, "closed_at": now, "note": note}

@@ -13,6 +13,7 @@ from urllib.parse import unquote, urlsplit
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from workers.core.errors import PermissionDenied, UsageError
+from workers.core.target_identity import TargetIdentity
 
 _PLAN_DOMAIN = b"kosmos-restore-plan/v1\n"
 _KEYWORD = re.compile(r"\s*([A-Za-z_]+)\s*=\s*('(?:[^'\\]|\\.)*'|\S*)")
@@ -49,12 +50,18 @@ class RestorePlan(BaseModel):
     base: bool = Field(default=False, description="PITR from a base backup; target is a data dir")
     port: int | None = Field(default=None, ge=1, le=65535, description="PITR: the new port")
     with_globals: bool = False
+    target_identity: TargetIdentity | None = Field(
+        default=None, description="which server the target was at plan time (not a job param)"
+    )
 
     _point = field_validator("point")(utc)
 
     def canonical(self) -> bytes:
-        """The plan's canonical bytes."""
-        return canonical_json(self.model_dump(mode="json"))
+        """The plan's canonical bytes (a plan without an identity digests as it always did)."""
+        data = self.model_dump(mode="json")
+        if data["target_identity"] is None:
+            del data["target_identity"]
+        return canonical_json(data)
 
     def digest(self) -> str:
         """sha256 of the canonical plan, hex."""
@@ -135,10 +142,25 @@ def same_server(target: str, source: str) -> bool:
     return key(mine) == key(theirs)
 
 
-def targets_live(target: str, *, source: str, live_databases: Collection[str]) -> bool:
-    """Whether restoring to ``target`` would overwrite a live database of ``source``."""
+def targets_live(
+    target: str,
+    *,
+    source: str,
+    live_databases: Collection[str],
+    identity: TargetIdentity | None = None,
+) -> bool:
+    """Whether restoring to ``target`` would overwrite a live database of ``source``.
+
+    The servers' identity decides whether the target is the source's server; the spelling
+    stands in only when one of them did not answer (a target written like the source is
+    the source). A DSN without a database name puts every dump under its own name, so it
+    is live whenever it is the source's server.
+    """
+    same = identity.same_server if identity is not None else None
+    if same is None:
+        same = same_server(target, source)
     dbname = target_fields(target).get("dbname")
-    return same_server(target, source) and dbname is not None and dbname in live_databases
+    return same and (dbname is None or dbname in live_databases)
 
 
 def check_plan(

@@ -1,0 +1,56 @@
+"""Whether a restore target is the live source, from what the servers said (no services)."""
+
+from __future__ import annotations
+
+from workers.core.errors import EngineError
+from workers.core.restore_plan import RestorePlan, targets_live
+from workers.core.target_identity import TargetIdentity
+
+SOURCE = "host=10.0.0.5 port=5432 user=postgres dbname=postgres"
+LIVE = {"app", "postgres"}
+SAME = TargetIdentity.found(source="7001", target="7001")
+OTHER = TargetIdentity.found(source="7001", target="9002")
+DOWN = TargetIdentity.found(source="7001", target=EngineError("cannot connect to x: refused\nmore"))
+
+
+def test_identity_not_spelling_decides_whether_a_dsn_is_the_live_source() -> None:
+    disguised = "host=db.internal port=05432 dbname=app"
+    assert not targets_live(disguised, source=SOURCE, live_databases=LIVE)
+    assert targets_live(disguised, source=SOURCE, live_databases=LIVE, identity=SAME)
+    assert targets_live("host=db.internal", source=SOURCE, live_databases=LIVE, identity=SAME)
+    assert not targets_live(
+        "host=db.internal dbname=app_copy", source=SOURCE, live_databases=LIVE, identity=SAME
+    )
+    # Spelled like the source, yet another server: the server's word wins.
+    assert not targets_live(
+        "host=10.0.0.5 dbname=app", source=SOURCE, live_databases=LIVE, identity=OTHER
+    )
+
+
+def test_when_a_server_does_not_answer_the_spelling_stands_in() -> None:
+    assert targets_live(
+        "host=10.0.0.5 dbname=app", source=SOURCE, live_databases=LIVE, identity=DOWN
+    )
+    assert not targets_live(
+        "host=10.0.0.9 dbname=app", source=SOURCE, live_databases=LIVE, identity=DOWN
+    )
+    assert targets_live("app", source=SOURCE, live_databases=LIVE, identity=DOWN)
+
+
+def test_labels_say_what_was_found_in_one_line() -> None:
+    assert SAME.label() == "same server as the live source (system id 7001)"
+    assert OTHER.label() == "other server (system id 9002)"
+    assert DOWN.label() == "target unreachable at plan time: cannot connect to x: refused"
+    source_down = TargetIdentity.found(source=EngineError("no route"), target="9002")
+    assert source_down.reachable and source_down.same_server is None
+    assert source_down.label() == "system id 9002; the live source did not answer: no route"
+
+
+def test_the_digest_covers_the_identity_and_is_unchanged_without_one() -> None:
+    plan = RestorePlan(component="postgres", backup_id="postgres-20261124T0200Z-7f3a", target="x")
+    before = "f249407a6a85"  # its digest before identities were recorded
+    assert plan.digest().startswith(before)
+    assert plan.model_copy(update={"target_identity": SAME}).digest() != plan.digest()
+    assert plan.model_copy(update={"target_identity": OTHER}).digest() != (
+        plan.model_copy(update={"target_identity": SAME}).digest()
+    )
