@@ -1,9 +1,10 @@
-"""Serving the Slack app: HTTP through Bolt's WSGI adapter under gunicorn, or Socket Mode.
+"""Serving the Slack app: HTTP through a WSGI application under gunicorn, or Socket Mode.
 
 Bolt's own ``App.start()`` server is for development only; HTTP mode here is gunicorn with
 ``gthread`` workers (two processes by default, so one busy interpreter never holds every
-request) running a WSGI application that routes ``/slack/events`` to Bolt and answers
-``/healthz``. Each serving process also runs one relay consumer in a thread.
+request) running a WSGI application that routes ``/slack/events`` through the gate
+(``bot/gate.py``: framing, signature, parsing) to Bolt and answers ``/healthz``. Each
+serving process also runs one relay consumer in a thread.
 """
 
 from __future__ import annotations
@@ -19,11 +20,11 @@ from typing import Any
 
 import structlog
 from slack_bolt import App
-from slack_bolt.adapter.wsgi import SlackRequestHandler
 
 from bot.app import create_app, web_client
 from bot.card_keeper import start_card_keeper
 from bot.dr_relay import start_dr_board
+from bot.gate import Gate
 from bot.metrics import BotMetrics, forget_process, serve_multiprocess
 from bot.relay import Relay
 from workers.context import Context
@@ -47,9 +48,9 @@ class ServeOptions:
     metrics_port: int | None = None
 
 
-def wsgi_application(app: App) -> WsgiApp:
-    """A WSGI app: ``POST /slack/events`` to Bolt, ``GET /healthz`` answered, the rest 404."""
-    bolt = SlackRequestHandler(app, path=EVENTS_PATH)
+def wsgi_application(app: App, signing_secret: str) -> WsgiApp:
+    """A WSGI app: ``POST /slack/events`` through the gate to Bolt, ``GET /healthz``, else 404."""
+    bolt = Gate(app, signing_secret)
 
     def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -81,11 +82,7 @@ def start_relay(
 
 def serve_http(settings: Settings, options: ServeOptions) -> None:
     """Serve Slack's HTTP requests under gunicorn until stopped."""
-    if settings.slack.signing_secret is None or settings.slack.bot_token is None:
-        raise ConfigError(
-            "HTTP mode needs SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET",
-            hint="or run `kosmos-backup bot --console` without Slack",
-        )
+    http_signing_secret(settings)
     from gunicorn.app.base import BaseApplication
 
     if options.metrics_port and not os.environ.get(MULTIPROC_ENV):
@@ -130,7 +127,18 @@ def build_process(settings: Settings, options: ServeOptions) -> WsgiApp:
     if options.relay:
         start_relay(settings, ctx, web_client(settings, retry_rate_limits=False), metrics)
     structlog.get_logger().info("bot serving", mode="http", port=options.port)
-    return wsgi_application(app)
+    return wsgi_application(app, http_signing_secret(settings))
+
+
+def http_signing_secret(settings: Settings) -> str:
+    """The secret every HTTP request must be signed with; HTTP mode needs it and a bot token."""
+    secret = settings.slack.signing_secret
+    if secret is None or settings.slack.bot_token is None:
+        raise ConfigError(
+            "HTTP mode needs SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET",
+            hint="or run `kosmos-backup bot --console` without Slack",
+        )
+    return secret.get_secret_value()
 
 
 def serve_socket_mode(settings: Settings, metrics_port: int | None = None) -> None:

@@ -283,8 +283,10 @@ def fake_slack(**usergroups: list[str]) -> Iterator[FakeSlack]:
 # -- requests to the bot, signed as Slack signs them -------------------------------------------
 
 
-def signature_headers(secret: str, body: bytes, timestamp: int | None = None) -> dict[str, str]:
-    """``X-Slack-Request-Timestamp`` and ``X-Slack-Signature`` for ``body``."""
+def signature_headers(
+    secret: str, body: bytes, timestamp: int | str | None = None
+) -> dict[str, str]:
+    """``X-Slack-Request-Timestamp`` and ``X-Slack-Signature`` for ``body`` (a str stamp as is)."""
     stamp = str(int(time.time()) if timestamp is None else timestamp)
     base = b"v0:" + stamp.encode() + b":" + body
     digest = hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
@@ -337,7 +339,7 @@ def post_to_bot(
     body: bytes,
     secret: str,
     *,
-    timestamp: int | None = None,
+    timestamp: int | str | None = None,
     headers: dict[str, str] | None = None,
     timeout: float = 10.0,
 ) -> BotAnswer:
