@@ -20,7 +20,9 @@ from workers.core.errors import NotFoundError, UsageError
 from workers.core.manifest import BackupSummary, Manifest
 from workers.core.restore_plan import (
     RestorePlan,
+    check_database_name,
     check_plan,
+    database_name_with,
     has_password,
     is_dsn,
     same_server,
@@ -101,6 +103,8 @@ def validate_plan(ctx: Context, plan: RestorePlan) -> BackupFacts:
             f"{plan.backup_id} has no database {plan.database!r}",
             hint=f"it has: {', '.join(_databases(manifest)) or 'none'}",
         )
+    if _names_a_database(ctx, plan):
+        check_database_name(plan.target)
     check_plan(plan, live=_is_live(ctx, plan, manifest), window=_window(ctx, manifest))
     return facts_of(manifest)
 
@@ -163,7 +167,12 @@ def _fresh_target(ctx: Context, manifest: Manifest, database: str | None, base: 
                 hint=f"--database one of: {', '.join(databases)} (or --target a DSN)",
             )
         return f"{manifest.component}-restore-{stamp}"
-    return f"{database}_restored_{stamp}"
+    return database_name_with(database, f"_restored_{stamp}")
+
+
+def _names_a_database(ctx: Context, plan: RestorePlan) -> bool:
+    component = ctx.settings.component(plan.component)
+    return isinstance(component, PostgresComponent) and not plan.base and not plan.target_is_dsn
 
 
 def _is_live(ctx: Context, plan: RestorePlan, manifest: Manifest) -> bool:
