@@ -15,6 +15,7 @@ import psycopg
 from workers.adapters import pg_catalog, process
 from workers.adapters.pg_conninfo import Conninfo
 from workers.adapters.repository import BackupWriter
+from workers.core.manifest import encode_name_part
 from workers.core.ports import Progress
 
 DUMP_SUFFIX = ".dump"
@@ -65,7 +66,8 @@ def dump_database(
     """Stream ``pg_dump -Fc`` of one database into the backup; return the facts to record.
 
     Row counts and hashes are taken in the transaction whose snapshot pg_dump imports,
-    concurrently with the dump: they describe exactly the data in the archive.
+    concurrently with the dump: they describe exactly the data in the archive. The object
+    is named after the database through ``encode_name_part``; its meta keeps the real name.
     """
     info = server.with_dbname(database)
     with contextlib.closing(pg_catalog.connect(info)) as conn:
@@ -77,6 +79,7 @@ def dump_database(
                 f"--compress={PG_DUMP_COMPRESS}",
                 "--no-password",
                 f"--snapshot={snapshot}",
+                # Never a bare positional: the name (say ``-x``) travels inside the conninfo.
                 f"--dbname={info.tool_dsn()}",
             ]
             raw_archive = PG_DUMP_COMPRESS == "0"
@@ -86,7 +89,7 @@ def dump_database(
                 hashing = pool.submit(_timed_facts, conn)
                 try:
                     entry = writer.write(
-                        f"{database}{DUMP_SUFFIX}",
+                        dump_name(database),
                         meter(process.stream_out(argv, env=tool_env(info, "pg_dump"))),
                         compress=raw_archive,
                         meta={
@@ -108,6 +111,11 @@ def dump_database(
         "hash_seconds": round(seconds, 3),
         "tables": {name: fact.to_json() for name, fact in facts.items()},
     }
+
+
+def dump_name(database: str) -> str:
+    """The object name of a database's dump: any legal name maps to its own safe one."""
+    return f"{encode_name_part(database)}{DUMP_SUFFIX}"
 
 
 def _timed_facts(conn: Any) -> tuple[dict[str, pg_catalog.TableFact], float]:

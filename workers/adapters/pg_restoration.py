@@ -25,6 +25,7 @@ from workers.core.errors import (
 )
 from workers.core.manifest import Manifest, ObjectEntry
 from workers.core.ports import Progress, no_progress
+from workers.core.restore_plan import check_database_name
 
 SCRATCH_PREFIX = "kb_verify_"
 
@@ -108,6 +109,8 @@ def plan(
         )
     server = Conninfo.parse(target_dsn, setting="--target-dsn") if target_dsn else source
     name = target_database or (server.dbname if target_dsn else None)
+    if name is not None:
+        check_database_name(name)
     if name is None:
         chosen = [database] if database else sorted(dumps)
         return [Placement(dumps[d], d, server, d) for d in chosen]
