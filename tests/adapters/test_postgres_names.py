@@ -1,4 +1,4 @@
-"""Any legal database name in every-database dumps and restores (scratch cluster).
+"""Any legal database name, and a database that fails, in every-database dumps (scratch cluster).
 
 Odd names are made only in a scratch cluster of our own: other tests back up every database
 of the machine's shared server.
@@ -6,8 +6,11 @@ of the machine's shared server.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable, Iterator
 
+import psycopg
 import pytest
 from hypothesis import HealthCheck, assume, example, given, settings
 from psycopg import sql
@@ -20,7 +23,7 @@ from workers.adapters.pg_conninfo import Conninfo
 from workers.adapters.pg_restoration import dumps_of
 from workers.context import Context
 from workers.core.config import Settings
-from workers.core.errors import UsageError
+from workers.core.errors import EngineError, NotFoundError, UsageError
 from workers.core.manifest import decode_name_part
 from workers.restore_plans import resolve_plan, validate_plan
 
@@ -152,6 +155,91 @@ def test_a_chat_restore_plan_for_a_63_byte_name_gets_a_target_that_fits(
         assert cluster.execute(READ, dbname=plan.target) == [(1, longest), (2, None)]
     finally:
         drop(cluster, longest, *[name for name in [target] if name])
+
+
+def hold_lock_until_the_hash_gives_up(cluster: PgCluster, database: str) -> Callable[[], None]:
+    """Lock a table; let go once pg_dump waits on it and our hash query has timed out.
+
+    pg_dump ignores lock_timeout; the hash query does not. So the archive gets written and
+    only then are its facts found missing: the case where a stored object must be removed.
+    """
+    locker = psycopg.connect(
+        f"host=127.0.0.1 port={cluster.port} user=postgres",
+        dbname=database,
+        autocommit=True,
+    )
+    locker.execute("BEGIN")
+    locker.execute('LOCK TABLE "odd ""table""" IN ACCESS EXCLUSIVE MODE')
+
+    def waiting(application: str) -> bool:
+        rows = cluster.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s"
+            " AND datname = %s AND wait_event_type = 'Lock'",
+            (application, database),
+        )
+        return bool(rows[0][0])
+
+    def release() -> None:
+        deadline = time.monotonic() + 30
+        seen_dump = False
+        while time.monotonic() < deadline:
+            seen_dump = seen_dump or waiting("kosmos-backup pg_dump")
+            if seen_dump and not waiting(pg_catalog.APPLICATION):
+                break
+            time.sleep(0.05)
+        locker.execute("ROLLBACK")
+        locker.close()
+
+    thread = threading.Thread(target=release)
+    thread.start()
+    return thread.join
+
+
+def test_databases_that_fail_to_dump_do_not_stop_the_others(
+    make_settings: Callable[..., Settings], cluster: PgCluster
+) -> None:
+    names = ["-x", "barred", "held"]
+    for name in names:
+        create(cluster, name)
+    cluster.execute("CREATE ROLE dumper LOGIN CREATEDB IN ROLE pg_read_all_data")
+    try:
+        cluster.execute("REVOKE CONNECT ON DATABASE barred FROM PUBLIC")
+        cluster.execute("ALTER DATABASE held SET lock_timeout = '4s'")
+        ctx = context(make_settings, cluster, "dumper")
+        join = hold_lock_until_the_hash_gives_up(cluster, "held")
+        try:
+            with pytest.raises(EngineError) as caught:
+                engine.backup(ctx, "postgres")
+        finally:
+            join()
+
+        message = caught.value.message
+        assert "is incomplete: 2 of 4 databases failed to dump" in message
+        assert "barred: cannot connect to dumper@" in message and "permission denied" in message
+        assert "held: hash table" in message and "lock timeout" in message
+        (summary,) = ctx.repo.index("postgres").backups
+        assert summary.id in message
+        manifest = ctx.repo.manifest(summary.id)
+        assert sorted(dumps_of(manifest)) == ["-x", "postgres"]
+        assert sorted(manifest.details["failed_databases"]) == ["barred", "held"]
+        assert stored_names(ctx, manifest.id) == {e.name for e in manifest.objects}
+        # Never good: latest skips it, and verifying it again does not make it good.
+        assert manifest.verification is not None and manifest.verification.state == "failed"
+        assert "not dumped: barred" in manifest.verification.detail
+        with pytest.raises(NotFoundError, match="no good logical backup"):
+            engine.restore(ctx, "postgres", "latest", database="-x", target_database="r")
+        again = engine.verify(ctx, "postgres", manifest.id).verification
+        assert again is not None and again.state == "failed"
+        assert "held: not in this backup" in again.detail
+        # What it holds restores by id; what it lacks is named as failed.
+        with pytest.raises(UsageError, match="it failed to dump: cannot connect"):
+            engine.restore(ctx, "postgres", manifest.id, database="barred", target_database="r")
+        result = engine.restore(ctx, "postgres", manifest.id, database="-x", target_database="r")
+        assert result.checksums_matched
+        assert cluster.execute(READ, dbname="r") == [(1, "-x"), (2, None)]
+    finally:
+        drop(cluster, *names, "r")
+        cluster.execute("DROP ROLE dumper")
 
 
 @settings(

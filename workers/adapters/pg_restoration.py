@@ -97,8 +97,10 @@ def plan(
     if not dumps:
         raise NotFoundError(f"backup {manifest.id} holds no database dumps")
     if database is not None and database not in dumps:
+        failed = manifest.details.get(pg_archive.FAILED_DATABASES) or {}
+        why = f" (it failed to dump: {failed[database]})" if database in failed else ""
         raise UsageError(
-            f"backup {manifest.id} has no dump of database {database!r}",
+            f"backup {manifest.id} has no dump of database {database!r}{why}",
             hint=f"it has: {', '.join(sorted(dumps))}",
         )
     if target_database is None and target_dsn is None:
