@@ -16,14 +16,16 @@ an apostrophe in "we can't wait" is never a parse error.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import ClassVar
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 
 from bot.grammar import Command, tokenize
 from workers.core.errors import UsageError
+from workers.core.restore_plan import MAX_DATABASE_BYTES
 
 REQUEST_ID = re.compile(r"^rr-\d{8}T\d{4}Z-[0-9a-f]{6}$")
 REF = re.compile(r"^(?:latest|[a-z][a-z0-9]*(?:-[A-Za-z0-9]+)+)$")
@@ -56,9 +58,26 @@ class RestoreRequest(Command):
     ref: str = Field(pattern=REF.pattern)
     point: datetime | None = None
     target: str | None = Field(default=None, min_length=1, max_length=300)
-    database: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.$-]{1,63}$")
+    database: str | None = None
     in_place: bool = False
     reason: str = Field(min_length=1, max_length=MAX_REASON)
+
+    @field_validator("database")
+    @classmethod
+    def _database_name(cls, value: str | None) -> str | None:
+        # Any name PostgreSQL keeps (quote it: --database "my db"); control characters
+        # stay out of chat, where the card renders the name (the CLI takes those too).
+        if value is None:
+            return None
+        size = len(value.encode("utf-8", "surrogatepass"))
+        if not 0 < size <= MAX_DATABASE_BYTES or any(
+            unicodedata.category(c) == "Cc" for c in value
+        ):
+            raise ValueError(
+                f"must be a database name of 1 to {MAX_DATABASE_BYTES} bytes"
+                " without control characters"
+            )
+        return value
 
 
 class RestoreBreakGlass(RestoreRequest):

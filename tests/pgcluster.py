@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from psycopg.conninfo import make_conninfo
 
 from tests.services import free_port, wait_for_port
 from workers.adapters.pg_cluster import OS_USER, LocalInstance, as_os_user, pg_binary
@@ -125,11 +126,9 @@ class PgCluster:
 
     def execute(self, query: str, params: Any = None, dbname: str = "postgres") -> list[Any]:
         """Run one statement (autocommit) and return its rows, if any."""
-        with psycopg.connect(
-            f"host=127.0.0.1 port={self.port} user=postgres dbname={dbname}",
-            autocommit=True,
-            connect_timeout=5,
-        ) as conn:
+        # make_conninfo quotes the name: a database may be called ``my db`` or ``-x``.
+        info = make_conninfo(self.dsn, dbname=dbname)
+        with psycopg.connect(info, autocommit=True, connect_timeout=5) as conn:
             cur = conn.execute(query, params)  # type: ignore[arg-type]
             return cur.fetchall() if cur.description else []
 

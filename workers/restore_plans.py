@@ -22,7 +22,9 @@ from workers.core.errors import ConfigError, NotFoundError, PermissionDenied, Us
 from workers.core.manifest import BackupSummary, Manifest
 from workers.core.restore_plan import (
     RestorePlan,
+    check_database_name,
     check_plan,
+    database_name_with,
     has_password,
     target_fields,
     targets_live,
@@ -116,6 +118,8 @@ def validate_plan(ctx: Context, plan: RestorePlan) -> BackupFacts:
             f"--in-place given but target {plan.target_label()} did not say which server it is",
             hint=f"{found.label()}; ask again once it answers",
         )
+    if _names_a_database(ctx, plan):
+        check_database_name(plan.target)
     check_plan(plan, live=live, window=_window(ctx, manifest))
     return facts_of(manifest)
 
@@ -235,7 +239,12 @@ def _fresh_target(ctx: Context, manifest: Manifest, database: str | None, base: 
                 hint=f"--database one of: {', '.join(databases)} (or --target a DSN)",
             )
         return f"{manifest.component}-restore-{stamp}"
-    return f"{database}_restored_{stamp}"
+    return database_name_with(database, f"_restored_{stamp}")
+
+
+def _names_a_database(ctx: Context, plan: RestorePlan) -> bool:
+    component = ctx.settings.component(plan.component)
+    return isinstance(component, PostgresComponent) and not plan.base and not plan.target_is_dsn
 
 
 def _is_live(ctx: Context, plan: RestorePlan, manifest: Manifest) -> bool:

@@ -19,7 +19,9 @@ from workers.adapters.repository import (
 )
 from workers.adapters.store_local import LocalStore
 from workers.adapters.store_s3 import S3Store
+from workers.core.catalog import good_backups
 from workers.core.errors import ConfigError, IntegrityError, NotFoundError, StorageError
+from workers.core.manifest import VerificationRecord, VerificationState
 
 MIB = 1 << 20
 
@@ -107,6 +109,23 @@ def test_object_names_are_checked_before_anything_is_stored(
     keys = [info.key.split("/", 2)[2] for info in store.list_objects("postgres/")]
     assert keys == ["db.dump", "manifest.json", "manifest.json.zst"]
     assert repo.manifest(manifest.id).id == manifest.id
+
+
+def test_a_discarded_object_leaves_the_store_and_a_flawed_backup_is_never_good(
+    repo: Repository, store: LocalStore | S3Store
+) -> None:
+    with repo.begin("postgres", "postgres-logical") as writer:
+        writer.write("a.dump", [b"kept"], compress=False)
+        writer.write("b.dump", [b"unchecked"], compress=False)
+        writer.discard("b.dump")
+        flaw = VerificationRecord(state=VerificationState.FAILED, at=START, detail="b: not dumped")
+        manifest = writer.commit(verification=flaw)
+    assert [e.name for e in manifest.objects] == ["a.dump"]
+    assert not store.exists(f"postgres/{manifest.id}/b.dump")
+    # Committed together with its record: no moment in which it counts as good.
+    assert repo.manifest(manifest.id).verification == flaw
+    assert repo.index("postgres").backups[0].verification == flaw
+    assert good_backups(repo.index("postgres")) == []
 
 
 def test_an_empty_backup_is_not_committed(repo: Repository) -> None:

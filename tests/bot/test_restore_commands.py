@@ -92,6 +92,31 @@ def test_bad_restore_commands_get_usage(text: str, message: str) -> None:
         parse("/restore", text, COMPONENTS)
 
 
+@pytest.mark.parametrize(
+    ("typed", "database"),
+    [
+        ("--database -x", "-x"),
+        ("--database '--in-place'", "--in-place"),
+        ('--database "my db"', "my db"),
+        ('--database "it\'s"', "it's"),
+        ("--database données", "données"),
+        ("--database a/b%c", "a/b%c"),
+        ("--database " + "é" * 31 + "x", "é" * 31 + "x"),
+    ],
+)
+def test_restore_takes_any_database_name_postgres_keeps(typed: str, database: str) -> None:
+    parsed = parse("/restore", f"postgres latest {typed} -- drill", COMPONENTS)
+    assert isinstance(parsed, RestoreRequest) and parsed.database == database
+
+
+@pytest.mark.parametrize(
+    "typed", ["--database " + "é" * 32, "--database ''", "--database 'a\tb'", "--database 'a\nb'"]
+)
+def test_restore_refuses_a_database_name_postgres_would_not_keep(typed: str) -> None:
+    with pytest.raises(UsageError, match="database: .*1 to 63 bytes without control characters"):
+        parse("/restore", f"postgres latest {typed} -- x", COMPONENTS)
+
+
 WORDS = st.sampled_from(
     [
         "postgres",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -13,12 +14,15 @@ from pydantic import ValidationError
 from tests.core.test_ids import LOWER, component_names
 from workers.core.ids import COMPONENT_NAME, new_backup_id
 from workers.core.manifest import (
+    OBJECT_NAME_PATTERN,
     BackupSummary,
     CatalogIndex,
     Manifest,
     ObjectEntry,
     VerificationRecord,
     VerificationState,
+    decode_name_part,
+    encode_name_part,
 )
 
 offsets = st.integers(min_value=-14 * 60, max_value=14 * 60).map(
@@ -189,3 +193,64 @@ def test_index_upsert_keeps_order_and_replaces() -> None:
     index.remove("etcd-20260101T0100Z-0003")
     index.remove("not-there")
     assert [b.id for b in index.backups] == ["etcd-20260101T0000Z-0001", "etcd-20260101T0200Z-0002"]
+
+
+pg_names = st.text(
+    st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)),
+    min_size=1,
+    max_size=63,
+).filter(lambda name: len(name.encode()) <= 63)
+"""Legal PostgreSQL database names: 1 to 63 bytes of UTF-8, no NUL."""
+
+
+@pytest.mark.parametrize(
+    ("text", "encoded"),
+    [
+        ("app_db-2.v1", "app_db-2.v1"),
+        ("App", "App"),
+        ("-x", "_=2Dx"),
+        (".hidden", "_=2Ehidden"),
+        ("_x", "_=5Fx"),
+        ("=x", "_=3Dx"),
+        ("x_=", "x_=3D"),
+        ("my db", "my=20db"),
+        ('it\'s "q"', "it=27s=20=22q=22"),
+        ("a/b\\c%d", "a=2Fb=5Cc=25d"),
+        ("a=2D", "a=3D2D"),
+        ("données", "donn=C3=A9es"),
+        ("\U0001f418", "_=F0=9F=90=98"),
+    ],
+)
+def test_names_encode_readably_where_safe_and_escape_the_rest(text: str, encoded: str) -> None:
+    assert encode_name_part(text) == encoded
+    assert decode_name_part(encoded) == text
+    assert ObjectEntry(name=encoded + ".dump", size=0, sha256="a" * 64).name == encoded + ".dump"
+
+
+@given(pg_names)
+def test_every_legal_database_name_encodes_to_a_valid_object_name_and_back(name: str) -> None:
+    encoded = encode_name_part(name)
+    assert re.match(OBJECT_NAME_PATTERN, encoded + ".dump.zst.age")
+    assert "/" not in encoded
+    assert encoded.startswith("_=") or (encoded[0].isascii() and encoded[0].isalnum())
+    assert encode_name_part(name) == encoded  # stable
+    assert decode_name_part(encoded) == name
+    assert len(encoded) <= 3 * 63
+
+
+@given(pg_names, pg_names)
+def test_different_names_never_share_an_object_name(one: str, two: str) -> None:
+    assert (encode_name_part(one) == encode_name_part(two)) == (one == two)
+
+
+def test_names_differing_only_in_case_or_an_unsafe_character_stay_apart() -> None:
+    names = ["app", "App", "APP", "a pp", "a/pp", "a%pp", "a=pp", "a-pp", "-app", "_app", "=app"]
+    assert len({encode_name_part(name) for name in names}) == len(names)
+
+
+@pytest.mark.parametrize(
+    "part", ["", "=2Dx", "_=2d", "=4", "=G0", "_=41", "_x", "a=2", "_=C3", "é", "a b"]
+)
+def test_only_canonical_encodings_decode(part: str) -> None:
+    with pytest.raises(ValueError, match="not an encoded name"):
+        decode_name_part(part)

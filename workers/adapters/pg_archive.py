@@ -15,10 +15,13 @@ import psycopg
 from workers.adapters import pg_catalog, process
 from workers.adapters.pg_conninfo import Conninfo
 from workers.adapters.repository import BackupWriter
+from workers.core.manifest import ObjectEntry, encode_name_part
 from workers.core.ports import Progress
 
 DUMP_SUFFIX = ".dump"
 GLOBALS = "globals.sql"
+FAILED_DATABASES = "failed_databases"
+"""Manifest details key: each database that failed to dump, with its error."""
 PROGRESS_EVERY = 0.5
 PG_DUMP_COMPRESS = "1"
 """pg_dump's zlib level inside the archive (then no zstd stage for dumps).
@@ -65,7 +68,8 @@ def dump_database(
     """Stream ``pg_dump -Fc`` of one database into the backup; return the facts to record.
 
     Row counts and hashes are taken in the transaction whose snapshot pg_dump imports,
-    concurrently with the dump: they describe exactly the data in the archive.
+    concurrently with the dump: they describe exactly the data in the archive. The object
+    is named after the database through ``encode_name_part``; its meta keeps the real name.
     """
     info = server.with_dbname(database)
     with contextlib.closing(pg_catalog.connect(info)) as conn:
@@ -77,30 +81,16 @@ def dump_database(
                 f"--compress={PG_DUMP_COMPRESS}",
                 "--no-password",
                 f"--snapshot={snapshot}",
+                # Never a bare positional: the name (say ``-x``) travels inside the conninfo.
                 f"--dbname={info.tool_dsn()}",
             ]
             raw_archive = PG_DUMP_COMPRESS == "0"
             # A compressed archive's bytes do not measure against the size on disk.
             meter = Meter(progress, f"dump {database}", size if raw_archive else None)
-            with ThreadPoolExecutor(1, thread_name_prefix="pg-hash") as pool:
-                hashing = pool.submit(_timed_facts, conn)
-                try:
-                    entry = writer.write(
-                        f"{database}{DUMP_SUFFIX}",
-                        meter(process.stream_out(argv, env=tool_env(info, "pg_dump"))),
-                        compress=raw_archive,
-                        meta={
-                            "database": database,
-                            "format": "custom",
-                            "archive_compression": f"zlib-{PG_DUMP_COMPRESS}",
-                        },
-                    )
-                except BaseException:
-                    # Stop the hashing query: the dump failed and nothing will be committed.
-                    with contextlib.suppress(psycopg.Error):
-                        conn.cancel_safe()
-                    raise
-                facts, seconds = hashing.result()
+            chunks = meter(process.stream_out(argv, env=tool_env(info, "pg_dump")))
+            entry, facts, seconds = _write_beside_hashing(
+                writer, conn, database, chunks, compress=raw_archive
+            )
     return {
         "object": entry.name,
         "size_bytes": size,
@@ -108,6 +98,47 @@ def dump_database(
         "hash_seconds": round(seconds, 3),
         "tables": {name: fact.to_json() for name, fact in facts.items()},
     }
+
+
+def _write_beside_hashing(
+    writer: BackupWriter,
+    conn: psycopg.Connection[Any],
+    database: str,
+    chunks: Iterable[bytes],
+    *,
+    compress: bool,
+) -> tuple[ObjectEntry, dict[str, pg_catalog.TableFact], float]:
+    """Store the archive while ``conn`` hashes the tables: both, or neither is kept."""
+    with ThreadPoolExecutor(1, thread_name_prefix="pg-hash") as pool:
+        hashing = pool.submit(_timed_facts, conn)
+        try:
+            entry = writer.write(
+                dump_name(database),
+                chunks,
+                compress=compress,
+                meta={
+                    "database": database,
+                    "format": "custom",
+                    "archive_compression": f"zlib-{PG_DUMP_COMPRESS}",
+                },
+            )
+        except BaseException:
+            # Stop the hashing query: the dump failed and nothing will be committed.
+            with contextlib.suppress(psycopg.Error):
+                conn.cancel_safe()
+            raise
+        try:
+            facts, seconds = hashing.result()
+        except BaseException:
+            # An archive with no facts to check it against is not kept.
+            writer.discard(entry.name)
+            raise
+    return entry, facts, seconds
+
+
+def dump_name(database: str) -> str:
+    """The object name of a database's dump: any legal name maps to its own safe one."""
+    return f"{encode_name_part(database)}{DUMP_SUFFIX}"
 
 
 def _timed_facts(conn: Any) -> tuple[dict[str, pg_catalog.TableFact], float]:

@@ -25,6 +25,7 @@ from workers.core.errors import (
 )
 from workers.core.manifest import Manifest, ObjectEntry
 from workers.core.ports import Progress, no_progress
+from workers.core.restore_plan import check_database_name
 
 SCRATCH_PREFIX = "kb_verify_"
 
@@ -96,8 +97,10 @@ def plan(
     if not dumps:
         raise NotFoundError(f"backup {manifest.id} holds no database dumps")
     if database is not None and database not in dumps:
+        failed = manifest.details.get(pg_archive.FAILED_DATABASES) or {}
+        why = f" (it failed to dump: {failed[database]})" if database in failed else ""
         raise UsageError(
-            f"backup {manifest.id} has no dump of database {database!r}",
+            f"backup {manifest.id} has no dump of database {database!r}{why}",
             hint=f"it has: {', '.join(sorted(dumps))}",
         )
     if target_database is None and target_dsn is None:
@@ -108,6 +111,8 @@ def plan(
         )
     server = Conninfo.parse(target_dsn, setting="--target-dsn") if target_dsn else source
     name = target_database or (server.dbname if target_dsn else None)
+    if name is not None:
+        check_database_name(name)
     if name is None:
         chosen = [database] if database else sorted(dumps)
         return [Placement(dumps[d], d, server, d) for d in chosen]

@@ -18,6 +18,7 @@ from workers.adapters.pg_restoration import (
     plan,
     scratch_check,
 )
+from workers.adapters.repository import BackupWriter
 from workers.context import Context
 from workers.core.catalog import find_backup, good_backups
 from workers.core.config import PostgresComponent
@@ -47,7 +48,12 @@ def source_of(ctx: Context, component: str) -> Conninfo:
 def backup(
     ctx: Context, component: str, *, base: bool = False, progress: Progress = no_progress
 ) -> Manifest:
-    """Dump the configured databases and the globals into one backup; commit its manifest."""
+    """Dump the configured databases and the globals into one backup; commit its manifest.
+
+    A database that fails to dump does not stop the others: the backup is committed with
+    what succeeded, recorded as failed (so ``latest`` and the RPO skip it), and the run
+    ends in an EngineError naming it. Only when no database dumps is nothing committed.
+    """
     if base:
         return _barman().base_backup(ctx, component, progress=progress)  # type: ignore[no-any-return]
     settings = settings_of(ctx, component)
@@ -56,28 +62,75 @@ def backup(
         databases = list(settings.databases) or pg_catalog.list_databases(conn)
         server = pg_catalog.server_facts(conn)
     encrypted = bool(ctx.repo.options.recipients)
-    per_database: dict[str, Any] = {}
     # The version probe and the globals each cost a process start (Debian's pg_wrapper is
     # slow to start): run them beside the dumps, not before or after.
     with ThreadPoolExecutor(2, thread_name_prefix="pg-side") as side:
         version = side.submit(pg_archive.tool_version, "pg_dump")
         globals_sql = side.submit(pg_archive.read_globals, source, role_passwords=encrypted)
         with ctx.repo.begin(component, KIND_LOGICAL) as writer:
-            for database in databases:
-                per_database[database] = pg_archive.dump_database(
-                    writer, source, database, progress
-                )
+            dumped, failed = _dump_each(writer, source, databases, progress)
+            if failed and not dumped:
+                raise _nothing_dumped(failed)
             progress("dump globals")
             pg_archive.write_globals(writer, globals_sql.result(), role_passwords=encrypted)
-            return writer.commit(
+            manifest = writer.commit(
                 source={**server, "databases": databases},
                 details={
                     "format": f"pg_dump custom, zlib level {pg_archive.PG_DUMP_COMPRESS}",
                     "hash_scheme": pg_catalog.HASH_SCHEME,
-                    "databases": per_database,
+                    "databases": dumped,
+                    pg_archive.FAILED_DATABASES: {n: e.message for n, e in failed.items()},
                 },
                 tool_versions={"pg_dump": version.result(), "server": server["server_version"]},
+                verification=_incomplete(failed, ctx.clock()),
             )
+    if failed:
+        raise EngineError(
+            f"backup {manifest.id} is incomplete: {len(failed)} of {len(databases)} databases "
+            f"failed to dump: {_failures(failed)}",
+            hint=f"it holds the other {len(dumped)} and is marked failed, so latest skips it;"
+            f" fix the cause and run: kosmos-backup backup {component}",
+        )
+    return manifest
+
+
+def _dump_each(
+    writer: BackupWriter, source: Conninfo, databases: list[str], progress: Progress
+) -> tuple[dict[str, Any], dict[str, EngineError]]:
+    """Dump every database in turn: (facts of those dumped, the error of each that failed)."""
+    dumped: dict[str, Any] = {}
+    failed: dict[str, EngineError] = {}
+    for database in databases:
+        try:
+            dumped[database] = pg_archive.dump_database(writer, source, database, progress)
+        except EngineError as exc:
+            # The database's own problem (gone, refused, a pg_dump error): the store's
+            # errors are not caught, as every other dump would fail the same way.
+            failed[database] = exc
+            progress(f"dump {database}", note=f"failed: {exc.message}")
+    return dumped, failed
+
+
+def _failures(failed: dict[str, EngineError]) -> str:
+    return "; ".join(f"{name}: {exc.message}" for name, exc in failed.items())
+
+
+def _nothing_dumped(failed: dict[str, EngineError]) -> EngineError:
+    if len(failed) == 1:
+        return next(iter(failed.values()))
+    first = next(iter(failed.values()))
+    return EngineError(f"every database failed to dump: {_failures(failed)}", hint=first.hint)
+
+
+def _incomplete(failed: dict[str, EngineError], now: datetime) -> VerificationRecord | None:
+    """The record that keeps a backup missing databases from ever counting as good."""
+    if not failed:
+        return None
+    return VerificationRecord(
+        state=VerificationState.FAILED,
+        at=now,
+        detail=f"incomplete: not dumped: {_failures(failed)}"[:500],
+    )
 
 
 def verify(
@@ -95,7 +148,9 @@ def verify(
             return ctx.repo.record_verification(manifest, outcome)
         return outcome  # type: ignore[no-any-return]
     checks: dict[str, Any] = {}
-    problems: list[str] = []
+    # A database that never made it into the backup fails it, however sound the rest is.
+    missing = manifest.details.get(pg_archive.FAILED_DATABASES) or {}
+    problems = [f"{name}: not in this backup ({error})" for name, error in missing.items()]
     for entry in manifest.objects:
         progress("verify checksum", note=entry.name)
         try:

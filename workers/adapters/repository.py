@@ -348,8 +348,13 @@ class BackupWriter:
         source: dict[str, Any] | None = None,
         details: dict[str, Any] | None = None,
         tool_versions: dict[str, str] | None = None,
+        verification: VerificationRecord | None = None,
     ) -> Manifest:
-        """Write the manifest (the backup now exists) and add it to the index."""
+        """Write the manifest (the backup now exists) and add it to the index.
+
+        ``verification`` is written with it: a backup known to be flawed when it is
+        committed never shows as good, not even for a moment.
+        """
         if not self.entries:
             raise StorageError(
                 f"backup {self.id} has no objects; refusing to commit an empty backup"
@@ -369,11 +374,17 @@ class BackupWriter:
             tool_versions=tool_versions or {},
             source=source or {},
             details=details or {},
+            verification=verification,
         )
         self.repo.store.put_bytes(manifest_key(self.component, self.id), _dump(manifest))
         self.committed = manifest
         self.repo._update_index(self.component, lambda idx: idx.upsert(manifest.summary()))
         return manifest
+
+    def discard(self, name: str) -> None:
+        """Delete one object already written, and drop it from the backup."""
+        self.repo.store.delete([f"{self.prefix}{name}"])
+        self.entries = [entry for entry in self.entries if entry.name != name]
 
     def abort(self) -> None:
         """Delete what this writer stored; the backup never existed."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import string
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Literal
@@ -14,6 +16,44 @@ MANIFEST_NAME = "manifest.json"
 MANIFEST_VERSION = 1
 OBJECT_NAME_PATTERN = r"^[A-Za-z0-9._][A-Za-z0-9._/=-]*$"
 """What an object name inside a backup may look like."""
+NAME_ESCAPE = "="
+NAME_MARK = "_"
+"""Starts a name whose first byte is escaped (object names may not start with ``=``)."""
+_SAFE_BYTES = frozenset((string.ascii_letters + string.digits + "_.-").encode())
+_ESCAPED = re.compile(r"=([0-9A-F]{2})")
+
+
+def encode_name_part(text: str) -> str:
+    """Any text as one object-name segment: ``-x`` -> ``_=2Dx``, ``données`` -> ``donn=C3=A9es``.
+
+    Letters, digits, ``_``, ``.`` and ``-`` stay as they are (case included); every other
+    UTF-8 byte becomes ``=XX``, ``=`` itself too. A first byte that is not a letter or digit
+    is escaped as well (a leading ``-`` passes for an option, a ``.`` hides a file), behind
+    ``_``. So the encoding is stable, never collides, and ``decode_name_part`` reverses it.
+    """
+    if not text:
+        raise ValueError("an empty text has no object name")
+    encoded = "".join(
+        chr(byte)
+        if byte in _SAFE_BYTES and not (index == 0 and byte in b"-._")
+        else f"{NAME_ESCAPE}{byte:02X}"
+        for index, byte in enumerate(text.encode("utf-8"))
+    )
+    return NAME_MARK + encoded if encoded.startswith(NAME_ESCAPE) else encoded
+
+
+def decode_name_part(part: str) -> str:
+    """The text ``encode_name_part`` made ``part`` from; ValueError if it made no such part."""
+    body = part[1:] if part.startswith(NAME_MARK + NAME_ESCAPE) else part
+    try:
+        data = _ESCAPED.sub(lambda m: chr(int(m.group(1), 16)), body).encode("latin-1")
+        decoded = data.decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        raise ValueError(f"{part!r} is not an encoded name") from None
+    # Only the canonical form decodes: one text, one name, both ways.
+    if not decoded or encode_name_part(decoded) != part:
+        raise ValueError(f"{part!r} is not an encoded name")
+    return decoded
 
 
 def _utc(value: datetime) -> datetime:

@@ -20,6 +20,8 @@ _KEYWORD = re.compile(r"\s*([A-Za-z_]+)\s*=\s*('(?:[^'\\]|\\.)*'|\S*)")
 _SAME_HOST = {"", "localhost", "127.0.0.1", "::1"}
 APPROVAL_PARAMS = ("approval_id", "request_id")
 """Job parameters that carry the approval rather than describe the plan."""
+MAX_DATABASE_BYTES = 63
+"""PostgreSQL's NAMEDATALEN - 1: the longest name, in bytes, it keeps as it is."""
 
 
 def canonical_json(data: Any) -> bytes:
@@ -79,6 +81,24 @@ class RestorePlan(BaseModel):
     def target_label(self) -> str:
         """The target for people: a DSN without its password."""
         return redact_target(self.target)
+
+
+def check_database_name(name: str) -> None:
+    """UsageError unless PostgreSQL keeps ``name`` as it is: 1 to 63 bytes of UTF-8, no NUL."""
+    size = len(name.encode("utf-8", "surrogatepass"))
+    if "\x00" in name or not 0 < size <= MAX_DATABASE_BYTES:
+        # A longer name is cut short by the server, even mid-character: the restore would
+        # land in (and then look for) a database of another name.
+        raise UsageError(
+            f"{name[:80]!r} is not a database name PostgreSQL keeps as it is ({size} bytes)",
+            hint=f"choose a target name of 1 to {MAX_DATABASE_BYTES} bytes (UTF-8), without NUL",
+        )
+
+
+def database_name_with(database: str, suffix: str) -> str:
+    """``database`` then ``suffix``, the name cut (never mid-character) to fit 63 bytes."""
+    room = MAX_DATABASE_BYTES - len(suffix.encode())
+    return database.encode()[:room].decode("utf-8", "ignore") + suffix
 
 
 def is_dsn(target: str) -> bool:
