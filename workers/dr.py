@@ -168,14 +168,15 @@ def resume(
 ) -> tuple[RunState, list[ResumeAction]]:
     """Continue a run after a crash: from storage if Redis lost it; lost steps requeued or asked."""
     store = runs(ctx)
-    run = store.load(run_id) if store.exists(run_id) else store.restore(run_id)
+    # Redis may hold no copy, or an older one (restarted from a snapshot): take the newest.
+    run = store.newest(run_id)
     send = submit or runbook_flow.submit_step
     if run.finished:
         if not run.report:
             send(ctx, run, REPORT_STEP, new_operation_id(ctx.clock()))
         return run, []
     alive = {sid for sid in run.running() if step_alive(ctx, run.steps[sid].op_id)}
-    run, actions = store.update(run_id, lambda r: r.resume_plan(alive))
+    run, actions = store.update(run_id, lambda r: r.resume_plan(alive), durable=True)
     for action in actions:
         if action.action != "keep":
             runbook_flow.step_event(ctx, run, action.step, f"resumed: {action.action}")
@@ -189,7 +190,11 @@ def step_alive(ctx: Context, op_id: str | None) -> bool:
         return False
     state = RedisState(ctx.redis, ctx.settings.redis.key_prefix)
     record = state.operation(op_id)
-    if record is None or record.get("state") not in ("queued", "running"):
+    if record is None:
+        # Redis lost the operation's record (flushed, or restarted empty) while its job went
+        # on: the job's heartbeat, written again at each beat, still tells.
+        return _beating(ctx, state, op_id)
+    if record.get("state") not in ("queued", "running"):
         return False
     if record["state"] == "queued":
         from rq.exceptions import NoSuchJobError
@@ -199,6 +204,10 @@ def step_alive(ctx: Context, op_id: str | None) -> bool:
             return Job.fetch(op_id, connection=ctx.redis).get_status() is not None
         except NoSuchJobError:
             return False
+    return _beating(ctx, state, op_id)
+
+
+def _beating(ctx: Context, state: RedisState, op_id: str) -> bool:
     silent_since = ctx.clock() - ctx.settings.jobs.abandoned_after
     stale = {op for op, _ in state.stale_running(silent_since)}
     beating = ctx.redis.zscore(state.key("running"), op_id) is not None

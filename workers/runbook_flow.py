@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import redis
 import structlog
 
 from workers import runbook_ops
@@ -229,9 +230,14 @@ def run_step(
     *,
     submit: Submit | None = None,
 ) -> dict[str, Any]:
-    """Do one automated step's work (the job body); record the outcome; advance the run."""
+    """Do one automated step's work (the job body); record the outcome; advance the run.
+
+    Both ends of the step are durable updates: if Redis was lost (flushed, or restarted
+    empty or older) while the step ran, its outcome goes onto the storage's copy of the run,
+    which is put back into Redis, so the run neither forgets the step nor runs it again.
+    """
     store = runs(ctx)
-    run, verdict = store.update(run_id, lambda r: r.begin_execution(step_id, op_id))
+    run, verdict = store.update(run_id, lambda r: r.begin_execution(step_id, op_id), durable=True)
     if verdict == "stale":
         log.info("stale step job dropped", run_id=run_id, step=step_id, op_id=op_id)
         return {"run_id": run_id, "step": step_id, "outcome": "stale"}
@@ -239,7 +245,9 @@ def run_step(
         step_event(ctx, run, step_id, "waiting")
         return {"run_id": run_id, "step": step_id, "outcome": "asked a person"}
     outcome = _execute(ctx, run, step_id, op_id, progress)
-    run, decided = store.update(run_id, lambda r: _record(r, step_id, op_id, outcome, ctx.clock()))
+    run, decided = store.update(
+        run_id, lambda r: _record(r, step_id, op_id, outcome, ctx.clock()), durable=True
+    )
     step_event(ctx, run, step_id, decided)
     advance(ctx, run_id, submit=submit)
     return {"run_id": run_id, "step": step_id, "outcome": decided}
@@ -267,7 +275,7 @@ def _execute(ctx: Context, run: RunState, step_id: str, op_id: str, progress: An
             step_id=step_id,
             operation=step.operation,
             params=run.resolved(step.params),
-            progress=progress or (lambda *a, **k: None),
+            progress=_Quiet(progress) if progress else (lambda *a, **k: None),
         )
         return _Outcome(ok=True, outputs=runbook_ops.execute(call, step.operation))
     except KosmosError as exc:
@@ -275,6 +283,20 @@ def _execute(ctx: Context, run: RunState, step_id: str, op_id: str, progress: An
     except Exception:  # noqa: BLE001 - the job's outer edge: log it, fail the step plainly
         log.exception("step failed with an internal error", run_id=run.run_id, step=step_id)
         return _Outcome(ok=False, message=f"internal error, operation {op_id}")
+
+
+class _Quiet:
+    """A step's progress reporter that a Redis blink cannot turn into the step's failure."""
+
+    def __init__(self, progress: Any) -> None:
+        self.progress = progress
+
+    def __call__(self, phase: str, **values: Any) -> None:
+        """Report, or log that Redis did not take the report."""
+        try:
+            self.progress(phase, **values)
+        except redis.exceptions.RedisError as exc:
+            log.warning("step progress not reported", phase=phase, error=str(exc))
 
 
 def _check(ctx: Context, run: RunState, step: CheckStep) -> _Outcome:

@@ -1,10 +1,11 @@
 """The operations a runbook ``job`` step can name, and whether this build can automate them.
 
-An operation is ``<engine>.<action>``. ``catalog.pick`` and the PostgreSQL operations are
-built here; ``<kind>.restore`` / ``<kind>.verify`` for any component kind (etcd, minio,
-velero, infisical) dispatch to that kind's engine module as soon as it exists and exposes
-the action, and ``kubernetes.scale`` to ``workers.adapters.kubernetes.scale``. Until then
-those steps are manual (or skipped in a drill): :func:`available` is what the loader asks.
+An operation is ``<engine>.<action>``. ``catalog.pick``, ``run.teardown`` and the PostgreSQL
+operations are built here; ``<kind>.restore`` / ``<kind>.verify`` for any component kind
+(etcd, minio, velero, infisical) dispatch to that kind's engine module as soon as it exists
+and exposes the action, and ``kubernetes.scale`` to ``workers.adapters.kubernetes.scale``.
+Until then those steps are manual (or skipped in a drill): :func:`available` is what the
+loader asks. Operations that create something claim it first (``workers.runbook_resources``).
 """
 
 from __future__ import annotations
@@ -22,10 +23,18 @@ from pydantic import BaseModel
 
 from workers import engine
 from workers.context import Context
+from workers.core import run_resources
 from workers.core.catalog import good_backups
 from workers.core.config import COMPONENT_KINDS
-from workers.core.errors import EngineError, IntegrityError, NotFoundError, UsageError
+from workers.core.errors import (
+    ConflictError,
+    EngineError,
+    IntegrityError,
+    NotFoundError,
+    UsageError,
+)
 from workers.core.ports import Progress
+from workers.core.run_resources import ResourceKind
 from workers.core.runbook_run import RunState
 
 KUBERNETES_MODULE = "workers.adapters.kubernetes"
@@ -204,18 +213,23 @@ def postgres_restore(call: Call) -> dict[str, Any]:
             "runbooks never restore in place", hint="restore into a new database or instance"
         )
     component = call.text("component") or "postgres"
+    ref = call.text("backup", "latest") or "latest"
     options = {
         name: call.text(name)
         for name in ("target_database", "target_dsn", "database")
         if call.text(name)
     }
-    result = engine.restore(
-        call.ctx,
-        component,
-        call.text("backup", "latest") or "latest",
-        progress=call.progress,
-        **options,
-    )
+    from workers import runbook_resources
+
+    ledger = runbook_resources.Ledger(call.ctx, call.run, call.step_id)
+    placements = runbook_resources.placements(call.ctx, component, ref, options)
+    claimed = runbook_resources.claim_databases(ledger, component, placements, call.progress)
+    try:
+        result = engine.restore(call.ctx, component, ref, progress=call.progress, **options)
+    except ConflictError:
+        for resource in claimed:  # someone else made it between our look and the engine's
+            ledger.release(resource)
+        raise
     data = result.model_dump(mode="json") if isinstance(result, BaseModel) else dict(result)
     databases = data.get("databases") or []
     outputs = {
@@ -241,6 +255,13 @@ def postgres_restore_pitr(call: Call) -> dict[str, Any]:
     component = call.text("component") or "postgres"
     target = call.text("target_time")
     port = call.text("port")
+    data_dir = call.text("data_dir")
+    if data_dir:
+        from workers import runbook_resources
+
+        ledger = runbook_resources.Ledger(call.ctx, call.run, call.step_id)
+        number = int(port) if port else None
+        runbook_resources.claim_instance(ledger, component, data_dir, number, call.progress)
     result = engine.restore(
         call.ctx,
         component,
@@ -248,7 +269,7 @@ def postgres_restore_pitr(call: Call) -> dict[str, Any]:
         progress=call.progress,
         base=True,
         target_time=datetime.fromisoformat(target) if target else None,
-        data_dir=call.text("data_dir"),
+        data_dir=data_dir,
         port=int(port) if port else None,
     )
     data = result.model_dump(mode="json") if isinstance(result, BaseModel) else dict(result)
@@ -260,22 +281,45 @@ def postgres_restore_pitr(call: Call) -> dict[str, Any]:
 
 
 def postgres_drop_database(call: Call) -> dict[str, Any]:
-    """Drop a scratch database, but only one an earlier step of this run created."""
-    from workers.adapters import pg_catalog
-    from workers.adapters.postgres import source_of
-
+    """Drop a scratch database, but only one this run created (or claimed to create)."""
     name = call.text("database")
     if not name:
         raise UsageError("drop-database needs a database")
+    from workers import runbook_resources
+
+    ledger = runbook_resources.Ledger(call.ctx, call.run, call.step_id)
+    mine = [
+        r
+        for r in run_resources.outstanding(ledger.run.resources)
+        if r.kind == ResourceKind.DATABASE and r.name == name
+    ]
     created = {
         db for state in call.run.steps.values() for db in state.outputs.get("created_databases", [])
     }
-    if name not in created:
+    if not mine and name not in created:
         return {"dropped": [], "note": f"{name} was not created by this run; left alone"}
+    for resource in mine:
+        runbook_resources.drop_database(call.ctx, ledger.run, resource)
+        ledger.removed(resource)
+    if not mine:  # a run from before claims were recorded
+        _drop_by_name(call, name)
+    return {"dropped": [name]}
+
+
+def _drop_by_name(call: Call, name: str) -> None:
+    from workers.adapters import pg_catalog
+    from workers.adapters.postgres import source_of
+
     source = source_of(call.ctx, call.text("component") or "postgres")
     with contextlib.closing(pg_catalog.connect(source.maintenance())) as conn:
         pg_catalog.drop_database(conn, name)
-    return {"dropped": [name]}
+
+
+def run_teardown(call: Call) -> dict[str, Any]:
+    """Remove everything the run created and still holds (databases, instances)."""
+    from workers import runbook_resources
+
+    return runbook_resources.teardown(call.ctx, call.run, call.step_id)
 
 
 # -- other engines, as they land -------------------------------------------------------------
@@ -342,6 +386,7 @@ BUILT_IN: dict[str, Operation] = {
     "postgres.drop-database": Operation(
         postgres_drop_database, True, lambda ctx: component_of_kind(ctx, "postgres") is not None
     ),
+    "run.teardown": Operation(run_teardown, safe_to_repeat=True),
     "kubernetes.scale": Operation(
         kubernetes_scale, False, lambda ctx: _has_module(KUBERNETES_MODULE, "scale")
     ),

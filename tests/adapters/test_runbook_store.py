@@ -15,7 +15,7 @@ from tests.services import MotoServer
 from workers.adapters.runbook_store import RunStore, state_key
 from workers.adapters.store_s3 import S3Store
 from workers.core.config import StorageSettings
-from workers.core.errors import ConflictError, NotFoundError
+from workers.core.errors import ConflictError, NotFoundError, StorageError
 from workers.core.events import ChatContext
 from workers.core.runbook import Runbook
 from workers.core.runbook_run import RunState, StepStatus, new_run
@@ -105,6 +105,57 @@ def test_a_flushed_redis_is_restored_from_storage(store: RunStore) -> None:
         store.key("run", run.run_id), restored.model_copy(update={"version": 9}).model_dump_json()
     )
     assert store.restore(run.run_id).version == 9
+
+
+def test_a_durable_change_lands_on_storage_when_redis_lost_the_run(
+    store: RunStore, s3_server: MotoServer, bucket: str
+) -> None:
+    run = store.create(a_run())
+    store.update(run.run_id, lambda r: r.start("a", T0, "op-1"))
+    store.client.flushdb()  # Redis lost while step a's job ran
+    after, _ = store.update(
+        run.run_id, lambda r: r.succeed("a", T0, outputs={"n": 1}), durable=True
+    )
+    assert after.version == 2
+    stored = stored_state(s3_server, bucket, run.run_id)
+    assert stored["version"] == 2 and stored["steps"]["a"]["status"] == "done"
+    # The run is back in Redis, findable as before the loss.
+    assert store.load(run.run_id).steps["a"].status == StepStatus.DONE
+    assert store.active("COPS") == run.run_id
+    assert [r.run_id for r in store.recent()] == [run.run_id]
+    # A plain change still needs the run in Redis: only durable ones look at the storage.
+    store.client.flushdb()
+    with pytest.raises(NotFoundError, match="not in Redis"):
+        store.update(run.run_id, lambda r: None)
+
+
+def test_a_durable_change_prefers_storage_over_an_older_redis(
+    store: RunStore, s3_server: MotoServer, bucket: str
+) -> None:
+    run = store.create(a_run())
+    old = store.update(run.run_id, lambda r: r.start("a", T0, "op-1"))[0].model_dump_json()
+    store.update(run.run_id, lambda r: r.succeed("a", T0, outputs={"n": 1}))
+    store.update(run.run_id, lambda r: r.start("b", T0))
+    store.client.set(store.key("run", run.run_id), old)  # Redis came back from a snapshot
+    assert store.newest(run.run_id).version == 3  # what a resume starts from
+    assert store.load(run.run_id).steps["a"].status == StepStatus.DONE
+    store.client.set(store.key("run", run.run_id), old)
+    after, _ = store.update(run.run_id, lambda r: r.steps["b"].status, durable=True)
+    assert after.version == 4 and after.steps["a"].status == StepStatus.DONE
+    assert stored_state(s3_server, bucket, run.run_id)["steps"]["b"]["status"] == "running"
+
+
+def test_a_strict_change_fails_when_storage_cannot_take_it(redis_url: str, tmp_path: Any) -> None:
+    server = MotoServer(log_dir=tmp_path).start()
+    s3_client(server.url).create_bucket(Bucket="strict")
+    store = RunStore(redis_lib.Redis.from_url(redis_url), s3_store(server, "strict"), "kt")
+    run = store.create(a_run())
+    server.stop()
+    with pytest.raises(StorageError):
+        store.update(run.run_id, lambda r: r.start("a", T0, "op-1"), durable=True, strict=True)
+    # Durable but not strict: Redis serves when the storage cannot be read or written.
+    after, _ = store.update(run.run_id, lambda r: r.start("a", T0, "op-2"), durable=True)
+    assert after.steps["a"].op_id == "op-2"
 
 
 def test_a_failed_change_writes_nothing(store: RunStore) -> None:

@@ -164,6 +164,26 @@ def test_abort_skips_waiting_steps_and_lets_teardown_run() -> None:
     assert run.settle(at(2)) and run.status == RunStatus.ABORTED
 
 
+def test_teardown_waits_for_work_in_flight_after_a_failure_or_an_abort() -> None:
+    steps = [job("pick"), job("restore", "pick"), job("check", "pick")]
+    run = make_run([*steps, job("down", "check", always=True)])
+    run.start("pick", at(0), "op-p")
+    run.succeed("pick", at(1))
+    run.start("restore", at(1), "op-r")
+    run.start("check", at(1), "op-c")
+    assert run.fail("check", at(2), "no") == "stop"
+    # The restore still works: tearing down now would race whatever it is creating.
+    assert run.next_runnable() == []
+    run.succeed("restore", at(3))
+    assert run.next_runnable() == ["down"]
+    aborted = make_run([job("restore"), job("down", "restore", always=True)])
+    aborted.start("restore", at(0), "op-r")
+    aborted.abort(by="U1", reason="stop", now=at(1))
+    assert aborted.next_runnable() == []
+    assert aborted.fail("restore", at(2), "killed") == "stop"
+    assert aborted.next_runnable() == ["down"]
+
+
 def test_rto_clock_warns_at_75_percent_and_stops_at_recovery() -> None:
     run = make_run([job("a"), job("b", "a")], report={"recovered_after": "a"})
     assert run.rto_clock(at(3600)).level == "ok"

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import secrets
+import signal
 import subprocess
 import time
 import urllib.parse
@@ -221,6 +223,35 @@ def wait_until(probe: Callable[[], T | None], timeout: float, what: str) -> T:
             return value
         time.sleep(0.2)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+@contextlib.contextmanager
+def process(world: DrWorld, name: str, *args: str) -> Iterator[subprocess.Popen[bytes]]:
+    """A kosmos-backup process in its own session (so SIGKILL takes its work horse too)."""
+    with open(world.folder / f"{name}.log", "ab") as log:
+        proc = subprocess.Popen(
+            ["kosmos-backup", *args],
+            env=world.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        yield proc
+    finally:
+        kill(proc, signal.SIGTERM)
+
+
+def kill(proc: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:
+    """Signal a process's whole session and wait for it (SIGKILL after 15 s)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, sig)
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 def run_cli(world: DrWorld, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:

@@ -22,6 +22,8 @@ from tests.scenarios.dr_world import (
     admin,
     database_exists,
     drop_database,
+    kill,
+    process,
     run_cli,
     source_database,
     wait_until,
@@ -110,34 +112,6 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DrWorld]:
     finally:
         server.stop()
         fake.stop()
-
-
-@contextlib.contextmanager
-def process(world: DrWorld, name: str, *args: str) -> Iterator[subprocess.Popen[bytes]]:
-    """A kosmos-backup process in its own session (so SIGKILL takes its work horse too)."""
-    with open(world.folder / f"{name}.log", "ab") as log:
-        proc = subprocess.Popen(
-            ["kosmos-backup", *args],
-            env=world.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        yield proc
-    finally:
-        kill(proc, signal.SIGTERM)
-
-
-def kill(proc: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, sig)
-    try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
 
 
 def kill_worker_and_horse(world: DrWorld, proc: subprocess.Popen[bytes], op_id: str) -> None:

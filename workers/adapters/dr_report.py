@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from workers.core.durations import humanize
+from workers.core.run_resources import outstanding
 from workers.core.runbook_run import RunState
 
 COLOURS = {
@@ -59,6 +60,7 @@ def summarize(run: RunState, now: datetime) -> dict[str, Any]:
         "rpo_seconds": round(rpo.total_seconds(), 3) if rpo is not None else None,
         "rpo_met": rpo is not None and rpo <= run.rpo,
         "steps": [_step_facts(run, step.id, now) for step in run.runbook.steps],
+        "left_behind": [r.label() for r in outstanding(run.resources)],
     }
 
 
@@ -127,6 +129,8 @@ def render_markdown(summary: dict[str, Any]) -> str:
         lines.append(f"- failure: {summary['failure']}")
     if summary["abort_reason"]:
         lines.append(f"- aborted: {summary['abort_reason']}")
+    for label in summary.get("left_behind", []):
+        lines.append(f"- left behind (remove it by hand): {label}")
     lines += [
         "",
         "## Steps",

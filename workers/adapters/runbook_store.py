@@ -1,7 +1,9 @@
 """Runbook runs in Redis, written through to the backup storage after every change.
 
 In a disaster Redis may be what was lost, so every change of a run is also stored as
-``_dr/<run-id>/state.json`` beside the backups; :meth:`RunStore.restore` brings it back.
+``_dr/<run-id>/state.json`` beside the backups; :meth:`RunStore.restore` brings it back. A
+*durable* change (a step's outcome, a claim on what a step creates) is applied to the newer
+of the two copies, so a step that ends while Redis is gone or came back older still counts.
 Keys under the prefix ``P``::
 
     P:dr:run:<id>          the run's state (JSON)
@@ -13,8 +15,9 @@ Keys under the prefix ``P``::
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import redis
@@ -114,11 +117,45 @@ class RunStore:
         self._write_through(state)
         return state
 
-    def update(self, run_id: str, change: Callable[[RunState], T]) -> tuple[RunState, T]:
+    def update(
+        self,
+        run_id: str,
+        change: Callable[[RunState], T],
+        *,
+        durable: bool = False,
+        strict: bool = False,
+    ) -> tuple[RunState, T]:
         """Apply ``change`` to the run under its lock; store it in Redis and the storage.
 
+        ``durable`` is for changes that must outlive a lost Redis (a step's outcome, a claim
+        on a resource): the newer of the two copies is changed, the storage's when Redis lost
+        the run or came back older, and the run is put back into Redis. ``strict`` raises
+        when the storage cannot take the change, instead of letting it lag behind Redis.
         When ``change`` raises, nothing is written and the error propagates.
         """
+        with self._locked(run_id):
+            state = self._newest(run_id) if durable else self.load(run_id)
+            result = change(state)
+            state.version += 1
+            if strict:  # the storage first: a change it refused must not linger in Redis
+                self._write_through(state, strict=True)
+            self.client.set(self.key("run", run_id), state.model_dump_json())
+            if not strict:
+                self._write_through(state)
+            return state, result
+
+    def restore(self, run_id: str) -> RunState:
+        """Bring the storage copy back into Redis unless Redis holds a newer one."""
+        with self._locked(run_id):
+            return self._newest(run_id, required=True)
+
+    def newest(self, run_id: str) -> RunState:
+        """The newer of the two copies, put back in Redis; Redis's if the storage is down."""
+        with self._locked(run_id):
+            return self._newest(run_id)
+
+    @contextlib.contextmanager
+    def _locked(self, run_id: str) -> Iterator[None]:
         lock = self.client.lock(
             self.key("lock", run_id), timeout=LOCK_TIMEOUT, blocking_timeout=LOCK_WAIT
         )
@@ -127,33 +164,46 @@ class RunStore:
                 f"run {run_id} is being changed by another process", hint="try again"
             )
         try:
-            state = self.load(run_id)
-            result = change(state)
-            state.version += 1
-            self.client.set(self.key("run", run_id), state.model_dump_json())
-            self._write_through(state)
-            return state, result
+            yield
         finally:
             try:
                 lock.release()
             except redis.exceptions.LockError:
                 self.log.warning("run lock expired before release", run_id=run_id)
 
-    def restore(self, run_id: str) -> RunState:
-        """Bring the storage copy back into Redis unless Redis holds a newer one."""
-        stored = self.load_stored(run_id)
-        if self.exists(run_id):
-            current = self.load(run_id)
-            if current.version >= stored.version:
-                return current
-        self.client.set(self.key("run", run_id), stored.model_dump_json())
-        with self.client.pipeline() as pipe:
-            pipe.zadd(self.key("runs"), {run_id: stored.started_at.timestamp()})
-            if stored.chat.channel and not stored.finished:
-                pipe.set(self.key("channel", stored.chat.channel), run_id)
-            pipe.execute()
-        self.log.info("run restored from storage", run_id=run_id, version=stored.version)
+    def _newest(self, run_id: str, *, required: bool = False) -> RunState:
+        """The newer of Redis's and the storage's copies; the storage's is put back in Redis.
+
+        Redis may have been flushed, or restarted from an older snapshot, while a step ran:
+        the storage then holds the newer run. When the storage cannot be read, Redis's copy
+        serves (``required``: the storage copy is what was asked for, so its error raises).
+        """
+        cached = self.load(run_id) if self.exists(run_id) else None
+        try:
+            stored = self.load_stored(run_id)
+        except (StorageError, NotFoundError) as exc:
+            if cached is None or required:
+                raise
+            self.log.warning("run state not read from storage", run_id=run_id, error=exc.message)
+            return cached
+        if cached is not None and cached.version >= stored.version:
+            return cached
+        self._reinstate(stored)
+        self.log.info(
+            "run restored from storage",
+            run_id=run_id,
+            version=stored.version,
+            redis="lost it" if cached is None else f"held version {cached.version}",
+        )
         return stored
+
+    def _reinstate(self, state: RunState) -> None:
+        with self.client.pipeline() as pipe:
+            pipe.set(self.key("run", state.run_id), state.model_dump_json())
+            pipe.zadd(self.key("runs"), {state.run_id: state.started_at.timestamp()})
+            if state.chat.channel and not state.finished:
+                pipe.set(self.key("channel", state.chat.channel), state.run_id)
+            pipe.execute()
 
     def put_artifact(self, run_id: str, name: str, data: bytes) -> str:
         """Store a report file beside the run's state; return its key."""
@@ -190,11 +240,13 @@ class RunStore:
         loaded: dict[str, Any] | None = json.loads(raw)
         return loaded
 
-    def _write_through(self, state: RunState) -> None:
+    def _write_through(self, state: RunState, *, strict: bool = False) -> None:
         # The run goes on when the storage blinks: Redis holds it, the next change retries.
         try:
             self.store.put_bytes(state_key(state.run_id), state.model_dump_json(indent=1).encode())
         except StorageError as exc:
+            if strict:
+                raise
             self.log.warning("run state not written to storage", run_id=state.run_id, error=exc)
 
 

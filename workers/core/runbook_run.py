@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from workers.core.errors import ConflictError, NotFoundError, PermissionDenied, UsageError
 from workers.core.events import ChatContext
+from workers.core.run_resources import Resource
 from workers.core.runbook import (
     FailurePolicy,
     Runbook,
@@ -153,6 +154,9 @@ class RunState(BaseModel):
     abort_reason: str | None = None
     aborted_by: str | None = None
     report: dict[str, Any] = Field(default_factory=dict)
+    resources: list[Resource] = Field(
+        default_factory=list, description="what the run's steps created (claimed first)"
+    )
     version: int = 0
 
     # -- reading ---------------------------------------------------------------------------
@@ -179,17 +183,24 @@ class RunState(BaseModel):
         """Pending steps whose dependencies all ended well, in file order.
 
         Once the run stops (a failure under ``stop``, or an abort), only ``always`` steps
-        remain runnable, and they only wait for their dependencies to end in any way.
+        remain runnable; they wait for their dependencies to end in any way, and for every
+        other step's work in flight, so a teardown never races what it tears down.
         """
         if self.finished:
             return []
+        working = self.stopping and any(
+            state.status == StepStatus.RUNNING
+            and state.awaiting is None
+            and not self.runbook.step(sid).always
+            for sid, state in self.steps.items()
+        )
         ready = []
         for step in self.runbook.steps:
             if self.steps[step.id].status != StepStatus.PENDING:
                 continue
             deps = [d for d in step.depends_on if d in self.steps]
             if self.stopping:
-                if step.always and all(self._settled(d) for d in deps):
+                if step.always and not working and all(self._settled(d) for d in deps):
                     ready.append(step.id)
             elif all(self.steps[d].status in (StepStatus.DONE, StepStatus.SKIPPED) for d in deps):
                 ready.append(step.id)
