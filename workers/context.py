@@ -8,9 +8,23 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from workers.core.config import Settings
+from workers.core.errors import RedisUnavailable
 
 if TYPE_CHECKING:
     from workers.adapters.repository import Repository
+
+
+def redis_unavailable(
+    settings: Settings | None, exc: BaseException, hint: str
+) -> RedisUnavailable | None:
+    """``exc`` as one line naming the URL (never its password) if Redis could not be reached."""
+    import redis
+
+    if not isinstance(exc, redis.exceptions.ConnectionError | redis.exceptions.TimeoutError):
+        return None
+    reason = " ".join(str(exc).split()) or type(exc).__name__
+    where = f" at {settings.redis.display_url()}" if settings is not None else ""
+    return RedisUnavailable(f"Redis{where} is unreachable: {reason}", hint=hint)
 
 
 def utc_now() -> datetime:

@@ -6,7 +6,7 @@ import importlib
 from typing import Any
 
 from workers.context import Context
-from workers.core.catalog import ComponentStatus, component_status, find_backup
+from workers.core.catalog import ComponentStatus, component_status, find_backup, missing_backup
 from workers.core.errors import EngineError, NotFoundError, UsageError
 from workers.core.manifest import BackupSummary, Manifest
 from workers.core.ports import Progress, no_progress
@@ -38,8 +38,9 @@ def resolve(ctx: Context, component: str, ref: str) -> Manifest:
     require_component(ctx, component)
     found = find_backup(ctx.repo.index(component), ref)
     if found is None:
-        what = "no good backup yet" if ref == "latest" else f"no backup {ref!r}"
-        raise NotFoundError(f"{component}: {what}", hint=f"see: kosmos-backup list {component}")
+        raise NotFoundError(
+            missing_backup(component, ref), hint=f"see: kosmos-backup list {component}"
+        )
     return ctx.repo.manifest(found.id)
 
 

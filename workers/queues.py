@@ -24,7 +24,12 @@ from workers.core.config import (
 from workers.core.errors import ConflictError, UsageError
 from workers.core.events import ChatContext, Event, EventType
 from workers.core.ids import new_operation_id
-from workers.core.operations import OperationKind, OperationRequest
+from workers.core.operations import (
+    DrStepParams,
+    OperationKind,
+    OperationParams,
+    OperationRequest,
+)
 
 __all__ = [
     "JOB_PATHS",
@@ -76,32 +81,34 @@ def new_request(
     kind: OperationKind | str,
     component: str | None = None,
     *,
-    params: dict[str, Any] | None = None,
+    params: OperationParams | None = None,
     chat: ChatContext | None = None,
     requested_by: str | None = None,
     now: datetime | None = None,
 ) -> OperationRequest:
-    """A request with a fresh operation id."""
+    """A request with a fresh operation id (``params``: its kind's model; absent, defaults)."""
     moment = now or datetime.now(UTC)
-    return OperationRequest(
-        op_id=new_operation_id(moment),
-        kind=OperationKind(kind),
-        component=component,
-        params=params or {},
-        chat=chat or ChatContext(),
-        requested_at=moment,
-        requested_by=requested_by,
+    return OperationRequest.model_validate(
+        {
+            "op_id": new_operation_id(moment),
+            "kind": OperationKind(kind),
+            "component": component,
+            "params": params,
+            "chat": chat or ChatContext(),
+            "requested_at": moment,
+            "requested_by": requested_by,
+        }
     )
 
 
 def queue_for(settings: Settings, request: OperationRequest) -> str:
     """The queue that routes this request to a worker that can do it."""
-    if request.kind == OperationKind.DR_STEP and request.params.get("queue"):
-        return str(request.params["queue"])
+    if isinstance(request.params, DrStepParams) and request.params.queue:
+        return request.params.queue
     if request.component is None or request.kind not in _NEEDS_COMPONENT:
         return QUEUE_DEFAULT
     component = settings.component(request.component)
-    if isinstance(component, PostgresComponent) and request.params.get("base"):
+    if isinstance(component, PostgresComponent) and request.base:
         return component.base_queue
     return component.queue
 
@@ -131,7 +138,7 @@ def validate(settings: Settings, request: OperationRequest) -> None:
             f"unknown component {request.component!r}", hint=f"valid components: {valid}"
         )
     component = settings.component(request.component)
-    if request.params.get("base") and not isinstance(component, PostgresComponent):
+    if request.base and not isinstance(component, PostgresComponent):
         raise UsageError(f"{request.component} is {component.kind}: only postgres has base backups")
 
 
@@ -143,7 +150,7 @@ def submit(client: redis.Redis, settings: Settings, request: OperationRequest) -
     validate(settings, request)
     state = RedisState(client, settings.redis.key_prefix)
     queue = queue_for(settings, request)
-    quiet = bool(request.params.get("quiet"))
+    quiet = request.quiet
     now = datetime.now(UTC)
     if not quiet and not state.record_operation(request, queue, now):
         existing = state.operation(request.op_id) or {}
@@ -210,7 +217,7 @@ def read_events(
 
 
 def _timeout(request: OperationRequest) -> timedelta:
-    if request.kind == OperationKind.BACKUP and request.params.get("base"):
+    if request.kind == OperationKind.BACKUP and request.base:
         return BASE_BACKUP_TIMEOUT
     return TIMEOUTS[request.kind]
 

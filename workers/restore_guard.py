@@ -34,7 +34,7 @@ from workers.core.approvals import (
 from workers.core.audit import AuditAction
 from workers.core.errors import ConfigError, KosmosError, NotFoundError, PermissionDenied
 from workers.core.events import Event, EventType
-from workers.core.operations import OperationRequest
+from workers.core.operations import OperationRequest, RestoreParams
 from workers.core.restore_plan import RestorePlan, plan_from_params
 from workers.restore_plans import recheck_target
 from workers.restore_requests import (
@@ -56,11 +56,11 @@ def worker_name() -> str:
 def authorize_restore(ctx: Context, job: OperationRequest) -> Approval | BreakGlass:
     """Verify and spend the job's approval; PermissionDenied (audited, reported) otherwise."""
     now = ctx.clock()
-    params = job.params
-    request_id = params.get("request_id")
+    params = RestoreParams.of(job)
+    request_id = params.request_id
     try:
         key = _key(ctx)
-        if not isinstance(request_id, str) or not params.get("approval_id"):
+        if request_id is None or not params.approval_id:
             raise PermissionDenied(
                 f"restore {job.op_id} carries no approval",
                 hint="restores run only from an approved request: /restore … in the channel",
@@ -78,7 +78,7 @@ def authorize_restore(ctx: Context, job: OperationRequest) -> Approval | BreakGl
         )
     except (PermissionDenied, NotFoundError) as exc:
         refused = PermissionDenied(exc.message, hint=exc.hint)
-        _refused(ctx, job, request_id if isinstance(request_id, str) else None, refused)
+        _refused(ctx, job, request_id, refused)
         raise refused from None
     assert spent.approval is not None
     audit_of(ctx).record(
@@ -104,7 +104,7 @@ def _verified(
     # The job says what to do; the request adds which server plan time found (digested too).
     found = plan.model_copy(update={"target_identity": request.plan.target_identity})
     record = authorize(request, key=key, plan=found, now=now)
-    if record.approval_id != job.params.get("approval_id") or request.op_id != job.op_id:
+    if record.approval_id != RestoreParams.of(job).approval_id or request.op_id != job.op_id:
         raise PermissionDenied(
             f"the approval of {request.id} was given to another operation",
             hint=f"it runs as {request.op_id}, not {job.op_id}",
@@ -120,8 +120,8 @@ def restore_ended(
     error: BaseException | None = None,
 ) -> None:
     """Record the restore's result on its request and in the audit, then export the audit."""
-    request_id = job.params.get("request_id")
-    if not isinstance(request_id, str):
+    request_id = RestoreParams.of(job).request_id
+    if request_id is None:
         return
     now, log = ctx.clock(), structlog.get_logger("kosmos.restore")
     outcome: dict[str, Any] = {"ok": error is None, "ended_at": now.isoformat()}

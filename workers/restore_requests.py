@@ -251,11 +251,9 @@ def enqueue_restore(ctx: Context, request: ApprovalRequest) -> str:
         op_id=request.op_id,
         kind=OperationKind.RESTORE,
         component=request.plan.component,
-        params={
-            **job_params(request.plan),
-            "approval_id": record.approval_id,
-            "request_id": request.id,
-        },
+        params=job_params(request.plan).model_copy(
+            update={"approval_id": record.approval_id, "request_id": request.id}
+        ),
         chat=ChatContext(
             source=chat.source,
             channel=request.card_channel or chat.channel,

@@ -28,7 +28,7 @@ from workers.context import Context
 from workers.core.errors import ConflictError, KosmosError, NotFoundError, UsageError
 from workers.core.events import ChatContext, Event, EventType
 from workers.core.ids import new_operation_id
-from workers.core.operations import OperationKind
+from workers.core.operations import DrStepParams, OperationKind
 from workers.core.runbook import CheckStep, JobStep, Runbook, StepKind, StepMode
 from workers.core.runbook_run import (
     Awaiting,
@@ -196,16 +196,14 @@ def submit_step(ctx: Context, run: RunState, step_id: str, op_id: str) -> None:
     """Enqueue one step (or the report) as its own RQ job."""
     from workers import queues
 
-    params: dict[str, Any] = {"run_id": run.run_id, "step_id": step_id}
     step = run.runbook.step(step_id) if step_id != REPORT_STEP else None
+    queue = None
     if isinstance(step, JobStep):
         queue = runbook_ops.queue_of(ctx, step.operation, run.resolved(step.params))
-        if queue:
-            params["queue"] = queue
     request = queues.new_request(
         OperationKind.DR_STEP,
         None,
-        params=params,
+        params=DrStepParams(run_id=run.run_id, step_id=step_id, queue=queue or None),
         chat=step_chat(run),
         requested_by=run.started_by,
         now=ctx.clock(),

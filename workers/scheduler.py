@@ -15,7 +15,6 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
 
 import structlog
 from rq.exceptions import NoSuchJobError
@@ -26,7 +25,16 @@ from workers.adapters.redis_state import Heartbeat, RedisState
 from workers.context import Context
 from workers.core.errors import KosmosError
 from workers.core.events import ChatContext
-from workers.core.operations import OperationKind, OperationRequest, OperationState
+from workers.core.operations import (
+    BackupParams,
+    OperationKind,
+    OperationParams,
+    OperationRequest,
+    OperationState,
+    PruneParams,
+    RpoCheckParams,
+    SweepParams,
+)
 from workers.core.schedule import backup_due, last_good, periodic_due, tracks
 from workers.jobs.maintenance import reap_abandoned
 
@@ -151,7 +159,7 @@ class Scheduler:
             sweep = self._request(
                 OperationKind.SWEEP,
                 component,
-                {"before": self.ctx.clock().isoformat(), "after_op": record["op_id"]},
+                SweepParams(before=self.ctx.clock(), after_op=record["op_id"]),
             )
             if not self.state.hand_over(
                 component, record["op_id"], sweep.op_id, self.settings.jobs.lock_ttl
@@ -187,17 +195,17 @@ class Scheduler:
         if not due.due:
             report.skipped[track] = due.reason
             return
-        op_id = self._submit(OperationKind.BACKUP, name, {"base": True} if base else {})
+        op_id = self._submit(OperationKind.BACKUP, name, BackupParams(base=base))
         self.state.set_last_attempt(track, op_id, self.ctx.clock())
         self._record(f"enqueued {track} {op_id}: {due.reason}")
         report.enqueued.append(op_id)
 
     def _upkeep(self, report: TickReport) -> None:
         jobs = self.settings.jobs
-        tasks: list[tuple[OperationKind, timedelta, dict[str, Any]]] = [
-            (OperationKind.RPO_CHECK, jobs.monitor_interval, {"quiet": True}),
-            (OperationKind.PRUNE, jobs.prune_interval, {}),
-            (OperationKind.SWEEP, jobs.sweep_interval, {}),
+        tasks: list[tuple[OperationKind, timedelta, OperationParams]] = [
+            (OperationKind.RPO_CHECK, jobs.monitor_interval, RpoCheckParams(quiet=True)),
+            (OperationKind.PRUNE, jobs.prune_interval, PruneParams()),
+            (OperationKind.SWEEP, jobs.sweep_interval, SweepParams()),
         ]
         now = self.ctx.clock()
         for kind, interval, params in tasks:
@@ -218,7 +226,7 @@ class Scheduler:
     # -- plumbing ------------------------------------------------------------------------------
 
     def _request(
-        self, kind: OperationKind, component: str | None, params: dict[str, Any]
+        self, kind: OperationKind, component: str | None, params: OperationParams
     ) -> OperationRequest:
         return queues.new_request(
             kind,
@@ -229,7 +237,7 @@ class Scheduler:
             now=self.ctx.clock(),
         )
 
-    def _submit(self, kind: OperationKind, component: str | None, params: dict[str, Any]) -> str:
+    def _submit(self, kind: OperationKind, component: str | None, params: OperationParams) -> str:
         request = self._request(kind, component, params)
         return queues.submit(self.ctx.redis, self.settings, request)
 

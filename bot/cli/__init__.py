@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import traceback
 from datetime import UTC, datetime
+from typing import Any, NoReturn
 
 import click
 
@@ -15,6 +16,7 @@ from bot.cli.dr import dr_commands
 from bot.cli.jobs import job_commands
 from bot.cli.postgres import postgres_commands
 from bot.cli.wal import wal_commands
+from workers.context import Context, redis_unavailable
 from workers.core.errors import KosmosError
 from workers.core.ids import new_operation_id
 
@@ -31,7 +33,7 @@ from workers.core.ids import new_operation_id
 @click.pass_context
 def cli(ctx: click.Context, config_path: str | None) -> None:
     """Chat-ops backup and disaster recovery for the KOSMOS K3s platform."""
-    ctx.obj = {"config_path": config_path}
+    ctx.ensure_object(dict)["config_path"] = config_path
 
 
 for command in [
@@ -50,9 +52,10 @@ for command in approval_commands:
 
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; KosmosError becomes a one-line message and its exit status."""
+    obj: dict[str, Any] = {}
     try:
         # Without standalone mode click returns ctx.exit(N)'s code instead of exiting.
-        code = cli.main(args=argv, standalone_mode=False)
+        code = cli.main(args=argv, standalone_mode=False, obj=obj)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(1)
@@ -62,13 +65,30 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except KosmosError as exc:
-        click.echo(f"error: {exc.message}", err=True)
-        if exc.hint:
-            click.echo(f"hint: {exc.hint}", err=True)
-        sys.exit(exc.exit_code)
-    except Exception:
+        _fail(exc)
+    except Exception as exc:
+        outage = _redis_down(obj, exc)
+        if outage is not None:
+            _fail(outage)
         operation = new_operation_id(datetime.now(UTC))
         click.echo(f"internal error, operation {operation}", err=True)
         traceback.print_exc(file=sys.stderr)
         sys.exit(1)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _fail(exc: KosmosError) -> NoReturn:
+    click.echo(f"error: {exc.message}", err=True)
+    if exc.hint:
+        click.echo(f"hint: {exc.hint}", err=True)
+    sys.exit(exc.exit_code)
+
+
+def _redis_down(obj: dict[str, Any], exc: Exception) -> KosmosError | None:
+    """Redis unreachable, said in one line; commands that can run without it say ``--local``."""
+    hint = "start Redis, or point redis.url (KOSMOS__REDIS__URL) at it"
+    command = obj.get("command")
+    if isinstance(command, click.Command) and any(p.name == "local" for p in command.params):
+        hint += "; or run it in this process without Redis: add --local"
+    context = obj.get("context")
+    return redis_unavailable(context.settings if isinstance(context, Context) else None, exc, hint)

@@ -23,13 +23,16 @@ from typing import Any
 
 import click
 
+from bot.cli.jobs import follow_to_end
 from bot.cli.options import context_from, json_option
 from bot.restore_replies import audit_line, card_facts, plain
+from workers import queues
 from workers.context import Context
 from workers.core.approvals import ApprovalRequest, Verdict
 from workers.core.config import Settings
 from workers.core.errors import PermissionDenied
 from workers.core.events import ChatContext
+from workers.core.operations import OperationRequest
 from workers.restore_plans import plan_from_options
 from workers.restore_requests import (
     audit_of,
@@ -131,11 +134,16 @@ def restore_request(ctx: click.Context, component: str, ref: str, **options: Any
 
 @click.command()
 @click.argument("request_id")
+@click.option(
+    "--wait",
+    is_flag=True,
+    help="Follow the restore this approval queues until it ends (exit 1: it failed).",
+)
 @json_option
 @click.pass_context
-def approve(ctx: click.Context, request_id: str, as_json: bool) -> None:
+def approve(ctx: click.Context, request_id: str, wait: bool, as_json: bool) -> None:
     """Approve a pending restore as your configured identity."""
-    _decide(ctx, request_id, Verdict.APPROVE, "", as_json)
+    _decide(ctx, request_id, Verdict.APPROVE, "", as_json, wait=wait)
 
 
 @click.command()
@@ -149,10 +157,17 @@ def deny(ctx: click.Context, request_id: str, reason: str, as_json: bool) -> Non
 
 
 def _decide(
-    ctx: click.Context, request_id: str, verdict: Verdict, reason: str, as_json: bool
+    ctx: click.Context,
+    request_id: str,
+    verdict: Verdict,
+    reason: str,
+    as_json: bool,
+    *,
+    wait: bool = False,
 ) -> None:
     work = context_from(ctx)
     user = identify(work.settings, os.environ)
+    start = queues.last_event_id(work.redis, work.settings) if wait else "0-0"
     outcome = decide_request(
         work,
         request_id,
@@ -167,6 +182,10 @@ def _decide(
     if outcome.enqueued and not as_json:
         click.echo(f"approved; restore {outcome.enqueued} is queued")
     _show(work, outcome.request, as_json)
+    if wait and outcome.enqueued:
+        record = queues.operation(work.redis, work.settings, outcome.enqueued) or {}
+        request = OperationRequest.model_validate(record.get("request"))
+        follow_to_end(work, request, start, as_json)
 
 
 @click.command()

@@ -10,6 +10,7 @@ from bot.cli.options import context_from, json_option
 from bot.terminal import backups_table, console, manifest_panel, status_table
 from workers import engine
 from workers.core.durations import format_duration
+from workers.core.errors import UsageError
 from workers.core.views import status_document
 
 
@@ -43,12 +44,27 @@ def list_(ctx: click.Context, component: str, limit: int, as_json: bool) -> None
 
 
 @click.command()
-@click.argument("backup_id")
+@click.argument("component", metavar="COMPONENT|BACKUP_ID")
+@click.argument("ref", required=False)
 @json_option
 @click.pass_context
-def show(ctx: click.Context, backup_id: str, as_json: bool) -> None:
-    """One backup's manifest: objects, sizes, checksums, source and verification."""
-    manifest = engine.show(context_from(ctx), backup_id)
+def show(ctx: click.Context, component: str, ref: str | None, as_json: bool) -> None:
+    """One backup's manifest: objects, sizes, checksums, source and verification.
+
+    ``show COMPONENT [REF]`` finds REF (an id, a prefix, or latest, the default) as verify
+    does; ``show BACKUP_ID`` shows that backup.
+    """
+    work = context_from(ctx)
+    if ref is None and component not in work.settings.components:
+        if component == "latest":
+            names = ", ".join(work.settings.components)
+            raise UsageError(
+                "show latest needs a component",
+                hint=f"kosmos-backup show COMPONENT latest (components: {names})",
+            )
+        manifest = engine.show(work, component)
+    else:
+        manifest = engine.resolve(work, component, ref or "latest")
     if as_json:
         click.echo(json.dumps(manifest.model_dump(mode="json"), indent=2))
     else:

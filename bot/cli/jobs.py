@@ -18,30 +18,67 @@ from bot.cli.options import context_from, json_option
 from bot.terminal import console, when
 from workers import queues
 from workers.context import Context
+from workers.core.errors import UsageError
 from workers.core.events import TERMINAL, Event, EventType
 from workers.core.operations import OperationRequest
 from workers.settings import CONFIG_ENV
 
 
-def submit_and_render(ctx: Context, request: OperationRequest, wait: bool) -> str:
-    """Enqueue ``request`` and print its id; with ``wait``, show live progress to the end.
+def submit_and_render(
+    ctx: Context, request: OperationRequest, wait: bool, as_json: bool = False
+) -> str:
+    """Enqueue ``request`` and print its id at once; with ``wait``, follow it to its end.
 
+    ``as_json`` prints one JSON line for each: the accepted operation, then its outcome.
     Exits with status 1 (click.exceptions.Exit) when the waited-for operation failed.
     """
     client = ctx.redis
     start = queues.last_event_id(client, ctx.settings)  # before submitting: miss nothing
     op_id = queues.submit(client, ctx.settings, request)
-    click.echo(op_id)
-    if not wait:
-        return op_id
+    if as_json:
+        queue = queues.queue_for(ctx.settings, request)
+        _echo_line({**_identity(request), "state": "queued", "queue": queue})
+    else:
+        click.echo(op_id)
+    if wait:
+        follow_to_end(ctx, request, start, as_json)
+    return op_id
+
+
+def follow_to_end(ctx: Context, request: OperationRequest, after: str, as_json: bool) -> None:
+    """Follow an enqueued operation from stream id ``after``; exit 1 unless it finished.
+
+    Progress goes to stderr for people; ``as_json`` prints only the outcome, on stdout.
+    """
+    op_id = request.op_id
+    out = Console(stderr=True, quiet=as_json)
     try:
-        end = follow_operation(client, ctx.settings, op_id, start, Console(stderr=True))
+        end = follow_operation(ctx.redis, ctx.settings, op_id, after, out)
     except KeyboardInterrupt:
         click.echo(f"still running; follow it with: kosmos-backup ops {op_id} --follow", err=True)
         raise click.exceptions.Exit(130) from None
+    if as_json:
+        _echo_line(outcome_document(request, end))
     if end is None or end.type == EventType.FAILED:
         raise click.exceptions.Exit(1)
-    return op_id
+
+
+def outcome_document(request: OperationRequest, end: Event | None) -> dict[str, Any]:
+    """An operation's end as JSON data: its state, and its summary or its error."""
+    doc: dict[str, Any] = {**_identity(request), "state": end.type.value if end else "unknown"}
+    if end is not None and end.type == EventType.FINISHED:
+        doc["summary"] = end.summary
+    elif end is not None:
+        doc["error"] = {"class": end.error_class, "message": end.message, "hint": end.hint}
+    return doc
+
+
+def _identity(request: OperationRequest) -> dict[str, Any]:
+    return {"op_id": request.op_id, "kind": request.kind.value, "component": request.component}
+
+
+def _echo_line(doc: dict[str, Any]) -> None:
+    click.echo(json.dumps(doc, default=str))
 
 
 @click.command()
@@ -70,10 +107,16 @@ def worker(
     """Run a worker on the given queues (structured logs; JSON when not on a terminal)."""
     from workers.worker import configure_logging, run_worker
 
-    _export_config(ctx)
-    configure_logging(log_level)
     work = context_from(ctx)
     names = [part.strip() for item in queue_names for part in item.split(",") if part.strip()]
+    if queue_names and not names:
+        # An empty --queues (an unset variable in a unit file) must not quietly mean the default.
+        raise UsageError(
+            "--queues names no queue",
+            hint=f"name one or more of: {', '.join(queues.all_queues(work.settings))}",
+        )
+    _export_config(ctx)
+    configure_logging(log_level)
     run_worker(
         work.settings,
         names or [queues.QUEUE_DEFAULT],

@@ -1,8 +1,9 @@
 """Backup, verify, restore and prune commands.
 
-Every command turns its options into JSON-only ``params`` and hands them to ``_run``, which
-today runs the work in this process (``--local`` is implied). Enqueueing (``--wait``) will
-be one more branch in ``_run``; the options and renderings stay as they are.
+Every command builds its kind's parameters model (workers.core.operations), the one form
+both paths take: ``_enqueue`` hands it to a worker (the default for backup, verify and
+prune; ``--wait`` follows the operation and exits 1 when it failed, ``--json`` prints the
+operation and then its outcome), ``_run`` does the work in this process (``--local``).
 """
 
 from __future__ import annotations
@@ -21,9 +22,18 @@ from bot.cli.options import context_from, json_option
 from bot.terminal import console, manifest_panel, size
 from workers import engine
 from workers.context import Context
+from workers.core.catalog import require_backup
 from workers.core.errors import IntegrityError, PermissionDenied
 from workers.core.manifest import Manifest, VerificationState
-from workers.core.operations import OperationKind
+from workers.core.operations import (
+    AnyParams,
+    BackupParams,
+    OperationKind,
+    PostgresRestoreOptions,
+    PruneParams,
+    RestoreParams,
+    VerifyParams,
+)
 
 local_option = click.option(
     "--local",
@@ -62,53 +72,64 @@ class StderrProgress:
             click.echo(f"… {phase}: {size(done_bytes)}{of}", err=True)
 
 
-def _run(
-    work: Context, kind: OperationKind, component: str | None, params: dict[str, Any], quiet: bool
-) -> Any:
-    """Run one operation in this process; the seam where an enqueue path will branch off."""
+def _run(work: Context, component: str | None, params: AnyParams, quiet: bool) -> Any:
+    """Run one operation in this process (``--local``), as its job would."""
     progress = StderrProgress(enabled=not quiet)
-    if kind is OperationKind.BACKUP:
-        assert component is not None
-        return engine.backup(work, component, base=params["base"], progress=progress)
-    if kind is OperationKind.VERIFY:
-        assert component is not None
-        return engine.verify(work, component, params["ref"], deep=params["deep"], progress=progress)
-    if kind is OperationKind.RESTORE:
-        assert component is not None
-        options = dict(params)
-        ref = options.pop("ref")
-        if options.get("target_time"):
-            options["target_time"] = datetime.fromisoformat(options["target_time"])
-        return engine.restore(work, component, ref, progress=progress, **options)
-    if kind is OperationKind.PRUNE:
-        return engine.prune(work, component, dry_run=params["dry_run"])
-    raise click.UsageError(f"{kind} cannot run here")
+    if isinstance(params, PruneParams):
+        return engine.prune(work, component, dry_run=params.dry_run)
+    assert component is not None
+    if isinstance(params, BackupParams):
+        return engine.backup(work, component, base=params.base, progress=progress)
+    if isinstance(params, VerifyParams):
+        return engine.verify(work, component, params.backup, deep=params.deep, progress=progress)
+    if isinstance(params, RestoreParams):
+        options = params.options.engine_options()
+        return engine.restore(work, component, params.backup, progress=progress, **options)
+    raise click.UsageError(f"{type(params).__name__} cannot run here")
 
 
 wait_option = click.option(
-    "--wait", is_flag=True, help="Follow the enqueued operation's progress until it ends."
+    "--wait", is_flag=True, help="Follow the enqueued operation until it ends (exit 1: it failed)."
+)
+queued_json_option = click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Machine-readable: the operation as a JSON line at once, its outcome after --wait.",
 )
 
 
 def _enqueue(
-    work: Context, kind: OperationKind, component: str | None, params: dict[str, Any], wait: bool
+    work: Context,
+    kind: OperationKind,
+    component: str | None,
+    params: AnyParams,
+    wait: bool,
+    as_json: bool,
 ) -> None:
-    """Hand the operation to a worker: print its id, or follow it with --wait."""
+    """Hand the operation to a worker: print it at once, and with --wait follow it."""
     from bot.cli.jobs import submit_and_render
     from workers import queues
     from workers.core.events import ChatContext
 
     if component:
         engine.require_component(work, component)
+    user = os.environ.get("KOSMOS_USER") or getpass.getuser()
     request = queues.new_request(
         kind,
         component,
         params=params,
-        chat=ChatContext(source="cli", user=os.environ.get("KOSMOS_USER") or getpass.getuser()),
-        requested_by=os.environ.get("KOSMOS_USER") or getpass.getuser(),
+        chat=ChatContext(source="cli", user=user),
+        requested_by=user,
         now=work.clock(),
     )
-    submit_and_render(work, request, wait)
+    submit_and_render(work, request, wait, as_json)
+
+
+def _require_backup(work: Context, component: str, ref: str) -> None:
+    """Refuse a ref that names no backup before anything runs or is queued (exit 2)."""
+    engine.require_component(work, component)
+    require_backup(work.repo.index(component), ref, listing=f"kosmos-backup list {component}")
 
 
 def _as_json(value: Any) -> Any:
@@ -130,7 +151,7 @@ def _echo_json(value: Any) -> None:
 )
 @local_option
 @wait_option
-@json_option
+@queued_json_option
 @click.pass_context
 def backup(
     ctx: click.Context, component: str, base: bool, local: bool, wait: bool, as_json: bool
@@ -141,10 +162,11 @@ def backup(
     --local runs it in this process.
     """
     work = context_from(ctx)
+    params = BackupParams(base=base)
     if not local:
-        _enqueue(work, OperationKind.BACKUP, component, {"base": base}, wait)
+        _enqueue(work, OperationKind.BACKUP, component, params, wait, as_json)
         return
-    manifest = _run(work, OperationKind.BACKUP, component, {"base": base}, quiet=as_json)
+    manifest = _run(work, component, params, quiet=as_json)
     if as_json:
         _echo_json(manifest)
     else:
@@ -157,7 +179,7 @@ def backup(
 @click.option("--deep", is_flag=True, help="Also restore into a scratch database and compare.")
 @local_option
 @wait_option
-@json_option
+@queued_json_option
 @click.pass_context
 def verify(
     ctx: click.Context,
@@ -168,13 +190,18 @@ def verify(
     wait: bool,
     as_json: bool,
 ) -> None:
-    """Check a backup's checksums and archives (REF: an id, a prefix, or latest)."""
+    """Check a backup's checksums and archives (REF: an id, a prefix, or latest).
+
+    Enqueued for a worker by default; --local runs it in this process. Either way exit 1
+    when the backup fails verification.
+    """
     work = context_from(ctx)
-    params = {"ref": ref, "deep": deep}
+    _require_backup(work, component, ref)
+    params = VerifyParams(backup=ref, deep=deep)
     if not local:
-        _enqueue(work, OperationKind.VERIFY, component, params, wait)
+        _enqueue(work, OperationKind.VERIFY, component, params, wait, as_json)
         return
-    manifest: Manifest = _run(work, OperationKind.VERIFY, component, params, quiet=as_json)
+    manifest: Manifest = _run(work, component, params, quiet=as_json)
     record = manifest.verification
     assert record is not None
     if as_json:
@@ -246,12 +273,11 @@ def restore(ctx: click.Context, component: str, ref: str, **options: Any) -> Non
         "(development set-ups only)",
         err=True,
     )
-    if options["target_time"] is not None:
-        options["target_time"] = options["target_time"].isoformat()
     pitr = options["base"] or options["target_time"] is not None
-    keys = ("target_time", "base", "data_dir", "port") if pitr else _DUMP_RESTORE_KEYS
-    params = {"ref": ref, **{key: options[key] for key in keys}}
-    result = _run(work, OperationKind.RESTORE, component, params, quiet=as_json)
+    keys = _PITR_KEYS if pitr else _DUMP_RESTORE_KEYS
+    chosen = PostgresRestoreOptions(**{key: options[key] for key in keys})
+    params = RestoreParams(backup=ref, options=chosen)
+    result = _run(work, component, params, quiet=as_json)
     if as_json:
         _echo_json(result)
     else:
@@ -264,6 +290,7 @@ def restore(ctx: click.Context, component: str, ref: str, **options: Any) -> Non
 
 
 _DUMP_RESTORE_KEYS = ("target_database", "target_dsn", "database", "in_place", "with_globals")
+_PITR_KEYS = ("target_time", "base", "data_dir", "port")
 
 
 def _print_restore(result: Any) -> None:
@@ -291,14 +318,27 @@ def _print_restore(result: Any) -> None:
 @click.argument("component", required=False)
 @click.option("--dry-run", is_flag=True, help="Say what would be deleted; delete nothing.")
 @local_option
-@json_option
+@wait_option
+@queued_json_option
 @click.pass_context
 def prune(
-    ctx: click.Context, component: str | None, dry_run: bool, local: bool, as_json: bool
+    ctx: click.Context,
+    component: str | None,
+    dry_run: bool,
+    local: bool,
+    wait: bool,
+    as_json: bool,
 ) -> None:
-    """Delete backups past retention; the newest keep_last good ones always stay."""
+    """Delete backups past retention; the newest keep_last good ones always stay.
+
+    Enqueued for a worker by default (it takes the component's lock); --local runs it here.
+    """
     work = context_from(ctx)
-    deleted = _run(work, OperationKind.PRUNE, component, {"dry_run": dry_run}, quiet=as_json)
+    params = PruneParams(dry_run=dry_run)
+    if not local:
+        _enqueue(work, OperationKind.PRUNE, component, params, wait, as_json)
+        return
+    deleted = _run(work, component, params, quiet=as_json)
     if as_json:
         _echo_json({"dry_run": dry_run, "deleted": deleted})
         return

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from bot.grammar import (
     BACKUP,
     BackupHelp,
@@ -19,7 +17,13 @@ from bot.replies import AcceptedReply, HelpReply, ListReply, Reply, StatusReply
 from workers import queues
 from workers.core.errors import UsageError
 from workers.core.ids import new_operation_id
-from workers.core.operations import OperationKind, OperationRequest
+from workers.core.operations import (
+    AnyParams,
+    BackupParams,
+    OperationKind,
+    OperationRequest,
+    VerifyParams,
+)
 
 
 def answer(desk: Desk, caller: Caller, command: Command) -> Reply:
@@ -36,13 +40,14 @@ def answer(desk: Desk, caller: Caller, command: Command) -> Reply:
         )
     if isinstance(command, BackupRun):
         what = f"{'Base backup' if command.base else 'Backup'} of {command.component}"
-        params: dict[str, Any] = {"base": command.base}
-        return submit(desk, caller, command, OperationKind.BACKUP, params, what)
+        backup = BackupParams(base=command.base)
+        return submit(desk, caller, command, OperationKind.BACKUP, backup, what)
     if isinstance(command, BackupVerify):
         what = f"{'Deep verification' if command.deep else 'Verification'} of "
         what += f"{command.component} {command.ref}"
-        params = {"backup": command.ref, "deep": command.deep}
-        return submit(desk, caller, command, OperationKind.VERIFY, params, what)
+        desk.require_backup(command.component, command.ref)
+        verify = VerifyParams(backup=command.ref, deep=command.deep)
+        return submit(desk, caller, command, OperationKind.VERIFY, verify, what)
     if isinstance(command, BackupHelp):
         return help_reply(command.topic)
     raise UsageError(f"/backup cannot answer {type(command).__name__}")
@@ -65,7 +70,7 @@ def submit(
     caller: Caller,
     command: Command,
     kind: OperationKind,
-    params: dict[str, Any],
+    params: AnyParams,
     description: str,
 ) -> AcceptedReply:
     """Enqueue one operation, once per request even when Slack retries it."""

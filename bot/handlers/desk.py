@@ -11,10 +11,10 @@ from typing import Any, TypeVar
 from bot.catalog_cache import CatalogCache
 from bot.roles import Authorizer
 from workers.context import Context
-from workers.core.catalog import ComponentStatus
+from workers.core.catalog import ComponentStatus, find_backup, require_backup
 from workers.core.errors import StorageUnavailable
 from workers.core.events import ChatContext
-from workers.core.manifest import BackupSummary
+from workers.core.manifest import BackupSummary, CatalogIndex
 
 READ_TIMEOUT = 2.0
 """Catalog reads in a handler give up after this, so Slack gets its answer within 3 s."""
@@ -69,6 +69,22 @@ class Desk:
         if self.catalog.warm(component):
             return self.catalog.backups(component)
         return self.read(self.catalog.backups, component)
+
+    def require_backup(self, component: str, ref: str) -> BackupSummary:
+        """The backup ``ref`` names, or a UsageError pointing at ``/backup list`` (nothing queued).
+
+        A backup made moments ago may be missing from the cached index: a miss reads again.
+        """
+        index = self._index(component)
+        if find_backup(index, ref) is None:
+            self.catalog.forget(component)
+            index = self._index(component)
+        return require_backup(index, ref, listing=f"/backup list {component}")
+
+    def _index(self, component: str) -> CatalogIndex:
+        if self.catalog.warm(component):
+            return self.catalog.index(component)
+        return self.read(self.catalog.index, component)
 
     def claim(self, request_key: str, op_id: str) -> str | None:
         """Remember ``op_id`` for a request; return the earlier op id if this is a retry."""

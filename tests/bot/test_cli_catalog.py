@@ -189,6 +189,28 @@ def test_show_for_people_prints_engine_text_literally(local_catalog: Catalog) ->
     assert "verification: passed" in out and "[red]restored[/x]" in out
 
 
+def test_show_takes_a_component_and_a_ref_like_verify(local_catalog: Catalog) -> None:
+    older, newer = local_catalog.postgres
+    env = local_catalog.env
+    for args in (("postgres", "latest"), ("postgres",)):
+        doc = json.loads(ok(run_cli("show", *args, "--json", env=env)))
+        assert doc["id"] == newer.id
+    for ref in (older.id, older.id[:-1]):
+        doc = json.loads(ok(run_cli("show", "postgres", ref, "--json", env=env)))
+        assert doc["id"] == older.id
+    alone = run_cli("show", "latest", env=env)
+    assert alone.returncode == 2
+    assert alone.stderr.splitlines() == [
+        "error: show latest needs a component",
+        "hint: kosmos-backup show COMPONENT latest (components: " + ", ".join(NAMES) + ")",
+    ]
+    none = run_cli("show", "minio", "latest", env=env)
+    assert none.returncode == 1 and none.stderr.splitlines() == [
+        "error: minio: no good backup yet",
+        "hint: see: kosmos-backup list minio",
+    ]
+
+
 @pytest.mark.parametrize(
     ("backup_id", "message"),
     [

@@ -76,9 +76,17 @@ def test_operator_run_enqueues_one_job_and_emits_accepted(desk: Desk) -> None:
     ]
 
 
+def seed(desk: Desk, component: str) -> str:
+    """Commit one small backup of ``component`` to the desk's store; its id."""
+    with desk.ctx.repo.begin(component, f"{component}-test") as writer:
+        writer.write("data", [b"payload"], compress=False, encrypt=False)
+        return writer.commit(source={}).id
+
+
 def test_a_retried_request_is_answered_with_the_same_operation_and_no_second_job(
     desk: Desk,
 ) -> None:
+    seed(desk, "etcd")
     first = dispatch(desk, caller(OPERATOR, key="trigger-1"), "/backup", "verify etcd")
     again = dispatch(desk, caller(OPERATOR, key="trigger-1"), "/backup", "verify etcd")
     assert isinstance(first, AcceptedReply) and isinstance(again, AcceptedReply)
@@ -86,6 +94,24 @@ def test_a_retried_request_is_answered_with_the_same_operation_and_no_second_job
     assert jobs(desk) == 1
     job = Queue("kosmos-etcd", connection=desk.ctx.redis).jobs[0]
     assert job.args[0]["params"] == {"backup": "latest", "deep": False}
+
+
+def test_verify_carries_the_backup_named_and_refuses_one_that_does_not_exist(
+    desk: Desk,
+) -> None:
+    older, newer = seed(desk, "postgres"), seed(desk, "postgres")
+    reply = dispatch(desk, caller(OPERATOR), "/backup", f"verify postgres {older} --deep")
+    assert isinstance(reply, AcceptedReply)
+    [job] = Queue("kosmos-default", connection=desk.ctx.redis).jobs
+    assert job.args[0]["params"] == {"backup": older, "deep": True} and older != newer
+    missing = "postgres-20200101T0000Z-beef"
+    for text in (f"verify postgres {missing}", "verify minio", "verify minio latest --deep"):
+        with pytest.raises(UsageError) as refused:
+            dispatch(desk, caller(OPERATOR, key=f"k-{text}"), "/backup", text)
+        component = text.split()[1]
+        assert refused.value.message.startswith(f"{component}: no ")
+        assert refused.value.hint == f"see: /backup list {component}"
+    assert jobs(desk) == 1 and len(read_events(desk.ctx.redis, desk.ctx.settings)) == 1
 
 
 def test_a_refused_submission_releases_its_request_key(desk: Desk) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from pydantic import ValidationError
 
 from workers.core.approvals import (
     Approval,
@@ -22,6 +23,7 @@ from workers.core.approvals import (
 )
 from workers.core.break_glass import mark_reminded, open_break_glass, reminder_due, review
 from workers.core.errors import ConflictError, PermissionDenied, UsageError
+from workers.core.operations import RestoreParams
 from workers.core.restore_plan import (
     RestorePlan,
     check_plan,
@@ -254,12 +256,22 @@ def test_job_params_round_trip_and_extra_params_are_refused() -> None:
         PLAN.model_copy(update={"base": True, "target": "/srv/pg-r", "point": T0, "port": 5499}),
     ):
         assert plan_from_params("postgres", job_params(plan)) == plan
-    with pytest.raises(PermissionDenied, match="no approval covers: drop_first"):
-        plan_from_params("postgres", {**job_params(PLAN), "drop_first": True})
-    tampered = plan_from_params("postgres", {**job_params(PLAN), "in_place": True})
+    wire = job_params(PLAN).model_dump(mode="json")
+    with pytest.raises(ValidationError, match="drop_first"):
+        RestoreParams.model_validate({**wire, "options": {**wire["options"], "drop_first": True}})
+    with pytest.raises(ValidationError, match="drop_first"):
+        RestoreParams.model_validate({**wire, "drop_first": True})
+    with pytest.raises(PermissionDenied, match="no approval covers: target_database"):
+        plan_from_params("postgres", _with_options(job_params(PLAN), target_dsn="dbname=other"))
+    tampered = plan_from_params("postgres", _with_options(job_params(PLAN), in_place=True))
     assert tampered.digest() != PLAN.digest()
     with pytest.raises(PermissionDenied, match="describe no plan"):
-        plan_from_params("postgres", {"target_database": "x"})
+        plan_from_params("postgres", RestoreParams(backup="x"))
+
+
+def _with_options(params: RestoreParams, **changes: object) -> RestoreParams:
+    options = params.options.model_copy(update=changes)
+    return params.model_copy(update={"options": options})
 
 
 def test_live_source_and_window_checks() -> None:

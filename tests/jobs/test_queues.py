@@ -15,7 +15,7 @@ from workers import queues
 from workers.core.config import Settings
 from workers.core.errors import ConflictError, UsageError
 from workers.core.events import ChatContext
-from workers.core.operations import OperationKind
+from workers.core.operations import BackupParams, OperationKind, RpoCheckParams, VerifyParams
 
 
 @pytest.fixture
@@ -53,7 +53,7 @@ def test_backup_is_recorded_accepted_and_enqueued_by_path(
 def test_routing_by_component_queue_and_base_queue(
     settings: Settings, client: redis_lib.Redis
 ) -> None:
-    base = queues.new_request("backup", "postgres", params={"base": True})
+    base = queues.new_request("backup", "postgres", params=BackupParams(base=True))
     etcd = queues.new_request("backup", "etcd")
     prune = queues.new_request("prune")
     for request in (base, etcd, prune):
@@ -77,7 +77,9 @@ def test_bad_requests_are_refused_before_anything_is_recorded(
     with pytest.raises(UsageError, match="needs a component"):
         queues.submit(client, settings, queues.new_request("verify"))
     with pytest.raises(UsageError, match="only postgres has base backups"):
-        queues.submit(client, settings, queues.new_request("backup", "etcd", params={"base": 1}))
+        queues.submit(
+            client, settings, queues.new_request("backup", "etcd", params=BackupParams(base=True))
+        )
     assert queues.recent_operations(client, settings) == []
     assert Queue("kosmos-default", connection=client).count == 0
 
@@ -85,7 +87,7 @@ def test_bad_requests_are_refused_before_anything_is_recorded(
 def test_resubmitting_the_same_request_enqueues_it_once(
     settings: Settings, client: redis_lib.Redis
 ) -> None:
-    request = queues.new_request("verify", "postgres", params={"backup": "latest"})
+    request = queues.new_request("verify", "postgres", params=VerifyParams(backup="latest"))
     queues.submit(client, settings, request)
     queues.submit(client, settings, request)  # a retried chat command
     assert Queue("kosmos-default", connection=client).count == 1
@@ -97,7 +99,7 @@ def test_resubmitting_the_same_request_enqueues_it_once(
 def test_quiet_monitor_runs_leave_no_operation_and_are_not_retried(
     settings: Settings, client: redis_lib.Redis
 ) -> None:
-    request = queues.new_request("rpo-check", params={"quiet": True})
+    request = queues.new_request("rpo-check", params=RpoCheckParams(quiet=True))
     queues.submit(client, settings, request)
     assert queues.operation(client, settings, request.op_id) is None
     assert queues.read_events(client, settings) == []

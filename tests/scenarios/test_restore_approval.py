@@ -16,7 +16,7 @@ from slack_sdk import WebClient
 
 from tests.adapters.test_approval_store import everything_in
 from tests.fakes.slack import post_to_bot, slash_body
-from tests.pgsample import database_exists
+from tests.pgsample import create_database, database_exists, rows_of
 from tests.scenarios.bot_process import SECRET
 from tests.scenarios.restore_world import (
     CHANNEL,
@@ -45,7 +45,12 @@ from workers.core.approvals import RequestState
 from workers.core.audit import AuditAction
 from workers.core.events import ChatContext, EventType
 from workers.core.ids import new_operation_id
-from workers.core.operations import OperationKind, OperationRequest
+from workers.core.operations import (
+    OperationKind,
+    OperationRequest,
+    PostgresRestoreOptions,
+    RestoreParams,
+)
 from workers.restore_plans import resolve_plan
 from workers.restore_requests import (
     attach_card,
@@ -212,7 +217,7 @@ def test_a_plan_tampered_after_approval_is_refused_by_the_worker_and_nothing_is_
     queue = Queue(HELD_QUEUE, connection=redis_lib.Redis.from_url(redis_url))
     [job] = queue.jobs
     payload = job.args[0]
-    payload["params"]["target_database"] = other  # the job now says another target
+    payload["params"]["options"]["target_database"] = other  # the job now says another target
     job.args = (payload,)
     job.save()
     worker = run_worker(world, HELD_QUEUE, burst=True)
@@ -244,11 +249,11 @@ def test_jobs_enqueued_by_hand_without_a_valid_approval_are_refused(
             op_id=op_id,
             kind=OperationKind.RESTORE,
             component="held",
-            params={
-                "backup": engine.list_backups(world.ctx(), "held")[0].id,
-                "target_database": target,
+            params=RestoreParams(
+                backup=engine.list_backups(world.ctx(), "held")[0].id,
+                options=PostgresRestoreOptions(target_database=target),
                 **extra,
-            },
+            ),
             chat=ChatContext(source="cli"),
             requested_at=utc_now(),
             requested_by="UMALLORY",
@@ -391,3 +396,37 @@ def test_without_slack_the_cli_requests_and_approves_as_configured_identities(
     assert table_facts(target) == table_facts(world.source)
     [decision] = [r for r in audit_of(world.ctx()).tail(50) if r.action == AuditAction.APPROVE]
     assert decision.actor == "UBOB" and decision.details["via"] == "cli"
+
+
+def test_approve_wait_follows_the_restore_and_exits_1_when_it_failed(
+    world: World, redis_url: str
+) -> None:
+    target = world.fresh("taken")
+    made = _cli(
+        world, "UALICE", "restore-request", "postgres", "latest", "--target-database", target,
+        "--reason", "approve --wait",
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    request_id = REQUEST_ID.search(made.stdout).group(0)  # type: ignore[union-attr]
+    create_database(target, "CREATE TABLE taken (x int)")  # someone took the name meanwhile
+    worker = run_worker(world, "kosmos-default", burst=False)
+    try:
+        waited = _cli(world, "UBOB", "approve", request_id, "--wait", "--json")
+    finally:
+        stop(worker)
+    assert waited.returncode == 1, waited.stderr
+    assert "Traceback" not in waited.stderr
+    outcome = json.loads(waited.stdout.strip().splitlines()[-1])
+    assert outcome["kind"] == "restore" and outcome["state"] == "failed"
+    assert outcome["op_id"] == store_of(world.ctx()).get(request_id).op_id
+    assert target in outcome["error"]["message"]
+    assert rows_of(target, "SELECT count(*) FROM taken") == [(0,)]  # left as it was
+
+
+def _cli(world: World, user: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """``kosmos-backup`` as ``user`` without Slack (a configured CLI identity)."""
+    offline = {k: v for k, v in world.env.items() if not k.startswith("SLACK_")}
+    env = {**offline, "KOSMOS_USER": user, "KOSMOS_USER_TOKEN": TOKENS[user]}
+    return subprocess.run(
+        ["kosmos-backup", *args], env=env, capture_output=True, text=True, timeout=120
+    )

@@ -118,7 +118,8 @@ def test_a_viewer_is_refused_run_with_a_clear_ephemeral_message(
 
 
 def test_a_retried_request_is_one_job_and_the_same_answer(bot: BotProcess, redis_url: str) -> None:
-    body = slash_body("verify etcd", user="UOPS", trigger_id="1234.5678.abcd")
+    # A backup run: a verify of a backup that does not exist is refused before the queue.
+    body = slash_body("run etcd", user="UOPS", trigger_id="1234.5678.abcd")
     first = post_to_bot(bot.url, body, SECRET)
     again = post_to_bot(bot.url, body, SECRET, headers={"X-Slack-Retry-Num": "1"})
     assert first.status == again.status == 200
@@ -126,6 +127,18 @@ def test_a_retried_request_is_one_job_and_the_same_answer(bot: BotProcess, redis
     assert op_id.startswith("op-") and f"`{op_id}`" in texts(again.body)[0]
     assert "retry" in texts(again.body)[0]
     assert jobs(redis_url) == 1
+
+
+def test_verify_of_a_backup_that_does_not_exist_is_refused_naming_the_list_command(
+    bot: BotProcess, redis_url: str
+) -> None:
+    missing = "postgres-20200101T0000Z-beef"
+    answer = post_to_bot(bot.url, slash_body(f"verify postgres {missing}", user="UOPS"), SECRET)
+    assert answer.status == 200 and answer.body["response_type"] == "ephemeral"
+    text = " ".join(texts(answer.body))
+    assert f"postgres: no backup '{missing}'" in text and "/backup list postgres" in text
+    assert "Traceback" not in text
+    assert jobs(redis_url) == 0
 
 
 def test_an_unexpected_error_is_an_internal_error_with_an_operation_id(

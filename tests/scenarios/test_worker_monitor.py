@@ -14,6 +14,7 @@ from workers import queues
 from workers.context import Context
 from workers.core.config import Settings
 from workers.core.events import Event, EventType
+from workers.core.operations import RpoCheckParams
 
 pytestmark = pytest.mark.timeout(180)
 BROKEN = {
@@ -29,7 +30,7 @@ BROKEN = {
 def monitor_once(ctx: Context) -> None:
     """Run the monitor as the scheduler does (a quiet job) and wait for it."""
     op_id = queues.submit(
-        ctx.redis, ctx.settings, queues.new_request("rpo-check", params={"quiet": True})
+        ctx.redis, ctx.settings, queues.new_request("rpo-check", params=RpoCheckParams(quiet=True))
     )
     harness.wait_until(
         lambda: Job.fetch(op_id, connection=ctx.redis).get_status() == "finished",

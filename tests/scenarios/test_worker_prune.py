@@ -11,6 +11,7 @@ from tests.jobs import harness
 from tests.jobs.harness import small_db, small_stack  # noqa: F401 - fixtures
 from workers import queues
 from workers.context import Context
+from workers.core.operations import PruneParams
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -30,7 +31,9 @@ def test_prune_keeps_the_newest_three_even_past_retention(
     work = harness.worker(config, tmp_path)
     with harness.running(work):
         dry = queues.submit(
-            ctx.redis, settings, queues.new_request("prune", "postgres", params={"dry_run": True})
+            ctx.redis,
+            settings,
+            queues.new_request("prune", "postgres", params=PruneParams(dry_run=True)),
         )
         planned = harness.wait_until(harness.ended(settings, dry), 60, "the dry run")
         assert planned["state"] == "finished"

@@ -8,6 +8,7 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict
 
 from workers.core.config import Settings
+from workers.core.errors import UsageError
 from workers.core.manifest import BackupSummary, CatalogIndex, VerificationRecord
 
 AGING_FRACTION = 0.75
@@ -128,6 +129,22 @@ def _freshness(enabled: bool, age: float | None, rpo: timedelta) -> Freshness:
     if age > AGING_FRACTION * rpo.total_seconds():
         return Freshness.AGING
     return Freshness.FRESH
+
+
+def missing_backup(component: str, ref: str) -> str:
+    """What is missing when ``ref`` names no backup of ``component``."""
+    return f"{component}: " + ("no good backup yet" if ref == "latest" else f"no backup {ref!r}")
+
+
+def require_backup(index: CatalogIndex, ref: str, *, listing: str) -> BackupSummary:
+    """The backup ``ref`` names; a UsageError whose hint is ``listing`` when there is none.
+
+    Front doors call it before they queue anything, so a typo is refused at once.
+    """
+    found = find_backup(index, ref)
+    if found is None:
+        raise UsageError(missing_backup(index.component, ref), hint=f"see: {listing}")
+    return found
 
 
 def find_backup(index: CatalogIndex, ref: str) -> BackupSummary | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from typing import Annotated, Any, Literal
-from urllib.parse import urlparse
+from urllib.parse import urlparse, urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
@@ -103,6 +103,18 @@ class RedisSettings(_Model):
 
     url: str = "redis://127.0.0.1:6379/0"
     key_prefix: str = "kosmos"
+
+    def display_url(self) -> str:
+        """The URL for people: its password replaced by ``***``."""
+        parts = urlsplit(self.url)
+        netloc = parts.netloc
+        if parts.password is not None:
+            netloc = f"{parts.username or ''}:***@{netloc.rpartition('@')[2]}"
+        query = "&".join(
+            "password=***" if item.lower().startswith("password=") else item
+            for item in parts.query.split("&")
+        )
+        return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
 class JobSettings(_Model):

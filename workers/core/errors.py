@@ -9,6 +9,7 @@ Every error carries a message for people and a hint for the operator::
     ├── IntegrityError          a checksum mismatch or a malformed manifest (never retried)
     ├── StorageError            the backup store failed
     │   └── StorageUnavailable  the store is unreachable (transient, retried)
+    ├── RedisUnavailable        Redis (queues, locks, events, approvals) is unreachable
     ├── EngineError             an external tool (pg_dump, barman, etcdctl) failed
     ├── ConflictError           the operation collides with another (lock held, id taken)
     └── PermissionDenied        a role or approval check refused the operation
@@ -62,6 +63,12 @@ class StorageError(KosmosError):
 
 class StorageUnavailable(StorageError):
     """The backup store could not be reached; worth retrying."""
+
+    transient = True
+
+
+class RedisUnavailable(KosmosError):
+    """Redis, the one coordinator, could not be reached; worth retrying."""
 
     transient = True
 

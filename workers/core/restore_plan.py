@@ -10,16 +10,15 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from workers.core.errors import PermissionDenied, UsageError
+from workers.core.operations import PostgresRestoreOptions, RestoreParams
 from workers.core.target_identity import TargetIdentity
 
 _PLAN_DOMAIN = b"kosmos-restore-plan/v1\n"
 _KEYWORD = re.compile(r"\s*([A-Za-z_]+)\s*=\s*('(?:[^'\\]|\\.)*'|\S*)")
 _SAME_HOST = {"", "localhost", "127.0.0.1", "::1"}
-APPROVAL_PARAMS = ("approval_id", "request_id")
-"""Job parameters that carry the approval rather than describe the plan."""
 MAX_DATABASE_BYTES = 63
 """PostgreSQL's NAMEDATALEN - 1: the longest name, in bytes, it keeps as it is."""
 
@@ -219,57 +218,53 @@ def _stamp(at: datetime) -> str:
     return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def job_params(plan: RestorePlan) -> dict[str, Any]:
-    """The restore job's parameters that carry out exactly ``plan`` (the engine's options)."""
-    params: dict[str, Any] = {"backup": plan.backup_id}
+def job_params(plan: RestorePlan) -> RestoreParams:
+    """The restore job's parameters that carry out exactly ``plan`` (no approval attached)."""
     if plan.base:
-        params |= {"base": True, "data_dir": plan.target}
-        if plan.point is not None:
-            params["target_time"] = plan.point.isoformat()
-        if plan.port is not None:
-            params["port"] = plan.port
-        return params
-    params["target_dsn" if plan.target_is_dsn else "target_database"] = plan.target
-    if plan.database:
-        params["database"] = plan.database
-    if plan.in_place:
-        params["in_place"] = True
-    if plan.with_globals:
-        params["with_globals"] = True
-    return params
+        options = PostgresRestoreOptions(
+            base=True, data_dir=plan.target, target_time=plan.point, port=plan.port
+        )
+    else:
+        options = PostgresRestoreOptions(
+            target_database=None if plan.target_is_dsn else plan.target,
+            target_dsn=plan.target if plan.target_is_dsn else None,
+            database=plan.database or None,
+            in_place=plan.in_place,
+            with_globals=plan.with_globals,
+        )
+    return RestoreParams(backup=plan.backup_id, options=options)
 
 
-def plan_from_params(component: str, params: dict[str, Any]) -> RestorePlan:
+def plan_from_params(component: str, params: RestoreParams) -> RestorePlan:
     """The plan a restore job's parameters would carry out; PermissionDenied if none would."""
-    given = {k: v for k, v in params.items() if k not in APPROVAL_PARAMS}
+    options = params.options
+    target = options.data_dir if options.base else options.target_dsn or options.target_database
     try:
-        base = bool(given.get("base"))
-        point = given.get("target_time")
         plan = RestorePlan(
             component=component,
-            backup_id=str(given["backup"]),
-            target=str(
-                given.get("data_dir")
-                if base
-                else given.get("target_dsn") or given.get("target_database")
-            ),
-            database=given.get("database"),
-            point=datetime.fromisoformat(point) if isinstance(point, str) else point,
-            in_place=bool(given.get("in_place")),
-            base=base,
-            port=given.get("port"),
-            with_globals=bool(given.get("with_globals")),
+            backup_id=params.backup,
+            target=target or "",
+            database=options.database,
+            point=options.target_time,
+            in_place=options.in_place,
+            base=options.base,
+            port=options.port,
+            with_globals=options.with_globals,
         )
-    except (KeyError, TypeError, ValueError) as exc:
+    except ValidationError as exc:
         raise PermissionDenied(
-            f"the restore job's parameters describe no plan ({type(exc).__name__})",
+            f"the restore job's parameters describe no plan ({exc.errors()[0]['loc'][0]})",
             hint="restores are enqueued only by an approved request",
         ) from None
-    if job_params(plan) != given:
-        extra = sorted(set(given) ^ set(job_params(plan)))
+    expected = job_params(plan).options
+    extra = sorted(
+        name
+        for name in PostgresRestoreOptions.model_fields
+        if getattr(options, name) != getattr(expected, name)
+    )
+    if extra:
         raise PermissionDenied(
-            "the restore job carries parameters no approval covers"
-            + (f": {', '.join(extra)}" if extra else ""),
+            f"the restore job carries parameters no approval covers: {', '.join(extra)}",
             hint="restores are enqueued only by an approved request",
         )
     return plan

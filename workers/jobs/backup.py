@@ -5,20 +5,20 @@ from __future__ import annotations
 from typing import Any
 
 from workers import engine
+from workers.core.operations import BackupParams
 from workers.jobs.runner import JobRun, execute
 
 
 def run(payload: dict[str, Any]) -> dict[str, Any]:
-    """RQ entry point: back up ``payload["component"]`` (``params.base`` for a base backup)."""
+    """RQ entry point: back up the request's component (BackupParams)."""
     return execute(payload, _backup, lock=True)
 
 
 def _backup(run: JobRun) -> dict[str, Any]:
     component = run.request.component
     assert component is not None
-    manifest = engine.backup(
-        run.ctx, component, base=bool(run.request.params.get("base")), progress=run.progress
-    )
+    params = BackupParams.of(run.request)
+    manifest = engine.backup(run.ctx, component, base=params.base, progress=run.progress)
     return {
         "backup_id": manifest.id,
         "kind": manifest.kind,

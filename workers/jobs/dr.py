@@ -11,17 +11,18 @@ from __future__ import annotations
 from typing import Any
 
 from workers import dr, runbook_flow
+from workers.core.operations import DrStepParams
 from workers.jobs.runner import JobRun, execute
 
 
 def run_step(payload: dict[str, Any]) -> dict[str, Any]:
-    """RQ entry point: ``params.run_id`` and ``params.step_id`` (``_report`` for the report)."""
+    """RQ entry point: one step of a run (DrStepParams; step ``_report`` is the report)."""
     return execute(payload, _step, lock=False)
 
 
 def _step(run: JobRun) -> dict[str, Any]:
-    params = run.request.params
-    run_id, step_id = str(params["run_id"]), str(params["step_id"])
+    params = DrStepParams.of(run.request)
+    run_id, step_id = params.run_id, params.step_id
     if step_id == runbook_flow.REPORT_STEP:
         summary = dr.finish(run.ctx, run_id)
         return {"run_id": run_id, "result": summary["result"], "files": summary["files"]}

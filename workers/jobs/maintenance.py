@@ -20,7 +20,12 @@ from workers.core import rpo
 from workers.core.durations import humanize
 from workers.core.events import ChatContext, Event, EventType
 from workers.core.ids import new_operation_id
-from workers.core.operations import OperationRequest, OperationState
+from workers.core.operations import (
+    OperationRequest,
+    OperationState,
+    PruneParams,
+    SweepParams,
+)
 from workers.core.retention import Deletion
 from workers.jobs.runner import JobRun, execute, hold_lock
 from workers.restore_guard import worker_name
@@ -35,12 +40,12 @@ MONITOR_LEASE = "job:rpo-check"
 
 
 def prune(payload: dict[str, Any]) -> dict[str, Any]:
-    """RQ entry point: apply retention to ``component`` (or every component); ``dry_run``."""
+    """RQ entry point: apply retention to the component (or every component); PruneParams."""
     return execute(payload, _prune, lock=False)
 
 
 def _prune(run: JobRun) -> dict[str, Any]:
-    dry_run = bool(run.request.params.get("dry_run"))
+    dry_run = PruneParams.of(run.request).dry_run
     names = [run.request.component] if run.request.component else list(run.ctx.settings.components)
     deleted: list[Deletion] = []
     skipped: list[str] = []
@@ -86,20 +91,19 @@ def prune_component(ctx: Context, name: str, *, dry_run: bool) -> list[Deletion]
 def sweep(payload: dict[str, Any]) -> dict[str, Any]:
     """RQ entry point: abort stale pending uploads and remove manifest-less backups.
 
-    ``params.before`` (ISO time) sweeps what was started before that instant (the reaper's
-    use: everything the dead job left); otherwise what is older than ``jobs.sweep_age``.
+    ``SweepParams.before`` sweeps what was started before that instant (the reaper's use:
+    everything the dead job ``after_op`` left); otherwise what is older than ``jobs.sweep_age``.
     """
     return execute(payload, _sweep, lock=False)
 
 
 def _sweep(run: JobRun) -> dict[str, Any]:
-    params = run.request.params
+    params = SweepParams.of(run.request)
     settings = run.ctx.settings
     names = [run.request.component] if run.request.component else list(settings.components)
     older_than = settings.jobs.sweep_age
-    if params.get("before"):
-        before = datetime.fromisoformat(str(params["before"]))
-        older_than = max(timedelta(0), run.ctx.clock() - before)
+    if params.before is not None:
+        older_than = max(timedelta(0), run.ctx.clock() - params.before)
     aborted: list[str] = []
     orphans: list[str] = []
     skipped: list[str] = []
@@ -118,6 +122,7 @@ def _sweep(run: JobRun) -> dict[str, Any]:
         "orphan_backups": orphans,
         "skipped": skipped,
         "older_than_seconds": int(older_than.total_seconds()),
+        "after_op": params.after_op,
     }
 
 

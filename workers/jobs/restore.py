@@ -2,33 +2,22 @@
 
 ``authorize_restore`` verifies the approval again in the worker (bound to this exact plan,
 signed, unexpired, single use) before anything is touched; ``restore_ended`` records the
-result on the request and in the audit log (see workers.restore_guard).
+result on the request and in the audit log (see workers.restore_guard). Restored data that
+differs from what the backup recorded fails the operation, as the command line's does.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
 
 from workers import engine, restore_guard
 from workers.context import Context
-from workers.core.errors import EngineError
-from workers.core.operations import OperationRequest
+from workers.core.errors import EngineError, IntegrityError
+from workers.core.operations import OperationRequest, RestoreParams
 from workers.jobs.runner import JobRun, execute
-
-RESTORE_OPTIONS = (
-    "target_database",
-    "target_dsn",
-    "database",
-    "in_place",
-    "with_globals",
-    "base",
-    "data_dir",
-    "port",
-)
 
 
 def authorize_restore(ctx: Context, request: OperationRequest) -> None:
@@ -37,7 +26,7 @@ def authorize_restore(ctx: Context, request: OperationRequest) -> None:
 
 
 def run(payload: dict[str, Any]) -> dict[str, Any]:
-    """RQ entry point: restore ``params.backup`` (default ``latest``) once authorized."""
+    """RQ entry point: restore one backup as RestoreParams say, once authorized."""
     return execute(payload, _restore, lock=False)
 
 
@@ -48,22 +37,26 @@ def _restore(run: JobRun) -> dict[str, Any]:
     restore = getattr(engine, "restore", None)
     if restore is None:
         raise EngineError("restore is not available in this build", hint="upgrade the workers")
-    params = run.request.params
-    options = {name: params[name] for name in RESTORE_OPTIONS if name in params}
-    if params.get("target_time"):
-        options["target_time"] = datetime.fromisoformat(str(params["target_time"]))
+    params = RestoreParams.of(run.request)
     try:
         result = restore(
             run.ctx,
             component,
-            str(params.get("backup") or "latest"),
+            params.backup,
             progress=run.progress,
-            **options,
+            **params.options.engine_options(),
         )
     except BaseException as exc:
         restore_guard.restore_ended(run.ctx, run.request, error=exc)
         raise
     summary = _plain(result)
+    if summary.get("checksums_matched") is False:
+        differs = IntegrityError(
+            "the restored data differs from what the backup recorded",
+            hint="the restored database was kept for inspection; try an older backup",
+        )
+        restore_guard.restore_ended(run.ctx, run.request, summary=summary, error=differs)
+        raise differs
     restore_guard.restore_ended(run.ctx, run.request, summary=summary)
     return summary
 

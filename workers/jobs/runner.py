@@ -4,7 +4,8 @@ Every job entry point hands its body to :func:`execute`. RQ's ``Retry`` would re
 exception, so the filter lives here: a transient fault (storage unreachable, a connection
 reset) is re-raised with the retry budget intact and RQ schedules the next attempt; any other
 failure first zeroes the job's ``retries_left``, then is re-raised, so RQ records it as failed
-and never retries it.
+and never retries it. A payload whose parameters do not fit its kind's model is failed the
+same way, before anything runs.
 """
 
 from __future__ import annotations
@@ -21,14 +22,15 @@ from typing import Any
 
 import redis
 import structlog
+from pydantic import ValidationError
 from rq import get_current_job
 from rq.timeouts import JobTimeoutException
 
 from workers.adapters.redis_state import Heartbeat, RedisState
 from workers.context import Context
-from workers.core.errors import ConflictError, KosmosError
-from workers.core.events import Event, EventType
-from workers.core.operations import OperationRequest, OperationState
+from workers.core.errors import ConflictError, KosmosError, UsageError
+from workers.core.events import ChatContext, Event, EventType
+from workers.core.operations import OperationRequest, OperationState, describe
 from workers.jobs.redaction import Redactor
 from workers.settings import load_settings
 
@@ -68,7 +70,7 @@ class JobRun:
     @property
     def quiet(self) -> bool:
         """Quiet operations (the minutely monitor) keep out of the stream and the registry."""
-        return bool(self.request.params.get("quiet"))
+        return self.request.quiet
 
     def emit(
         self,
@@ -153,9 +155,12 @@ class ProgressRelay:
 
 def execute(payload: dict[str, Any], body: Body, *, lock: bool) -> dict[str, Any]:
     """Run ``body`` as operation ``payload`` (an OperationRequest as JSON) and report it."""
-    request = OperationRequest.model_validate(payload)
     ctx = Context(load_settings())
     state = RedisState(ctx.redis, ctx.settings.redis.key_prefix)
+    try:
+        request = OperationRequest.model_validate(payload)
+    except ValidationError as exc:
+        raise _refuse_payload(ctx, state, payload, exc) from None
     log = structlog.get_logger("kosmos.job").bind(
         op_id=request.op_id, kind=request.kind.value, component=request.component
     )
@@ -182,6 +187,43 @@ def execute(payload: dict[str, Any], body: Body, *, lock: bool) -> dict[str, Any
     state.record_outcome(request.kind.value, request.component, ok=True)
     log.info("operation finished", **summary)
     return summary
+
+
+def _refuse_payload(
+    ctx: Context, state: RedisState, payload: Any, exc: ValidationError
+) -> UsageError:
+    """Fail an operation whose payload does not parse (never retried); the error to raise."""
+    error = UsageError(
+        f"the job's parameters were refused: {describe(exc)}",
+        hint="the producer and this worker disagree on the operation's parameters: upgrade both",
+    )
+    job = get_current_job()
+    if job is not None:
+        job.retries_left = 0
+    raw = payload if isinstance(payload, dict) else {}
+    log = structlog.get_logger("kosmos.job").bind(op_id=raw.get("op_id"), kind=raw.get("kind"))
+    log.error("operation refused: its payload does not parse", error=error.message)
+    if not isinstance(raw.get("op_id"), str):
+        return error
+    try:
+        chat = ChatContext.model_validate(raw.get("chat") or {})
+    except ValidationError:
+        chat = ChatContext()
+    component = raw.get("component")
+    event = Event(
+        op_id=raw["op_id"],
+        type=EventType.FAILED,
+        at=ctx.clock(),
+        operation=str(raw.get("kind") or "unknown"),
+        component=component if isinstance(component, str) else None,
+        chat=chat,
+        error_class=type(error).__name__,
+        message=error.message,
+        hint=error.hint,
+    )
+    fields = {"ended_at": ctx.clock().isoformat(), "error": error.message}
+    state.append_event(event, state=OperationState.FAILED, only_from=_ACTIVE, fields=fields)
+    return error
 
 
 def _attempt(run: JobRun, body: Body, lock: bool) -> dict[str, Any]:
