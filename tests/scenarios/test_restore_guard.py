@@ -154,7 +154,9 @@ def test_a_job_by_hand_naming_a_pending_request_leaves_the_request_alone(
         op_id=op_id,
         kind=OperationKind.RESTORE,
         component="held",
-        params={**job_params(before.plan), "approval_id": "ap-0000", "request_id": request_id},
+        params=job_params(before.plan).model_copy(
+            update={"approval_id": "ap-0000", "request_id": request_id}
+        ),
         chat=ChatContext(source="cli"),
         requested_at=utc_now(),
         requested_by="UMALLORY",
