@@ -21,10 +21,13 @@ import structlog
 from workers.context import Context
 from workers.core.catalog import ComponentStatus, component_status
 from workers.core.manifest import BackupSummary, CatalogIndex
+from workers.engine import has_engine, reachability
 
 TTL_SECONDS = 5.0
 STATUS_SECONDS = 1.0
 """A component's computed status is reused this long (ages are shown in minutes anyway)."""
+REACH_SECONDS = 10.0
+"""A component's reachability probe is reused this long (a dead host costs a connect timeout)."""
 
 
 @dataclass
@@ -36,6 +39,8 @@ class _Slot:
     status: ComponentStatus | None = None
     status_of: CatalogIndex | None = None
     status_at: float = 0.0
+    reach: str | None = None
+    reach_at: float | None = None
 
 
 class CatalogCache:
@@ -102,9 +107,21 @@ class CatalogCache:
             or moment - slot.status_at > STATUS_SECONDS
         ):
             # A large index takes milliseconds to evaluate; a busy channel needs it once a second.
-            computed = component_status(self.ctx.settings, component, index, self.ctx.clock())
+            computed = component_status(
+                self.ctx.settings,
+                component,
+                index,
+                self.ctx.clock(),
+                built=has_engine(self.ctx.settings.component(component).kind),
+                unreachable=self._reach(component, slot, moment),
+            )
             slot.status, slot.status_of, slot.status_at = computed, index, moment
         return computed
+
+    def _reach(self, component: str, slot: _Slot, moment: float) -> str | None:
+        if slot.reach_at is None or moment - slot.reach_at > REACH_SECONDS:
+            slot.reach, slot.reach_at = reachability(self.ctx, component), moment
+        return slot.reach
 
     def backups(self, component: str) -> list[BackupSummary]:
         """What ``engine.list_backups`` answers: newest first, from the cached index."""

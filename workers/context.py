@@ -38,9 +38,11 @@ class Context:
 
     @property
     def redis(self) -> Any:
-        """A Redis client for the configured URL."""
+        """A Redis client: the configured URL, else the embedded server or the machine's."""
         if self._redis is None:
             import redis
 
-            self._redis = redis.Redis.from_url(self.settings.redis.url)
+            from workers.adapters.embedded_redis import resolve_url
+
+            self._redis = redis.Redis.from_url(resolve_url(self.settings))
         return self._redis

@@ -14,6 +14,7 @@ from bot.cli.catalog import catalog_commands
 from bot.cli.dr import dr_commands
 from bot.cli.jobs import job_commands
 from bot.cli.postgres import postgres_commands
+from bot.cli.up import up_commands
 from bot.cli.wal import wal_commands
 from workers.core.errors import KosmosError
 from workers.core.ids import new_operation_id
@@ -39,6 +40,7 @@ for command in [
     *postgres_commands,
     *job_commands,
     *bot_commands,
+    *up_commands,
     *wal_commands,
     *dr_commands,
 ]:

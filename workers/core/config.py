@@ -98,11 +98,35 @@ class CompressionSettings(_Model):
     threads: int = Field(default=2, ge=0, le=32, description="0 means single-threaded")
 
 
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+EMBEDDED_REDIS = "embedded"
+
+
 class RedisSettings(_Model):
     """The one coordinator: queues, locks, events, approvals."""
 
-    url: str = "redis://127.0.0.1:6379/0"
+    url: str | None = Field(
+        default=None,
+        description=(
+            "redis://, rediss:// or unix:// URL. Unset: the machine's Redis when one answers at "
+            f"{DEFAULT_REDIS_URL}, else the embedded one `up` runs; 'embedded': always that one"
+        ),
+    )
     key_prefix: str = "kosmos"
+
+    @field_validator("url")
+    @classmethod
+    def _url_shape(cls, value: str | None) -> str | None:
+        if not value:
+            return None  # ${REDIS_URL:-} with REDIS_URL unset: not configured
+        if value != EMBEDDED_REDIS and urlparse(value).scheme not in ("redis", "rediss", "unix"):
+            raise ValueError(f"must be a redis://, rediss:// or unix:// URL, or {EMBEDDED_REDIS!r}")
+        return value
+
+    @property
+    def configured(self) -> bool:
+        """Whether a URL names one Redis (no fallback: unreachable is an error)."""
+        return self.url is not None and self.url != EMBEDDED_REDIS
 
 
 class JobSettings(_Model):
