@@ -19,7 +19,6 @@ from bot.cli.bot import run_console
 from bot.cli.options import context_from
 from workers.context import Context
 from workers.core.config import QUEUE_DEFAULT, QUEUE_ETCD, QUEUE_POSTGRES
-from workers.local_state import STATE_ENV, state_dir
 from workers.settings import CONFIG_ENV, OVERRIDE_PREFIX
 
 UP_QUEUES = ",".join((QUEUE_DEFAULT, QUEUE_POSTGRES, QUEUE_ETCD))
@@ -33,7 +32,7 @@ GRACE_SECONDS = 10.0
 @click.option(
     "--log-dir",
     type=click.Path(file_okay=False),
-    help=f"Where the worker and scheduler log (default: the state directory, ${STATE_ENV}).",
+    help="Where the worker and scheduler log (default: the state directory).",
 )
 @click.pass_context
 def up(ctx: click.Context, as_user: str | None, log_dir: str | None) -> None:
@@ -65,6 +64,7 @@ def _run(
     ctx: click.Context, work: Context, as_user: str | None, log_dir: str | None, url: str
 ) -> None:
     from workers.adapters.process import spawn
+    from workers.local_state import state_dir
 
     logs = Path(log_dir) if log_dir else state_dir()
     logs.mkdir(parents=True, exist_ok=True)
@@ -120,6 +120,8 @@ def _wait(child: Any, deadline: float) -> bool:
 
 
 def _child_env(ctx: click.Context, url: str) -> dict[str, str]:
+    from workers.local_state import STATE_ENV, state_dir
+
     root = ctx.find_root()
     path = root.obj.get("config_path") if isinstance(root.obj, dict) else None
     # The children use the Redis this `up` chose, and the same state directory (its key).
