@@ -74,6 +74,6 @@ def test_the_readme_main_job_line_runs_in_a_fresh_clone_with_debians_python3(
     out = result.stdout
     assert re.search(r"^Redis: ", out, re.MULTILINE), out
     assert "kosmos-backup console — you are alice (operators)" in out
-    assert "Backups  (RPO 1h, RTO 4h)" in out and "postgres (postgres)" in out
+    assert "Backups  (RPO 1h, RTO 4h)" in out and "│ postgres" in out  # 80 columns: wrapped
     assert "Traceback" not in out + result.stderr
     assert (clone / ".venv" / "bin" / "kosmos-backup").exists()
