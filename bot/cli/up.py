@@ -8,6 +8,7 @@ this install shares. The worker and scheduler get the resolved URL, so all three
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -42,6 +43,9 @@ def up(ctx: click.Context, as_user: str | None, log_dir: str | None) -> None:
 
     work = context_from(ctx)
     configure_logging("WARNING")
+    # A closed terminal or a `kill` ends `up` like /quit: its children and its server go too.
+    for number in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(number, _interrupt)
     coordinator = coordinator_for_up(work.settings)
     try:
         click.echo(coordinator.description)  # the console's first line: where Redis is
@@ -86,6 +90,10 @@ def _run(
         stop_children(children)
         for log in handles:
             log.close()
+
+
+def _interrupt(number: int, frame: Any) -> None:
+    raise KeyboardInterrupt  # the console ends on it; the finally blocks clean up
 
 
 def stop_children(children: list[Any]) -> None:

@@ -102,10 +102,18 @@ def test_up_without_redis_embeds_one_that_keeps_queued_work_across_restarts(
         record = RedisState(client, "kosmos").operation(op_id)
         assert record is not None and record["state"] == "failed"
         assert record["request"]["component"] == "postgres"
+        server_pid = int(client.info("server")["process_id"])
         client.close()
+        # A `kill` (or a closed terminal) ends `up` like /quit: nothing is left behind.
+        children = _children(again.proc.pid)
+        assert len(children) == 3 and server_pid in children  # with the worker and scheduler
+        again.proc.terminate()
+        assert again.proc.wait(60) == 0
     finally:
-        assert again.quit() == 0, again.err
+        again.quit()
     assert "embedded Redis stopped" in again.err
+    for pid in children:
+        assert not _running(pid), pid
 
 
 def test_up_with_a_configured_redis_that_is_dead_names_it_and_exits_2(
@@ -121,6 +129,10 @@ def test_up_with_a_configured_redis_that_is_dead_names_it_and_exits_2(
     assert "Traceback" not in typist.err
     # Nothing was started, and nothing was embedded instead.
     assert not (state / "worker.log").exists() and not (state / "redis").exists()
+
+
+def _children(pid: int) -> list[int]:
+    return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
 
 
 def _running(pid: int) -> bool:
