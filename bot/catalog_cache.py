@@ -41,6 +41,7 @@ class _Slot:
     status_at: float = 0.0
     reach: str | None = None
     reach_at: float | None = None
+    probing: bool = False
 
 
 class CatalogCache:
@@ -119,9 +120,20 @@ class CatalogCache:
         return computed
 
     def _reach(self, component: str, slot: _Slot, moment: float) -> str | None:
-        if slot.reach_at is None or moment - slot.reach_at > REACH_SECONDS:
+        if slot.reach_at is None:  # never probed: this answer waits for it (at most a timeout)
             slot.reach, slot.reach_at = reachability(self.ctx, component), moment
+        elif moment - slot.reach_at > REACH_SECONDS and not slot.probing:
+            slot.probing = True  # stale: answer with the last result, probe again meanwhile
+            self.background.submit(self._probe, component, slot)
         return slot.reach
+
+    def _probe(self, component: str, slot: _Slot) -> None:
+        try:
+            slot.reach = reachability(self.ctx, component)
+        except Exception as exc:  # noqa: BLE001 - a failed probe keeps the last answer
+            structlog.get_logger().warning("probe failed", component=component, error=str(exc))
+        finally:
+            slot.reach_at, slot.probing = self.monotonic(), False
 
     def backups(self, component: str) -> list[BackupSummary]:
         """What ``engine.list_backups`` answers: newest first, from the cached index."""

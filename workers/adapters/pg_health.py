@@ -17,7 +17,7 @@ from workers.core.config import PostgresComponent, Settings
 from workers.core.errors import ConfigError
 from workers.settings import OVERRIDE_PREFIX
 
-CONNECT_SECONDS = 2.0
+CONNECT_SECONDS = 1.0
 SOCKET_DIRS = ("/var/run/postgresql", "/tmp")
 """Where libpq looks for the server's socket when the DSN names no host (Debian's, then its own)."""
 
