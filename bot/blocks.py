@@ -42,6 +42,7 @@ MARKS = {
     Freshness.BREACHED: ":red_circle: RPO breached",
     Freshness.NEVER: ":white_circle: never backed up",
     Freshness.DISABLED: ":heavy_minus_sign: disabled",
+    Freshness.NOT_BUILT: ":construction: not built yet",
 }
 STAGE_MARKS = {
     Stage.QUEUED: ":hourglass_flowing_sand:",
@@ -144,10 +145,12 @@ def status_line(row: ComponentStatus, now: datetime) -> str:
     if row.freshness == Freshness.BREACHED:
         mark += f" (by {humanize(row.breached_by_seconds)})"
     last = row.last_backup
+    if not row.built:
+        return f"*{escape(row.name)}* ({row.kind}) {mark}\nnot scheduled until its engine lands"
     facts = [f"last good {when(row.recovery_point, now)}" if last else "no good backup"]
     if last:
         facts.append(size(last.size))
-    if row.enabled:
+    if row.enabled and row.next_due is not None:
         overdue = last is not None and row.next_due <= now
         facts.append("due now" if overdue or last is None else f"next {when(row.next_due, now)}")
     verified = row.last_verification
@@ -159,7 +162,10 @@ def status_line(row: ComponentStatus, now: datetime) -> str:
     if row.kind == "postgres":
         lag = wal_archive_lag(row, now)
         facts.append(f"WAL lag {humanize(lag)}" if lag is not None else "no WAL archived")
-    return f"*{escape(row.name)}* ({row.kind}) {mark}\n" + " · ".join(facts)
+    line = f"*{escape(row.name)}* ({row.kind}) {mark}\n" + " · ".join(facts)
+    if row.unreachable:
+        line += f"\n:x: {escape(row.unreachable)}"
+    return line
 
 
 def backup_list(reply: ListReply) -> list[Message]:

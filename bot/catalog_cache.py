@@ -21,10 +21,13 @@ import structlog
 from workers.context import Context
 from workers.core.catalog import ComponentStatus, component_status
 from workers.core.manifest import BackupSummary, CatalogIndex
+from workers.engine import has_engine, reachability
 
 TTL_SECONDS = 5.0
 STATUS_SECONDS = 1.0
 """A component's computed status is reused this long (ages are shown in minutes anyway)."""
+REACH_SECONDS = 10.0
+"""A component's reachability probe is reused this long (a dead host costs a connect timeout)."""
 
 
 @dataclass
@@ -36,6 +39,9 @@ class _Slot:
     status: ComponentStatus | None = None
     status_of: CatalogIndex | None = None
     status_at: float = 0.0
+    reach: str | None = None
+    reach_at: float | None = None
+    probing: bool = False
 
 
 class CatalogCache:
@@ -102,9 +108,32 @@ class CatalogCache:
             or moment - slot.status_at > STATUS_SECONDS
         ):
             # A large index takes milliseconds to evaluate; a busy channel needs it once a second.
-            computed = component_status(self.ctx.settings, component, index, self.ctx.clock())
+            computed = component_status(
+                self.ctx.settings,
+                component,
+                index,
+                self.ctx.clock(),
+                built=has_engine(self.ctx.settings.component(component).kind),
+                unreachable=self._reach(component, slot, moment),
+            )
             slot.status, slot.status_of, slot.status_at = computed, index, moment
         return computed
+
+    def _reach(self, component: str, slot: _Slot, moment: float) -> str | None:
+        if slot.reach_at is None:  # never probed: this answer waits for it (at most a timeout)
+            slot.reach, slot.reach_at = reachability(self.ctx, component), moment
+        elif moment - slot.reach_at > REACH_SECONDS and not slot.probing:
+            slot.probing = True  # stale: answer with the last result, probe again meanwhile
+            self.background.submit(self._probe, component, slot)
+        return slot.reach
+
+    def _probe(self, component: str, slot: _Slot) -> None:
+        try:
+            slot.reach = reachability(self.ctx, component)
+        except Exception as exc:  # noqa: BLE001 - a failed probe keeps the last answer
+            structlog.get_logger().warning("probe failed", component=component, error=str(exc))
+        finally:
+            slot.reach_at, slot.probing = self.monotonic(), False
 
     def backups(self, component: str) -> list[BackupSummary]:
         """What ``engine.list_backups`` answers: newest first, from the cached index."""

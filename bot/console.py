@@ -24,7 +24,7 @@ from bot.progress import OperationView, Stage, fold, stage_text, title
 from bot.replies import AcceptedReply, HelpReply, ListReply, Reply, StatusReply
 from bot.restore_replies import AuditReply, CardReply, DecisionReply
 from bot.roles import Authorizer, SelfNamedGroups
-from bot.terminal import backups_table, status_table
+from bot.terminal import backups_table, status_notes, status_table
 from workers import queues
 from workers.context import Context
 from workers.core.durations import humanize
@@ -130,6 +130,8 @@ class ConsoleChat:
         """Print a handler's reply."""
         if isinstance(reply, StatusReply):
             self.console.print(status_table(self.ctx.settings, reply.rows, reply.now))
+            for note in status_notes(reply.rows):
+                self.console.print(note)
             for row in reply.rows:
                 if row.kind == "postgres":
                     lag = wal_archive_lag(row, reply.now)

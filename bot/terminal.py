@@ -20,7 +20,9 @@ MARKS = {
     Freshness.BREACHED: "[red]● RPO breached[/]",
     Freshness.NEVER: "[red]○ never backed up[/]",
     Freshness.DISABLED: "[dim]– disabled[/]",
+    Freshness.NOT_BUILT: "[dim]◌ not built yet[/]",
 }
+UNREACHABLE = "[red]✕ unreachable[/]"
 
 
 def console() -> Console:
@@ -64,23 +66,44 @@ def status_table(settings: Settings, rows: list[ComponentStatus], now: datetime)
         table.add_column(column)
     for row in rows:
         last = row.last_backup
-        due = "overdue" if row.enabled and row.next_due <= now and last else when(row.next_due, now)
+        due = _due(row, now)
         state = MARKS[row.freshness]
         if row.freshness == Freshness.BREACHED:
             state += f" [red](by {humanize(row.breached_by_seconds)})[/]"
+        if row.unreachable:
+            state += f"\n{UNREACHABLE}"
         verified = "–"
         if row.last_verification:
             verified = f"{row.last_verification.state.value} {when(row.last_verification.at, now)}"
         table.add_row(
             f"{row.name} [dim]({row.kind})[/]",
             state,
-            when(row.recovery_point, now) if last else "never",
+            when(row.recovery_point, now) if last else ("never" if row.built else "–"),
             size(last.size) if last else "–",
             due,
             str(row.retained),
             verified,
         )
     return table
+
+
+def status_notes(rows: list[ComponentStatus]) -> list[str]:
+    """Lines under the board: why a component cannot be reached and how to point it elsewhere."""
+    lines = []
+    for row in rows:
+        if row.unreachable:
+            reason, *hints = row.unreachable.split("; ")
+            lines.append(f"  [red]{escape(row.name)} {escape(reason)}[/]")
+            lines += [f"    {escape(hint)}" for hint in hints]
+    return lines
+
+
+def _due(row: ComponentStatus, now: datetime) -> str:
+    if row.next_due is None:
+        return "–"  # nothing schedules it (its engine is not built yet)
+    if row.enabled and row.next_due <= now and row.last_backup:
+        return "overdue"
+    return when(row.next_due, now)
 
 
 def backups_table(component: str, backups: list[BackupSummary], now: datetime) -> Table:

@@ -25,7 +25,9 @@ def test_example_config_checks_ok() -> None:
     assert "5 components" in result.stdout
 
 
-def test_status_json_on_empty_store_lists_five_breached_components(tmp_path: Path) -> None:
+def test_status_json_on_empty_store_lists_five_components_breaching_the_built_one(
+    tmp_path: Path,
+) -> None:
     result = run_cli(
         "--config",
         str(EXAMPLE_CONFIG),
@@ -39,4 +41,7 @@ def test_status_json_on_empty_store_lists_five_breached_components(tmp_path: Pat
     assert names == ["postgres", "minio", "etcd", "kubernetes", "secrets"]
     for component in doc["components"]:
         assert component["last_backup"] is None
-        assert component["rpo_breached"] is True
+        # Only postgres has an engine; the others are "not built yet", never an RPO breach.
+        built = component["name"] == "postgres"
+        assert component["rpo_breached"] is built
+        assert component["engine"] == ("built" if built else "not built")

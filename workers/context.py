@@ -7,23 +7,21 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from workers.core.config import Settings
+from workers.core.config import Settings, shown_url
 from workers.core.errors import RedisUnavailable
 
 if TYPE_CHECKING:
     from workers.adapters.repository import Repository
 
 
-def redis_unavailable(
-    settings: Settings | None, exc: BaseException, hint: str
-) -> RedisUnavailable | None:
+def redis_unavailable(url: str | None, exc: BaseException, hint: str) -> RedisUnavailable | None:
     """``exc`` as one line naming the URL (never its password) if Redis could not be reached."""
     import redis
 
     if not isinstance(exc, redis.exceptions.ConnectionError | redis.exceptions.TimeoutError):
         return None
     reason = " ".join(str(exc).split()) or type(exc).__name__
-    where = f" at {settings.redis.display_url()}" if settings is not None else ""
+    where = f" at {shown_url(url)}" if url else ""
     return RedisUnavailable(f"Redis{where} is unreachable: {reason}", hint=hint)
 
 
@@ -40,6 +38,8 @@ class Context:
     clock: Callable[[], datetime] = utc_now
     _repo: Repository | None = field(default=None, repr=False)
     _redis: Any = field(default=None, repr=False)
+    redis_url: str | None = field(default=None, repr=False)
+    """The Redis this context's client talks to, once resolved."""
 
     @property
     def repo(self) -> Repository:
@@ -52,9 +52,12 @@ class Context:
 
     @property
     def redis(self) -> Any:
-        """A Redis client for the configured URL."""
+        """A Redis client: the configured URL, else the embedded server or the machine's."""
         if self._redis is None:
             import redis
 
-            self._redis = redis.Redis.from_url(self.settings.redis.url)
+            from workers.adapters.embedded_redis import resolve_url
+
+            self.redis_url = resolve_url(self.settings)
+            self._redis = redis.Redis.from_url(self.redis_url)
         return self._redis

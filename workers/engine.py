@@ -20,11 +20,42 @@ def require_component(ctx: Context, name: str) -> str:
     return name
 
 
-def status(ctx: Context, component: str | None = None) -> list[ComponentStatus]:
-    """Status of one or every configured component, from the indexes only."""
+def status(
+    ctx: Context, component: str | None = None, *, probe: bool = True
+) -> list[ComponentStatus]:
+    """Status of one or every configured component from the indexes (``probe``: and reach)."""
     names = [require_component(ctx, component)] if component else list(ctx.settings.components)
     now = ctx.clock()
-    return [component_status(ctx.settings, name, ctx.repo.index(name), now) for name in names]
+    return [
+        component_status(
+            ctx.settings,
+            name,
+            ctx.repo.index(name),
+            now,
+            built=has_engine(ctx.settings.component(name).kind),
+            unreachable=reachability(ctx, name) if probe else None,
+        )
+        for name in names
+    ]
+
+
+def reachability(ctx: Context, component: str) -> str | None:
+    """Why the component's source cannot be reached now; None when it can, or nothing probes it."""
+    settings = ctx.settings.component(component)
+    if not settings.enabled or not has_engine(settings.kind):
+        return None
+    probe = getattr(_driver(settings.kind), "unreachable", None)
+    return probe(ctx, component) if probe is not None else None
+
+
+def config_problems(ctx: Context) -> list[tuple[str, str]]:
+    """Settings that validate but cannot work (e.g. a store an engine cannot write to)."""
+    found: list[tuple[str, str]] = []
+    for name, component in ctx.settings.components.items():
+        if component.enabled and has_engine(component.kind):
+            check = getattr(_driver(component.kind), "config_problems", None)
+            found += check(ctx.settings, name) if check is not None else []
+    return found
 
 
 def list_backups(ctx: Context, component: str) -> list[BackupSummary]:

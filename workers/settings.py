@@ -9,11 +9,13 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import structlog
 import yaml
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from workers.core.config import Settings
 from workers.core.errors import ConfigError
+from workers.local_state import demo_approval_key, state_dir
 
 CONFIG_ENV = "KOSMOS_BACKUP_CONFIG"
 OVERRIDE_PREFIX = "KOSMOS__"
@@ -48,9 +50,24 @@ def load_settings(
             raise ConfigError(f"cannot read config {chosen}: it is not UTF-8 text") from None
         origin = str(chosen)
     else:
-        text = default_config_text()
-        origin = "embedded defaults"
+        settings = parse_settings(default_config_text(), env, origin="embedded defaults")
+        return _with_demo_key(settings, env)
     return parse_settings(text, env, origin=origin)
+
+
+def _with_demo_key(settings: Settings, environ: Mapping[str, str]) -> Settings:
+    """The embedded defaults are a complete local demo: restores can be approved at once.
+
+    Only there: a real config without approval_key keeps failing closed.
+    """
+    if settings.approval_key is not None:
+        return settings
+    try:
+        key = demo_approval_key(state_dir(environ))
+    except OSError as exc:
+        structlog.get_logger().warning("no demo approval key", error=str(exc))
+        return settings  # fails closed, as with a config that has none
+    return settings.model_copy(update={"approval_key": SecretStr(key)})
 
 
 def parse_settings(text: str, environ: Mapping[str, str], origin: str = "config") -> Settings:

@@ -6,13 +6,16 @@ import importlib
 import logging
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 import structlog
 from rq import Worker
+from rq.job import Job
+from rq.job_lifecycle import call_exception_handlers
 
 from workers.context import Context
 from workers.core.config import Settings
-from workers.core.errors import UsageError
+from workers.core.errors import KosmosError, UsageError
 from workers.queues import all_queues
 
 WORKER_TTL = 60
@@ -64,6 +67,17 @@ def _keep(
     return event
 
 
+class KosmosWorker(Worker):
+    """RQ's worker, minus the traceback for a failure the job already logged in one line."""
+
+    def handle_exception(self, job: Job, *exc_info: Any) -> None:
+        """Our own errors (a server away, a bad setting) were reported; keep tracebacks for bugs."""
+        if isinstance(exc_info[1], KosmosError):
+            call_exception_handlers(self._exc_handlers, job, *exc_info)
+            return
+        super().handle_exception(job, *exc_info)
+
+
 def run_worker(
     settings: Settings,
     queue_names: Sequence[str],
@@ -89,7 +103,7 @@ def run_worker(
         log.info("metrics served", port=metrics_port)
     for module in PRELOAD:
         importlib.import_module(module)
-    worker = Worker(
+    worker = KosmosWorker(
         list(queue_names),
         connection=ctx.redis,
         name=name,

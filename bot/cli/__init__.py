@@ -15,6 +15,7 @@ from bot.cli.catalog import catalog_commands
 from bot.cli.dr import dr_commands
 from bot.cli.jobs import job_commands
 from bot.cli.postgres import postgres_commands
+from bot.cli.up import up_commands
 from bot.cli.wal import wal_commands
 from workers.context import Context, redis_unavailable
 from workers.core.errors import KosmosError
@@ -41,6 +42,7 @@ for command in [
     *postgres_commands,
     *job_commands,
     *bot_commands,
+    *up_commands,
     *wal_commands,
     *dr_commands,
 ]:
@@ -91,4 +93,4 @@ def _redis_down(obj: dict[str, Any], exc: Exception) -> KosmosError | None:
     if isinstance(command, click.Command) and any(p.name == "local" for p in command.params):
         hint += "; or run it in this process without Redis: add --local"
     context = obj.get("context")
-    return redis_unavailable(context.settings if isinstance(context, Context) else None, exc, hint)
+    return redis_unavailable(context.redis_url if isinstance(context, Context) else None, exc, hint)

@@ -1,21 +1,13 @@
-"""``kosmos-backup bot`` (Slack over HTTP or Socket Mode, or the console), ``kosmos-backup up``."""
+"""``kosmos-backup bot``: Slack over HTTP or Socket Mode, or the console."""
 
 from __future__ import annotations
-
-import os
-import sys
-from pathlib import Path
-from typing import IO
 
 import click
 
 from bot.cli.options import context_from
 from workers.context import Context
-from workers.core.config import QUEUE_DEFAULT, QUEUE_ETCD, QUEUE_POSTGRES, Settings
+from workers.core.config import Settings
 from workers.core.errors import UsageError
-from workers.settings import CONFIG_ENV
-
-UP_QUEUES = ",".join((QUEUE_DEFAULT, QUEUE_POSTGRES, QUEUE_ETCD))
 
 
 def choose_mode(settings: Settings, http: bool, console_mode: bool) -> str:
@@ -84,50 +76,6 @@ def bot(
         serve_socket_mode(work.settings, metrics_port)
 
 
-@click.command()
-@click.option("--as", "as_user", help="Start as this user from slack.roles.")
-@click.option(
-    "--log-dir",
-    type=click.Path(file_okay=False),
-    help="Where the worker and scheduler log (default: ~/.local/state/kosmos-backup).",
-)
-@click.pass_context
-def up(ctx: click.Context, as_user: str | None, log_dir: str | None) -> None:
-    """Everything on one machine: the console, plus a worker and the scheduler in the background."""
-    from workers.adapters.process import spawn
-    from workers.worker import configure_logging
-
-    work = context_from(ctx)
-    configure_logging("WARNING")
-    logs = Path(log_dir or Path.home() / ".local" / "state" / "kosmos-backup")
-    logs.mkdir(parents=True, exist_ok=True)
-    env = _child_env(ctx)
-    base = [sys.executable, "-m", "bot.cli"]
-    children = []
-    handles: list[IO[bytes]] = []
-    try:
-        for name, argv in (
-            ("worker", [*base, "worker", "--queues", UP_QUEUES]),
-            ("scheduler", [*base, "scheduler"]),
-        ):
-            handle = open(logs / f"{name}.log", "ab")  # noqa: SIM115 - closed below
-            handles.append(handle)
-            children.append(spawn(argv, env=env, log=handle))
-        click.echo(f"worker and scheduler running (logs in {logs})", err=True)
-        run_console(work, as_user)
-    finally:
-        for child in children:
-            if child.poll() is None:
-                child.terminate()
-        for child in children:
-            try:
-                child.wait(timeout=15)
-            except Exception:  # noqa: BLE001 - a stuck child is killed, whatever went wrong
-                child.kill()
-        for log in handles:
-            log.close()
-
-
 def run_console(work: Context, as_user: str | None) -> None:
     """Run the console chat on this terminal."""
     from bot.console import ConsoleChat
@@ -136,13 +84,4 @@ def run_console(work: Context, as_user: str | None) -> None:
     ConsoleChat(work, console(), as_user).run()
 
 
-def _child_env(ctx: click.Context) -> dict[str, str]:
-    root = ctx.find_root()
-    path = root.obj.get("config_path") if isinstance(root.obj, dict) else None
-    env = {"PYTHONUNBUFFERED": "1"}
-    if path:
-        env[CONFIG_ENV] = os.path.abspath(path)
-    return env
-
-
-bot_commands = [bot, up]
+bot_commands = [bot]

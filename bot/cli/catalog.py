@@ -7,7 +7,7 @@ import json
 import click
 
 from bot.cli.options import context_from, json_option
-from bot.terminal import backups_table, console, manifest_panel, status_table
+from bot.terminal import backups_table, console, manifest_panel, status_notes, status_table
 from workers import engine
 from workers.core.durations import format_duration
 from workers.core.errors import UsageError
@@ -25,7 +25,10 @@ def status(ctx: click.Context, component: str | None, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(status_document(work.settings, rows), indent=2))
     else:
-        console().print(status_table(work.settings, rows, work.clock()))
+        screen = console()
+        screen.print(status_table(work.settings, rows, work.clock()))
+        for note in status_notes(rows):
+            screen.print(note)
 
 
 @click.command(name="list")
@@ -93,17 +96,34 @@ def config() -> None:
 @config.command()
 @click.pass_context
 def check(ctx: click.Context) -> None:
-    """Validate the configuration and print a short summary."""
-    settings = context_from(ctx).settings
+    """Validate the configuration, print a short summary and what cannot work (exit 2)."""
+    work = context_from(ctx)
+    settings = work.settings
+    problems = engine.config_problems(work)
+    verdict = (
+        f"config has {len(problems)} problem{'s' * (len(problems) > 1)}"
+        if problems
+        else "config ok"
+    )
     click.echo(
-        f"config ok: storage {settings.storage.scheme}://, {len(settings.components)} components"
+        f"{verdict}: storage {settings.storage.scheme}://, {len(settings.components)} components"
     )
     for name, comp in settings.components.items():
+        built = (
+            ""
+            if engine.has_engine(comp.kind)
+            else " — not built yet (on the board, never scheduled)"
+        )
         click.echo(
             f"  {name}: {comp.kind}, every {format_duration(comp.frequency)}, "
             f"keep {format_duration(comp.retention)}, "
-            f"queue {comp.queue}"
+            f"queue {comp.queue}{built}"
         )
+    for problem, hint in problems:
+        click.echo(f"problem: {problem}")
+        click.echo(f"  hint: {hint}")
+    if problems:
+        ctx.exit(2)
 
 
 catalog_commands = [status, list_, show, catalog, config]

@@ -15,6 +15,7 @@ from bot.blocks import (
     error_message,
     operation,
     status_board,
+    status_line,
 )
 from bot.progress import OperationView, Stage
 from bot.replies import ListReply, StatusReply
@@ -203,3 +204,27 @@ def test_thread_details_and_alerts() -> None:
     assert texts(alert(raised)) == [
         ":rotating_light: *RPO alert — etcd*: last good backup 7h ago\n_run /backup run etcd_"
     ]
+
+
+def test_status_lines_for_an_engine_not_built_and_an_unreachable_source(
+    make_settings: Callable[..., Settings],
+) -> None:
+    settings = make_settings()
+    empty = CatalogIndex(component="minio")
+    not_built = component_status(settings, "minio", empty, NOW, built=False)
+    assert status_line(not_built, NOW) == (
+        "*minio* (minio) :construction: not built yet\nnot scheduled until its engine lands"
+    )
+    away = component_status(
+        settings,
+        "postgres",
+        CatalogIndex(component="postgres"),
+        NOW,
+        unreachable="unreachable at host=db password=*** (connection refused); point it <here>",
+    )
+    line = status_line(away, NOW)
+    assert line.endswith(
+        "\n:x: unreachable at host=db password=*** (connection refused); point it &lt;here&gt;"
+    )
+    messages = status_board(StatusReply(settings.objectives, [away, not_built], NOW))
+    assert "RPO breached for postgres" in messages[0].text  # minio is not in breach

@@ -112,17 +112,36 @@ def test_status_json_reports_every_component(catalog: Catalog) -> None:
     assert postgres["next_due"] == (latest.started_at + timedelta(hours=1)).isoformat()
     assert postgres["last_verification"]["state"] == "passed"
 
-    etcd = rows["etcd"]  # every 6 h, so its RPO is 6 h; the last one is 8 h old
-    assert etcd["rpo_breached"] is True and etcd["state"] == "rpo breached"
-    assert etcd["rpo_seconds"] == 6 * 3600
-    assert 2 * 3600 - 120 < etcd["breached_by_seconds"] < 2 * 3600
+    assert postgres["engine"] == "built" and postgres["unreachable"] is None
+
+    # etcd's engine is not built yet: its (old) backup is listed, but nothing can make a new
+    # one, so it is neither due nor in breach (issue 12, item 10).
+    etcd = rows["etcd"]
+    assert etcd["engine"] == "not built" and etcd["state"] == "not built yet"
+    assert etcd["last_backup"]["id"] == catalog.etcd.id
+    assert etcd["rpo_breached"] is False and etcd["breached_by_seconds"] == 0
+    assert etcd["rpo_seconds"] == 6 * 3600 and etcd["next_due"] is None
     assert etcd["last_verification"] is None
 
     for name in ("minio", "kubernetes", "secrets"):
         assert rows[name]["last_backup"] is None
-        assert rows[name]["rpo_breached"] is True
-        assert rows[name]["state"] == "never backed up"
+        assert rows[name]["rpo_breached"] is False and rows[name]["next_due"] is None
+        assert rows[name]["state"] == "not built yet" and rows[name]["engine"] == "not built"
         assert rows[name]["retained"] == 0 and rows[name]["oldest"] is None
+
+
+def test_a_stale_backup_is_in_breach_by_how_much(tmp_path: Path) -> None:
+    root = tmp_path / "store"
+    repo = Repository(local_store(root))
+    now = datetime.now(UTC)
+    backup(repo, "postgres", now - timedelta(hours=2, minutes=5), timedelta(minutes=2))
+    env = {"KOSMOS__STORAGE__URL": f"file://{root}"}
+    doc = json.loads(ok(run_cli("status", "postgres", "--json", env=env)))
+    [postgres] = doc["components"]
+    assert postgres["rpo_breached"] is True and postgres["state"] == "rpo breached"
+    assert 3600 < postgres["breached_by_seconds"] < 3600 + 300  # finished 2h 3m ago
+    board = ok(run_cli("status", "postgres", env=env))
+    assert "RPO breached" in board and "(by 1h" in board and "overdue" in board
 
 
 def test_status_board_for_people(local_catalog: Catalog) -> None:
@@ -133,8 +152,9 @@ def test_status_board_for_people(local_catalog: Catalog) -> None:
     assert "fresh" in lines["postgres"] and "10m ago" in lines["postgres"]
     assert "in 47m" in lines["postgres"] or "in 48m" in lines["postgres"]
     assert "passed" in lines["postgres"]
-    assert "RPO breached" in lines["etcd"] and "(by 1h" in lines["etcd"]
-    assert "never backed up" in lines["minio"]
+    assert "not built yet" in lines["etcd"] and "7h" in lines["etcd"]
+    assert "RPO breached" not in out and "never backed up" not in out
+    assert "not built yet" in lines["minio"] and "now" not in lines["minio"]
 
 
 def test_status_of_one_component(local_catalog: Catalog) -> None:
@@ -246,11 +266,13 @@ def test_catalog_rebuild_after_losing_the_index(catalog: Catalog) -> None:
     assert rebuilt[1].verification is not None  # the verification lives in the manifest too
 
 
-def test_status_on_an_empty_store_is_all_breached(tmp_path: Path) -> None:
+def test_status_on_an_empty_store_breaches_what_has_an_engine(tmp_path: Path) -> None:
     env = {"KOSMOS__STORAGE__URL": f"file://{tmp_path}/empty"}
     doc = json.loads(ok(run_cli("status", "--json", env=env)))
-    assert [(r["name"], r["last_backup"], r["rpo_breached"]) for r in doc["components"]] == [
-        (name, None, True) for name in NAMES
+    assert [
+        (r["name"], r["last_backup"], r["rpo_breached"], r["engine"]) for r in doc["components"]
+    ] == [("postgres", None, True, "built")] + [
+        (name, None, False, "not built") for name in NAMES[1:]
     ]
 
 

@@ -102,3 +102,21 @@ def test_disabled_component_closes_its_alert(make_settings: Callable[..., Settin
     assert [(d.type, d.op_id) for d in decisions] == [("recovered", "op-a")]
     assert "disabled" in decisions[0].message
     assert not states["postgres"].active
+
+
+def test_a_component_whose_engine_is_not_built_is_never_in_breach(
+    make_settings: Callable[..., Settings],
+) -> None:
+    settings = make_settings()
+    never = component_status(settings, "postgres", index_with(None), NOW, built=False)
+    stale = component_status(settings, "postgres", index_with(timedelta(days=3)), NOW, built=False)
+    for status in (never, stale):
+        assert status.freshness == "not built yet" and status.next_due is None
+        assert not status.rpo_breached and status.breached_by_seconds == 0
+        assert breach(status, failures=5, now=NOW) is None
+    # An alert left open from before the engine was known to be missing is closed, saying why.
+    opened = {"postgres": AlertState(active=True, op_id="op-old", since=NOW - timedelta(hours=1))}
+    decisions, states = evaluate(opened, [never], {}, NOW, ids())
+    assert [d.type for d in decisions] == ["recovered"]
+    assert decisions[0].message == "postgres: alert closed, its engine is not built yet"
+    assert not states["postgres"].active

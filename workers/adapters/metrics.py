@@ -90,6 +90,16 @@ class BackupCollector(Collector):
             "Seconds since the newest archived WAL segment.",
             labels=labels,
         )
+        built = GaugeMetricFamily(
+            "kosmos_backup_engine_built",
+            "1 when the component's engine exists; 0 means not built yet (never scheduled).",
+            labels=labels,
+        )
+        reachable = GaugeMetricFamily(
+            "kosmos_backup_source_reachable",
+            "1 when the component's source answered the last probe.",
+            labels=labels,
+        )
         now = self.ctx.clock()
         for status in statuses:
             last = status.last_backup
@@ -99,10 +109,13 @@ class BackupCollector(Collector):
                 duration.add_metric([status.name], seconds)
                 size.add_metric([status.name], last.size)
             breached.add_metric([status.name], 1 if status.rpo_breached else 0)
+            built.add_metric([status.name], 1 if status.built else 0)
+            if status.built and status.enabled:
+                reachable.add_metric([status.name], 0 if status.unreachable else 1)
             wal = wal_archive_lag(status, now)
             if wal is not None:
                 lag.add_metric([status.name], wal)
-        yield from (success, duration, size, breached, lag)
+        yield from (success, duration, size, breached, lag, built, reachable)
 
     def _redis_metrics(self) -> Iterator[Metric]:
         failures = CounterMetricFamily(

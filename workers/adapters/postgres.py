@@ -10,6 +10,8 @@ from typing import Any
 
 from workers.adapters import expiry, pg_archive, pg_catalog
 from workers.adapters.pg_conninfo import Conninfo
+from workers.adapters.pg_health import config_problems as config_problems  # the engine's checks
+from workers.adapters.pg_health import unreachable as unreachable
 from workers.adapters.pg_restoration import (
     Restoration,
     RestoreResult,

@@ -199,14 +199,26 @@ def _check_argv(argv: Sequence[str]) -> None:
 
 
 def spawn(
-    argv: Sequence[str], *, env: Mapping[str, str] | None = None, log: IO[bytes] | None = None
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    log: IO[bytes] | None = None,
+    new_session: bool = False,
 ) -> subprocess.Popen[bytes]:
-    """Start a long-running child (a worker beside the console); its output goes to ``log``."""
+    """Start a long-running child (a worker beside the console); its output goes to ``log``.
+
+    ``new_session``: the child outlives its parent's terminal (a Ctrl-C there never reaches it).
+    """
     _check_argv(argv)
     out: IO[bytes] | int = log if log is not None else subprocess.DEVNULL
     try:
         return subprocess.Popen(
-            list(argv), env=_environment(env), stdin=subprocess.DEVNULL, stdout=out, stderr=out
+            list(argv),
+            env=_environment(env),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=out,
+            start_new_session=new_session,
         )
     except FileNotFoundError:
         raise EngineError(f"{argv[0]} is not installed", hint="install it or fix PATH") from None

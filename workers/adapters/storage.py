@@ -42,7 +42,9 @@ def redis_index_lock(settings: Settings) -> IndexLock:
     Best effort on purpose: the WAL archiver records freshness through the index, and an
     archive_command must not fail (and stall PostgreSQL) because Redis is down.
     """
-    url = settings.redis.url
+    from workers.adapters.embedded_redis import resolve_url
+
+    url = resolve_url(settings)
     name = f"{settings.redis.key_prefix}:index-lock:"
 
     @contextlib.contextmanager

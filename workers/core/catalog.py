@@ -24,6 +24,7 @@ class Freshness(StrEnum):
     BREACHED = "rpo breached"
     NEVER = "never backed up"
     DISABLED = "disabled"
+    NOT_BUILT = "not built yet"
 
 
 class ComponentStatus(BaseModel):
@@ -42,12 +43,16 @@ class ComponentStatus(BaseModel):
     rpo_breached: bool
     breached_by_seconds: float
     frequency_seconds: float
-    next_due: datetime
+    next_due: datetime | None
     retention_seconds: float
     retained: int
     oldest: datetime | None
     last_verification: VerificationRecord | None
     facts: dict[str, object] = {}
+    built: bool = True
+    """Whether the component's engine exists; one that does not is shown, never scheduled."""
+    unreachable: str | None = None
+    """Why its source cannot be reached right now (no password in it), when a probe says so."""
 
 
 def good_backups(index: CatalogIndex) -> list[BackupSummary]:
@@ -56,17 +61,30 @@ def good_backups(index: CatalogIndex) -> list[BackupSummary]:
 
 
 def component_status(
-    settings: Settings, name: str, index: CatalogIndex, now: datetime
+    settings: Settings,
+    name: str,
+    index: CatalogIndex,
+    now: datetime,
+    *,
+    built: bool = True,
+    unreachable: str | None = None,
 ) -> ComponentStatus:
-    """Evaluate one component's freshness at ``now``."""
+    """Evaluate one component's freshness at ``now``.
+
+    ``built`` is False for a kind whose engine does not exist yet: nothing can back it up, so
+    it is neither due nor in breach (an alert nobody can act on teaches people to ignore them).
+    """
     component = settings.component(name)
     rpo = settings.rpo_for(name)
     good = good_backups(index)
     last = good[-1] if good else None
     recovery_point = _recovery_point(last, index)
     age = (now - recovery_point).total_seconds() if recovery_point else None
-    breached = age is None or age > rpo.total_seconds()
+    watched = component.enabled and built
+    breached = watched and (age is None or age > rpo.total_seconds())
     freshness = _freshness(component.enabled, age, rpo)
+    if component.enabled and not built:
+        freshness = Freshness.NOT_BUILT
     verified = [b.verification for b in index.backups if b.verification is not None]
     return ComponentStatus(
         name=name,
@@ -77,15 +95,19 @@ def component_status(
         age_seconds=age,
         recovery_point=recovery_point,
         rpo_seconds=rpo.total_seconds(),
-        rpo_breached=component.enabled and breached,
-        breached_by_seconds=max(0.0, age - rpo.total_seconds()) if age is not None else 0.0,
+        rpo_breached=breached,
+        breached_by_seconds=(
+            max(0.0, age - rpo.total_seconds()) if age is not None and built else 0.0
+        ),
         frequency_seconds=component.frequency.total_seconds(),
-        next_due=next_due(last, component.frequency, now),
+        next_due=next_due(last, component.frequency, now) if built else None,
         retention_seconds=component.retention.total_seconds(),
         retained=len(index.backups),
         oldest=index.backups[0].finished_at if index.backups else None,
         last_verification=max(verified, key=lambda v: v.at) if verified else None,
         facts=dict(index.facts),
+        built=built,
+        unreachable=unreachable,
     )
 
 

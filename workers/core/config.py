@@ -16,6 +16,19 @@ QUEUE_POSTGRES = "kosmos-postgres"
 QUEUE_ETCD = "kosmos-etcd"
 
 
+def shown_url(url: str) -> str:
+    """``url`` for people: any password (in the userinfo or a ``password=`` query) as ``***``."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if parts.password is not None:
+        netloc = f"{parts.username or ''}:***@{netloc.rpartition('@')[2]}"
+    query = "&".join(
+        "password=***" if item.lower().startswith("password=") else item
+        for item in parts.query.split("&")
+    )
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -98,23 +111,35 @@ class CompressionSettings(_Model):
     threads: int = Field(default=2, ge=0, le=32, description="0 means single-threaded")
 
 
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+EMBEDDED_REDIS = "embedded"
+
+
 class RedisSettings(_Model):
     """The one coordinator: queues, locks, events, approvals."""
 
-    url: str = "redis://127.0.0.1:6379/0"
+    url: str | None = Field(
+        default=None,
+        description=(
+            "redis://, rediss:// or unix:// URL. Unset: the machine's Redis when one answers at "
+            f"{DEFAULT_REDIS_URL}, else the embedded one `up` runs; 'embedded': always that one"
+        ),
+    )
     key_prefix: str = "kosmos"
 
-    def display_url(self) -> str:
-        """The URL for people: its password replaced by ``***``."""
-        parts = urlsplit(self.url)
-        netloc = parts.netloc
-        if parts.password is not None:
-            netloc = f"{parts.username or ''}:***@{netloc.rpartition('@')[2]}"
-        query = "&".join(
-            "password=***" if item.lower().startswith("password=") else item
-            for item in parts.query.split("&")
-        )
-        return urlunsplit(parts._replace(netloc=netloc, query=query))
+    @field_validator("url")
+    @classmethod
+    def _url_shape(cls, value: str | None) -> str | None:
+        if not value:
+            return None  # ${REDIS_URL:-} with REDIS_URL unset: not configured
+        if value != EMBEDDED_REDIS and urlparse(value).scheme not in ("redis", "rediss", "unix"):
+            raise ValueError(f"must be a redis://, rediss:// or unix:// URL, or {EMBEDDED_REDIS!r}")
+        return value
+
+    @property
+    def configured(self) -> bool:
+        """Whether a URL names one Redis (no fallback: unreachable is an error)."""
+        return self.url is not None and self.url != EMBEDDED_REDIS
 
 
 class JobSettings(_Model):

@@ -68,8 +68,8 @@ def breach(
     status: ComponentStatus, failures: int, now: datetime, threshold: int = FAILURE_THRESHOLD
 ) -> Breach | None:
     """The component's most telling breach at ``now``, or None when it is healthy."""
-    if not status.enabled:
-        return None
+    if not status.enabled or not status.built:
+        return None  # nothing can back up a kind whose engine is not built: no one can act
     rpo = humanize(status.rpo_seconds)
     name = status.name
     if status.last_backup is None:
@@ -153,5 +153,7 @@ def _recovered_message(status: ComponentStatus, before: AlertState, now: datetim
     lasted = f" after {humanize((now - before.since).total_seconds())}" if before.since else ""
     if not status.enabled:
         return f"{status.name}: alert closed, the component is disabled"
+    if not status.built:
+        return f"{status.name}: alert closed, its engine is not built yet"
     age = f", last good backup {humanize(status.age_seconds)} old" if status.age_seconds else ""
     return f"{status.name}: recovered{lasted}{age}"

@@ -37,7 +37,7 @@ def status_entry(row: ComponentStatus) -> dict[str, Any]:
         "rpo_breached": row.rpo_breached,
         "breached_by_seconds": row.breached_by_seconds,
         "frequency_seconds": row.frequency_seconds,
-        "next_due": row.next_due.isoformat(),
+        "next_due": row.next_due.isoformat() if row.next_due else None,
         "retention_seconds": row.retention_seconds,
         "retained": row.retained,
         "oldest": row.oldest.isoformat() if row.oldest else None,
@@ -45,4 +45,6 @@ def status_entry(row: ComponentStatus) -> dict[str, Any]:
             row.last_verification.model_dump(mode="json") if row.last_verification else None
         ),
         "facts": row.facts,
+        "engine": "built" if row.built else "not built",
+        "unreachable": row.unreachable,
     }

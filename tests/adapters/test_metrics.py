@@ -1,0 +1,28 @@
+"""Metrics at scrape time: engines not built yet and unreachable sources are told apart."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prometheus_client import generate_latest
+
+from tests.services import free_port
+from workers.adapters.metrics import build_registry
+from workers.context import Context
+from workers.core.config import Settings
+
+
+def test_not_built_engines_are_no_rpo_breach_and_a_dead_source_is_unreachable(
+    make_settings: Callable[..., Settings], redis_url: str
+) -> None:
+    dead = f"host=127.0.0.1 port={free_port()} user=postgres password=never-shown"
+    settings = make_settings(**{"redis.url": redis_url, "components.postgres.dsn": dead})
+    text = generate_latest(build_registry(Context(settings))).decode()
+    assert 'kosmos_backup_engine_built{component="postgres"} 1.0' in text
+    assert 'kosmos_backup_rpo_breached{component="postgres"} 1.0' in text
+    assert 'kosmos_backup_source_reachable{component="postgres"} 0.0' in text
+    for name in ("minio", "etcd", "kubernetes", "secrets"):
+        assert f'kosmos_backup_engine_built{{component="{name}"}} 0.0' in text
+        assert f'kosmos_backup_rpo_breached{{component="{name}"}} 0.0' in text
+        assert f'kosmos_backup_source_reachable{{component="{name}"}}' not in text
+    assert "never-shown" not in text
