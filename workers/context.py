@@ -38,8 +38,7 @@ class Context:
     clock: Callable[[], datetime] = utc_now
     _repo: Repository | None = field(default=None, repr=False)
     _redis: Any = field(default=None, repr=False)
-    redis_url: str | None = field(default=None, repr=False)
-    """The Redis this context's client talks to, once resolved."""
+    _redis_url: str | None = field(default=None, repr=False)
 
     @property
     def repo(self) -> Repository:
@@ -56,8 +55,14 @@ class Context:
         if self._redis is None:
             import redis
 
-            from workers.adapters.embedded_redis import resolve_url
-
-            self.redis_url = resolve_url(self.settings)
             self._redis = redis.Redis.from_url(self.redis_url)
         return self._redis
+
+    @property
+    def redis_url(self) -> str:
+        """The Redis this process talks to: configured, else the embedded one or the machine's."""
+        if self._redis_url is None:
+            from workers.adapters.embedded_redis import resolve_url
+
+            self._redis_url = resolve_url(self.settings)
+        return self._redis_url
