@@ -170,7 +170,7 @@ def submit(client: redis.Redis, settings: Settings, request: OperationRequest) -
             )
         )
     retry = _retry(settings, request.kind)
-    Queue(queue, connection=client).enqueue(
+    Queue(settings.rq_queue(queue), connection=client).enqueue(
         JOB_PATHS[request.kind],
         request.model_dump(mode="json"),
         job_id=request.op_id,

@@ -104,7 +104,7 @@ def run_worker(
     for module in PRELOAD:
         importlib.import_module(module)
     worker = KosmosWorker(
-        list(queue_names),
+        [settings.rq_queue(queue) for queue in queue_names],
         connection=ctx.redis,
         name=name,
         worker_ttl=WORKER_TTL,

@@ -38,7 +38,8 @@ def caller(user: str, key: str | None = None) -> Caller:
 
 def jobs(desk: Desk) -> int:
     return sum(
-        Queue(name, connection=desk.ctx.redis).count for name in all_queues(desk.ctx.settings)
+        Queue(desk.ctx.settings.rq_queue(name), connection=desk.ctx.redis).count
+        for name in all_queues(desk.ctx.settings)
     )
 
 
@@ -68,7 +69,7 @@ def test_list_and_help_answer_without_a_job(desk: Desk) -> None:
 def test_operator_run_enqueues_one_job_and_emits_accepted(desk: Desk) -> None:
     reply = dispatch(desk, caller(OPERATOR), "/backup", "run postgres")
     assert isinstance(reply, AcceptedReply) and not reply.repeated
-    queue = Queue("kosmos-default", connection=desk.ctx.redis)
+    queue = Queue(desk.ctx.settings.rq_queue("kosmos-default"), connection=desk.ctx.redis)
     assert queue.job_ids == [reply.op_id]
     events = read_events(desk.ctx.redis, desk.ctx.settings)
     assert [(e.op_id, e.type.value, e.chat.channel) for _, e in events] == [
@@ -92,7 +93,7 @@ def test_a_retried_request_is_answered_with_the_same_operation_and_no_second_job
     assert isinstance(first, AcceptedReply) and isinstance(again, AcceptedReply)
     assert again.op_id == first.op_id and again.repeated
     assert jobs(desk) == 1
-    job = Queue("kosmos-etcd", connection=desk.ctx.redis).jobs[0]
+    job = Queue(desk.ctx.settings.rq_queue("kosmos-etcd"), connection=desk.ctx.redis).jobs[0]
     assert job.args[0]["params"] == {"backup": "latest", "deep": False}
 
 
@@ -102,7 +103,7 @@ def test_verify_carries_the_backup_named_and_refuses_one_that_does_not_exist(
     older, newer = seed(desk, "postgres"), seed(desk, "postgres")
     reply = dispatch(desk, caller(OPERATOR), "/backup", f"verify postgres {older} --deep")
     assert isinstance(reply, AcceptedReply)
-    [job] = Queue("kosmos-default", connection=desk.ctx.redis).jobs
+    [job] = Queue(desk.ctx.settings.rq_queue("kosmos-default"), connection=desk.ctx.redis).jobs
     assert job.args[0]["params"] == {"backup": older, "deep": True} and older != newer
     missing = "postgres-20200101T0000Z-beef"
     for text in (f"verify postgres {missing}", "verify minio", "verify minio latest --deep"):

@@ -284,7 +284,7 @@ def enqueued(world: World, redis_url: str) -> Iterator[tuple[OperationRequest, s
     """Every job waiting on any queue, parsed as its worker parses it."""
     client = redis_lib.Redis.from_url(redis_url)
     for name in queues.all_queues(world.settings):
-        for job in Queue(name, connection=client).jobs:
+        for job in Queue(world.settings.rq_queue(name), connection=client).jobs:
             assert isinstance(job, Job) and len(job.args) == 1
             yield OperationRequest.model_validate(job.args[0]), name, str(job.func_name)
 

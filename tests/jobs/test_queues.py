@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import redis as redis_lib
@@ -36,7 +37,7 @@ def test_backup_is_recorded_accepted_and_enqueued_by_path(
     assert queues.submit(client, settings, request) == request.op_id
     job = Job.fetch(request.op_id, connection=client)
     assert job.func_name == "workers.jobs.backup.run"
-    assert job.origin == "kosmos-default"
+    assert job.origin == settings.rq_queue("kosmos-default")
     assert job.args == (request.model_dump(mode="json"),)
     assert job.timeout == 4 * 3600
     assert job.retries_left == 3
@@ -58,11 +59,11 @@ def test_routing_by_component_queue_and_base_queue(
     prune = queues.new_request("prune")
     for request in (base, etcd, prune):
         queues.submit(client, settings, request)
-    assert Job.fetch(base.op_id, connection=client).origin == "kosmos-postgres"
+    assert Job.fetch(base.op_id, connection=client).origin == settings.rq_queue("kosmos-postgres")
     assert Job.fetch(base.op_id, connection=client).timeout == 12 * 3600
-    assert Job.fetch(etcd.op_id, connection=client).origin == "kosmos-etcd"
-    assert Job.fetch(prune.op_id, connection=client).origin == "kosmos-default"
-    assert Queue("kosmos-postgres", connection=client).count == 1
+    assert Job.fetch(etcd.op_id, connection=client).origin == settings.rq_queue("kosmos-etcd")
+    assert Job.fetch(prune.op_id, connection=client).origin == settings.rq_queue("kosmos-default")
+    assert Queue(settings.rq_queue("kosmos-postgres"), connection=client).count == 1
     assert queues.all_queues(settings) == ["kosmos-default", "kosmos-etcd", "kosmos-postgres"]
 
 
@@ -81,7 +82,7 @@ def test_bad_requests_are_refused_before_anything_is_recorded(
             client, settings, queues.new_request("backup", "etcd", params=BackupParams(base=True))
         )
     assert queues.recent_operations(client, settings) == []
-    assert Queue("kosmos-default", connection=client).count == 0
+    assert Queue(settings.rq_queue("kosmos-default"), connection=client).count == 0
 
 
 def test_resubmitting_the_same_request_enqueues_it_once(
@@ -90,7 +91,7 @@ def test_resubmitting_the_same_request_enqueues_it_once(
     request = queues.new_request("verify", "postgres", params=VerifyParams(backup="latest"))
     queues.submit(client, settings, request)
     queues.submit(client, settings, request)  # a retried chat command
-    assert Queue("kosmos-default", connection=client).count == 1
+    assert Queue(settings.rq_queue("kosmos-default"), connection=client).count == 1
     other = request.model_copy(update={"component": "etcd"})
     with pytest.raises(ConflictError):
         queues.submit(client, settings, other)
@@ -129,3 +130,28 @@ def test_contract_module_imports_no_engine_clients() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_two_installs_on_one_redis_keep_their_keys_and_jobs_apart(
+    make_settings: Callable[..., Settings], redis_url: str, client: redis_lib.Redis, tmp_path: Path
+) -> None:
+    """Two `up`s on one Redis: each has its own key prefix and queues, from its own store."""
+    from workers.worker import run_worker
+
+    mine, theirs = (
+        make_settings(storage_url=f"file://{tmp_path}/{name}", **{"redis.url": redis_url})
+        for name in ("mine", "theirs")
+    )
+    assert mine.redis.key_prefix.startswith("kosmos-")
+    assert mine.redis.key_prefix != theirs.redis.key_prefix
+    assert mine.rq_queue("kosmos-default") != theirs.rq_queue("kosmos-default")
+    request = queues.new_request("prune", params=None)
+    queues.submit(client, mine, request)
+    assert queues.recent_operations(client, theirs) == []
+    run_worker(theirs, ["kosmos-default"], burst=True)  # drains only its own queue
+    assert Queue(mine.rq_queue("kosmos-default"), connection=client).count == 1
+    assert queues.operation(client, mine, request.op_id)["state"] == "queued"
+    same = make_settings(storage_url=f"file://{tmp_path}/mine", **{"redis.url": redis_url})
+    assert same.redis.key_prefix == mine.redis.key_prefix  # every process of one install agrees
+    named = make_settings(**{"redis.url": redis_url, "redis.key_prefix": "shared"})
+    assert named.rq_queue("kosmos-default") == "shared:kosmos-default"

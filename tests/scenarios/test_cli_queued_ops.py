@@ -51,7 +51,10 @@ def corrupt_first_object(settings: Settings, backup_id: str) -> str:
 
 def nothing_queued(settings: Settings) -> bool:
     client = Context(settings).redis
-    waiting = sum(Queue(name, connection=client).count for name in queues.all_queues(settings))
+    waiting = sum(
+        Queue(settings.rq_queue(name), connection=client).count
+        for name in queues.all_queues(settings)
+    )
     return waiting == 0 and queues.recent_operations(client, settings) == []
 
 

@@ -214,7 +214,9 @@ def test_a_plan_tampered_after_approval_is_refused_by_the_worker_and_nothing_is_
         slash(world, f"held latest --target {approved_target} -- tamper test", "UALICE")
     )
     click(world, request_id, "UBOB", "approve")
-    queue = Queue(HELD_QUEUE, connection=redis_lib.Redis.from_url(redis_url))
+    queue = Queue(
+        world.ctx().settings.rq_queue(HELD_QUEUE), connection=redis_lib.Redis.from_url(redis_url)
+    )
     [job] = queue.jobs
     payload = job.args[0]
     payload["params"]["options"]["target_database"] = other  # the job now says another target
@@ -236,7 +238,7 @@ def test_jobs_enqueued_by_hand_without_a_valid_approval_are_refused(
     world: World, redis_url: str
 ) -> None:
     client = redis_lib.Redis.from_url(redis_url)
-    queue = Queue(HELD_QUEUE, connection=client)
+    queue = Queue(world.ctx().settings.rq_queue(HELD_QUEUE), connection=client)
     targets = [world.fresh("hand"), world.fresh("forged")]
     ops = []
     for target, extra in zip(
@@ -281,7 +283,9 @@ def test_a_used_approval_is_refused(world: World, redis_url: str) -> None:
     target = world.fresh("once")
     request_id = request_from(slash(world, f"held latest --target {target} -- once", "UALICE"))
     click(world, request_id, "UBOB", "approve")
-    queue = Queue(HELD_QUEUE, connection=redis_lib.Redis.from_url(redis_url))
+    queue = Queue(
+        world.ctx().settings.rq_queue(HELD_QUEUE), connection=redis_lib.Redis.from_url(redis_url)
+    )
     [job] = queue.jobs
     replay = dict(job.args[0], op_id=new_operation_id(utc_now()))
     # The same approved job again under another operation id, queued behind the first.

@@ -161,7 +161,9 @@ def test_a_job_by_hand_naming_a_pending_request_leaves_the_request_alone(
         requested_at=utc_now(),
         requested_by="UMALLORY",
     )
-    queue = Queue(HELD_QUEUE, connection=redis_lib.Redis.from_url(redis_url))
+    queue = Queue(
+        world.ctx().settings.rq_queue(HELD_QUEUE), connection=redis_lib.Redis.from_url(redis_url)
+    )
     queue.enqueue("workers.jobs.restore.run", forged.model_dump(mode="json"), job_id=op_id)
     _drain(world)
 

@@ -44,7 +44,7 @@ def texts(body: dict[str, Any]) -> list[str]:
 def jobs(redis_url: str) -> int:
     client = redis_lib.Redis.from_url(redis_url)
     try:
-        return sum(Queue(q, connection=client).count for q in ("kosmos-default", "kosmos-etcd"))
+        return sum(queue.count for queue in Queue.all(connection=client))
     finally:
         client.close()
 

@@ -53,7 +53,7 @@ def test_catches_up_once_after_three_missed_slots(
     again = Scheduler(ctx).once()
     assert again is not None and again.enqueued == []
     assert again.skipped["backup:postgres"] == "not due yet"
-    assert Queue("kosmos-default", connection=ctx.redis).count == 0
+    assert Queue(ctx.settings.rq_queue("kosmos-default"), connection=ctx.redis).count == 0
 
 
 def test_two_schedulers_one_leader_and_failover(

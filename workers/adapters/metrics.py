@@ -142,7 +142,7 @@ class BackupCollector(Collector):
             "kosmos_backup_queue_jobs", "Jobs by queue and RQ state.", labels=["queue", "state"]
         )
         for name in all_queues(self.ctx.settings):
-            queue = Queue(name, connection=self.ctx.redis)
+            queue = Queue(self.ctx.settings.rq_queue(name), connection=self.ctx.redis)
             depth.add_metric([name], queue.count)
             counts: dict[str, Any] = {
                 "started": queue.started_job_registry,

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 from urllib.parse import urlparse, urlsplit, urlunsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from workers.core.durations import Duration
 from workers.core.ids import COMPONENT_NAME
@@ -14,6 +15,11 @@ from workers.core.ids import COMPONENT_NAME
 QUEUE_DEFAULT = "kosmos-default"
 QUEUE_POSTGRES = "kosmos-postgres"
 QUEUE_ETCD = "kosmos-etcd"
+
+
+def install_id(storage_url: str) -> str:
+    """A short id of one install, from its backup store: the store is what makes it one."""
+    return hashlib.sha256(storage_url.encode()).hexdigest()[:8]
 
 
 def shown_url(url: str) -> str:
@@ -125,7 +131,11 @@ class RedisSettings(_Model):
             f"{DEFAULT_REDIS_URL}, else the embedded one `up` runs; 'embedded': always that one"
         ),
     )
-    key_prefix: str = "kosmos"
+    key_prefix: str = Field(
+        default="kosmos",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$",
+        description="namespace of every key and RQ queue; unset: kosmos-<install id>",
+    )
 
     @field_validator("url")
     @classmethod
@@ -326,6 +336,23 @@ class Settings(_Model):
         default=None, description="HMAC key shared by bot and workers to bind approvals"
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _own_namespace(cls, data: Any) -> Any:
+        """Unless a key prefix is configured, this install's own: two installs on one Redis
+        (two `up`s, two clusters) never see each other's keys or take each other's jobs."""
+        if not isinstance(data, dict):
+            return data
+        redis = data.get("redis")
+        if isinstance(redis, RedisSettings):
+            return data
+        redis = dict(redis or {})
+        storage = data.get("storage")
+        url = storage.url if isinstance(storage, StorageSettings) else (storage or {}).get("url")
+        if redis.get("key_prefix") or not isinstance(url, str):
+            return data  # a missing store URL is reported by its own field
+        return {**data, "redis": {**redis, "key_prefix": f"kosmos-{install_id(url)}"}}
+
     @field_validator("components")
     @classmethod
     def _names(cls, value: dict[str, Any]) -> dict[str, Any]:
@@ -333,6 +360,10 @@ class Settings(_Model):
             if not COMPONENT_NAME.match(name):
                 raise ValueError(f"{name!r} is not a valid component name (lowercase, digits, -)")
         return value
+
+    def rq_queue(self, queue: str) -> str:
+        """The RQ queue behind a queue name of the config, inside this install's namespace."""
+        return f"{self.redis.key_prefix}:{queue}"
 
     def component(self, name: str) -> Component:
         """The named component, or KeyError."""
