@@ -86,7 +86,8 @@ def _no_alarm_for_what_cannot_run(up: Typist, redis_url: str, env: dict[str, str
 
     client = redis_lib.Redis.from_url(redis_url)
     try:
-        states = RedisState(client, "kosmos").alert_states()
+        prefix = load_settings(environ=env).redis.key_prefix  # the install `up` made
+        states = RedisState(client, prefix).alert_states()
     finally:
         client.close()
     assert set(states) >= {"postgres", *NOT_BUILT}, "the RPO monitor never ran"

@@ -20,6 +20,7 @@ import redis as redis_lib
 from tests.scenarios.typist import Typist, clean_env
 from tests.services import free_port
 from workers.adapters.redis_state import RedisState
+from workers.settings import load_settings
 
 KOSMOS = str(Path(sys.executable).with_name("kosmos-backup"))
 PASSWORD = "s3cret-pg-pw"
@@ -99,7 +100,8 @@ def test_up_without_redis_embeds_one_that_keeps_queued_work_across_restarts(
         again.expect(r"^Redis: embedded \(valkey [\d.]+, started by this `up`\)")
         again.expect(r"kosmos-backup console")
         client = redis_lib.Redis(unix_socket_path=str(socket))
-        record = RedisState(client, "kosmos").operation(op_id)
+        prefix = load_settings(environ=env).redis.key_prefix  # the install `up` made
+        record = RedisState(client, prefix).operation(op_id)
         assert record is not None and record["state"] == "failed"
         assert record["request"]["component"] == "postgres"
         server_pid = int(client.info("server")["process_id"])
