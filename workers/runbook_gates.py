@@ -16,7 +16,7 @@ from typing import Any
 
 import structlog
 
-from workers import runbook_flow
+from workers import runbook_flow, runbook_ops
 from workers.adapters.redis_state import RedisState
 from workers.context import Context
 from workers.core.errors import KosmosError
@@ -36,7 +36,8 @@ def open_gate(ctx: Context, run: RunState, step_id: str) -> str | None:
     assert isinstance(step, JobStep)
     try:
         params = run.resolved(step.params)
-        plan = resolve_plan(ctx, **_plan_args(params))
+        base = runbook_ops.restores_base_backup(step.operation)
+        plan = resolve_plan(ctx, **_plan_args(params), base=base)
         request = open_restore_request(
             ctx,
             plan,
