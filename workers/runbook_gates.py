@@ -111,7 +111,8 @@ def _collect(ctx: Context, run_id: str, step_id: str, op_id: str) -> None:
         return
     if record["state"] == "failed":
         event = record.get("last_event") or {}
-        _fail(ctx, run_id, step_id, str(event.get("message") or "the restore failed"))
+        message = str(event.get("message") or "the restore failed")
+        _fail(ctx, run_id, step_id, message, str(event.get("hint") or ""))
         return
     summary = record.get("summary") or (record.get("last_event") or {}).get("summary") or {}
     outputs = _outputs(summary if isinstance(summary, dict) else {})
@@ -135,7 +136,10 @@ def _outputs(summary: dict[str, Any]) -> dict[str, Any]:
     outputs: dict[str, Any] = {
         k: v for k, v in summary.items() if isinstance(v, str | int | float | bool)
     }
-    if databases:
+    if isinstance(databases, dict):
+        # A new instance's restore counts per database name, its totals already beside.
+        outputs["databases"] = sorted(databases)
+    elif databases:
         outputs["tables"] = sum(int(d.get("tables", 0)) for d in databases)
         outputs["rows"] = sum(int(d.get("rows", 0)) for d in databases)
         outputs["databases"] = [d.get("database") for d in databases]
