@@ -272,8 +272,10 @@ def _follow(ctx: Context, run_id: str, wait: bool) -> None:
         verb = "done|skip|failed" if what == Awaiting.CONFIRMATION else "retry|skip|fail"
         console().print(f"waiting for a person: kosmos-backup dr confirm {run_id} {step_id} {verb}")
     if run.report:
-        for name, key in (run.report.get("files") or {}).items():
-            console().print(f"report {name}: {key}")
+        from bot.dr_feed import report_lines
+
+        for line in report_lines(run.report)[1:]:
+            console().print(escape(line))
     if run.finished and run.status.value != "done":
         raise KosmosError(f"run {run_id} {run.status.value}: {run.failure or run.abort_reason}")
 
