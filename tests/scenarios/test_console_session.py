@@ -22,8 +22,8 @@ import pytest
 import redis as redis_lib
 
 from tests.conftest import REDIS_DB, s3_client
+from tests.console_session import Session
 from tests.pgcluster import PgCluster, archive_settings, scratch_dir, write_for_postgres
-from tests.scenarios.console_session import Session
 from tests.services import MotoServer, free_port
 from workers import engine
 from workers.adapters import barman
