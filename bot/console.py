@@ -26,7 +26,7 @@ import structlog
 from rich.console import Console
 from rich.markup import escape
 
-from bot.dr_feed import Line, event_lines, request_lines
+from bot.dr_feed import APPROVAL_REQUESTED, Line, event_lines, request_lines
 from bot.dr_replies import DrReply
 from bot.handlers import Caller, Desk, dispatch
 from bot.progress import OperationView, Stage, fold, stage_text, title
@@ -279,7 +279,7 @@ class ConsoleChat:
         lines = event_lines(run, event, self.ctx.clock())
         what = str(event.summary.get("what") or "")
         step = run.steps.get(str(event.summary.get("step")))
-        if what.startswith("approval requested") and step and step.approval_id:
+        if what.startswith(APPROVAL_REQUESTED) and step and step.approval_id:
             lines += self._request_lines(step.approval_id)
         if lines:
             shown = [f"[{s}]{escape(text)}[/]" if s else escape(text) for s, text in lines]

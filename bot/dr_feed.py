@@ -31,7 +31,9 @@ _MARKS = {
     "waiting": ("yellow", "⏸"),
 }
 _SAID = {"stop": "failed", "ask": "failed, asks a person", "retry": "failed, retrying"}
-_QUIET = ("stale", "approval requested")
+APPROVAL_REQUESTED = "approval requested"
+"""How a gated step's event begins once its restore request is open (``runbook_gates``)."""
+_QUIET = ("stale", APPROVAL_REQUESTED)
 """Step events the feed does not print (the console prints a request's card itself)."""
 
 

@@ -3,9 +3,10 @@
 ``runbook check [FILE…]`` validates runbook files and names each problem's file, line and
 step. ``dr start|status|resume|abort|confirm`` drive runs from a shell, for when Slack is
 down; the run's state is the same one the bot shows, so both can be used on one run. A
-person's action (confirm, abort, a start ``--as`` someone) needs the identity every CLI
-approval needs (KOSMOS_USER + KOSMOS_USER_TOKEN), unless ``approvals.trust_local_console``
-says this machine's console is trusted.
+person's action on a run (start, confirm, abort) needs the identity every CLI approval needs
+(KOSMOS_USER + KOSMOS_USER_TOKEN), unless ``approvals.trust_local_console`` says this
+machine's console is trusted: the starter of a run may not approve its gates, so who started
+it must be as sure as who approves.
 """
 
 from __future__ import annotations
@@ -134,7 +135,7 @@ def _person(ctx: Context, claimed: str | None, action: str) -> str:
 @click.argument("runbook_name", metavar="RUNBOOK")
 @click.option("--param", "params", multiple=True, help="name=value (repeatable).")
 @click.option("--channel", help="Slack channel for the board (the bot posts it).")
-@click.option("--as", "user", help="Who starts it (KOSMOS_USER; default: cli:<login>).")
+@click.option("--as", "user", help="Who starts it (must be KOSMOS_USER unless trusted).")
 @click.option("--local", is_flag=True, help="Run the steps in this process (no workers).")
 @click.option("--wait", is_flag=True, help="Follow the run until it ends or waits for a person.")
 @click.pass_context
@@ -147,15 +148,14 @@ def start(
     local: bool,
     wait: bool,
 ) -> None:
-    """Start a run of RUNBOOK; prints the run id."""
+    """Start a run of RUNBOOK as KOSMOS_USER (KOSMOS_USER_TOKEN); prints the run id."""
     from workers import dr as durable
     from workers import runbook_flow
     from workers.core.events import ChatContext
 
     ctx = context_from(click_ctx)
     runner = durable.LocalRunner() if local else None
-    # Without --as the run says which login started it; a name given must be proven.
-    who = _person(ctx, user, "dr.start") if user else f"cli:{getpass.getuser()}"
+    who = _person(ctx, user, "dr.start")
     run = runbook_flow.start(
         ctx,
         runbook_name,

@@ -1,9 +1,10 @@
 """A person's answer on the command line needs a proven identity, as every CLI approval does.
 
 ``kosmos-backup dr confirm … --as alice`` once accepted the claimed name with no token. Now
-KOSMOS_USER + KOSMOS_USER_TOKEN prove who answers (``--as`` may only repeat that name), the
-person must hold a role that may answer, and only ``approvals.trust_local_console`` makes a
-claimed name count. Real ``kosmos-backup`` processes, Redis and a local store.
+KOSMOS_USER + KOSMOS_USER_TOKEN prove who starts, answers or aborts (``--as`` may only
+repeat that name), the person must hold a role that allows it, and only
+``approvals.trust_local_console`` makes a claimed name count. Real ``kosmos-backup``
+processes, Redis and a local store.
 """
 
 from __future__ import annotations
@@ -70,7 +71,10 @@ def context(env: dict[str, str]) -> Context:
 
 def test_a_claimed_name_is_not_a_person_on_the_command_line(redis_url: str, tmp_path: Path) -> None:
     env = environment(redis_url, tmp_path)
-    started = cli(env, "dr", "start", "cutover")
+    # The starter of a run may not approve its gates: who started it must be proven too.
+    unproven = cli(env, "dr", "start", "cutover", "--as", "UALICE")
+    assert "say who you are: export KOSMOS_USER" in unproven.stderr
+    started = cli(env, "dr", "start", "cutover", **as_person("UALICE", ALICE))
     assert started.returncode == 0, started.stderr
     run_id = started.stdout.split()[-1]  # log lines come first
     store = runbook_flow.runs(context(env))
@@ -92,6 +96,7 @@ def test_a_claimed_name_is_not_a_person_on_the_command_line(redis_url: str, tmp_
     # Nothing above changed the run.
     run = store.load(run_id)
     assert run.steps["freeze"].status == StepStatus.RUNNING and not run.finished
+    assert run.started_by == "UALICE" and len(store.recent()) == 1
 
     proven = cli(env, "dr", "confirm", run_id, "freeze", "done", **as_person("UALICE", ALICE))
     assert proven.returncode == 0, proven.stderr
@@ -103,7 +108,7 @@ def test_a_claimed_name_is_not_a_person_on_the_command_line(redis_url: str, tmp_
 
 def test_a_trusted_local_console_takes_the_name_it_is_given(redis_url: str, tmp_path: Path) -> None:
     env = environment(redis_url, tmp_path, KOSMOS__APPROVALS__TRUST_LOCAL_CONSOLE="true")
-    run_id = cli(env, "dr", "start", "cutover").stdout.split()[-1]
+    run_id = cli(env, "dr", "start", "cutover", "--as", "UALICE").stdout.split()[-1]
     answered = cli(env, "dr", "confirm", run_id, "freeze", "done", "--as", "UALICE")
     assert answered.returncode == 0, answered.stderr
     run = runbook_flow.runs(context(env)).load(run_id)

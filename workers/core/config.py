@@ -278,8 +278,9 @@ class ApprovalSettings(_Model):
         default=False,
         description=(
             "trust this machine's command line to say who acts on a runbook run: "
-            "`kosmos-backup dr confirm|abort … --as NAME` (else the login name) counts without "
-            "KOSMOS_USER_TOKEN. Off, those need KOSMOS_USER + KOSMOS_USER_TOKEN like `approve`"
+            "`kosmos-backup dr start|confirm|abort … --as NAME` (else the login name) counts "
+            "without KOSMOS_USER_TOKEN. Off, those need KOSMOS_USER + KOSMOS_USER_TOKEN like "
+            "`approve`"
         ),
     )
 
