@@ -23,7 +23,13 @@ import redis as redis_lib
 
 from tests.conftest import REDIS_DB, s3_client
 from tests.console_session import Session
-from tests.pgcluster import PgCluster, archive_settings, scratch_dir, write_for_postgres
+from tests.pgcluster import (
+    PgCluster,
+    archive_settings,
+    archiving_config,
+    scratch_dir,
+    write_for_postgres,
+)
 from tests.services import MotoServer, free_port
 from workers import engine
 from workers.adapters import barman
@@ -31,14 +37,8 @@ from workers.adapters.pg_cluster import LocalInstance
 from workers.context import Context
 from workers.settings import load_settings
 
-CONFIG = """\
-storage:
-  url: s3://{bucket}/kosmos
-  endpoint_url: {endpoint}
-  region: us-east-1
-  access_key_id: test
-  secret_access_key: test
-  max_attempts: 2
+SETTINGS = """\
+    databases: [shop]
 redis:
   url: redis://127.0.0.1:6379/{redis_db}
 jobs:
@@ -46,22 +46,13 @@ jobs:
   abandoned_after: 20s
   scheduler_tick: 1s
   retry_intervals: []
-components:
-  postgres:
-    kind: postgres
-    dsn: host=127.0.0.1 port={port} user=postgres dbname=postgres
-    databases: [shop]
-    data_directory: {data_dir}
-    server_name: pg
-    frequency: 1h
-    base_frequency: 1d
-    retention: 30d
 slack:
   roles:
     operators: ["@alice"]
     approvers: ["@bob"]
 approval_key: console-session-approval-key-0123456789
 """
+"""What the session adds to the archiving cluster's config: the database, Redis, two people."""
 SHOP_SQL = """
 CREATE TABLE orders (id int PRIMARY KEY, note text);
 INSERT INTO orders SELECT g, md5(g::text) FROM generate_series(1, 500) AS g;
@@ -87,16 +78,10 @@ def world(s3_server: MotoServer, tmp_path_factory: pytest.TempPathFactory) -> It
     s3_client(s3_server.url).create_bucket(Bucket=bucket)
     root = scratch_dir("console")
     cluster = PgCluster(root)
-    config = write_for_postgres(
-        root / "kosmos.yaml",
-        CONFIG.format(
-            bucket=bucket,
-            endpoint=s3_server.url,
-            redis_db=REDIS_DB,
-            port=cluster.port,
-            data_dir=cluster.data_dir,
-        ),
+    config = archiving_config(
+        root / "kosmos.yaml", endpoint=s3_server.url, bucket=bucket, cluster=cluster
     )
+    write_for_postgres(config, config.read_text() + SETTINGS.format(redis_db=REDIS_DB))
     cluster.settings.update(archive_settings(config))
     cluster.init().start()
     redis = redis_lib.Redis.from_url(f"redis://127.0.0.1:6379/{REDIS_DB}")
