@@ -1,9 +1,17 @@
 """The console: a terminal chat over the same grammar and handlers, rendered with rich.
 
 People type the Slack commands (``/backup status``) and see the same answers and the same
-live progress (read from the event stream). ``/as <user>`` switches between the users the
-roles name, so two-person flows can be tried on one machine; with no roles configured the
-console is a single local user holding every role.
+live progress (read from the event stream). A runbook run started here (or looked at with
+``/dr status``) is followed as a feed of new lines (``bot.dr_feed``): steps as they move,
+failures with their hints, manual steps with the commands and the typed answers
+(``/dr done <step>`` …), the approval card of a gated step, and the report's storage path.
+
+``/as <user>`` switches between the users the roles name, so two-person flows can be tried
+on one machine; with no roles configured the console is a single local user holding every
+role. The console chat is the local operator's own terminal, running with the deployment's
+own Redis and approval key: ``/as`` is trusted here, whatever
+``approvals.trust_local_console`` says (that flag is about the CLI, where each person has
+their own KOSMOS_USER_TOKEN). Where two real people must approve, use Slack or the CLI.
 """
 
 from __future__ import annotations
@@ -18,19 +26,21 @@ import structlog
 from rich.console import Console
 from rich.markup import escape
 
+from bot.dr_feed import APPROVAL_REQUESTED, Line, event_lines, request_lines
 from bot.dr_replies import DrReply
 from bot.handlers import Caller, Desk, dispatch
 from bot.progress import OperationView, Stage, fold, stage_text, title
 from bot.replies import AcceptedReply, HelpReply, ListReply, Reply, StatusReply
-from bot.restore_replies import AuditReply, CardReply, DecisionReply
+from bot.restore_replies import AuditReply, CardReply, DecisionReply, card_facts, plain
 from bot.roles import Authorizer, SelfNamedGroups
 from bot.terminal import backups_table, status_notes, status_table
 from workers import queues
 from workers.context import Context
 from workers.core.durations import humanize
 from workers.core.errors import KosmosError
-from workers.core.events import ChatContext, EventType
+from workers.core.events import CONSOLE, ChatContext, Event, EventType
 from workers.core.ids import new_operation_id
+from workers.core.operations import OperationKind
 from workers.core.rpo import wal_archive_lag
 
 LOCAL_USER = "local"
@@ -57,6 +67,7 @@ class ConsoleChat:
         self.views: dict[str, OperationView] = {}
         self.shown: dict[str, tuple[float, str]] = {}
         self.mine: set[str] = set()
+        self.runs: set[str] = set()
         self._after = "$"
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -108,7 +119,7 @@ class ConsoleChat:
 
     def _command(self, text: str) -> None:
         command, _, rest = text.partition(" ")
-        caller = Caller(self.user, ChatContext(source="console", user=self.user))
+        caller = Caller(self.user, ChatContext(source=CONSOLE, user=self.user))
         try:
             reply = dispatch(self.desk, caller, command, rest)
         except KosmosError as exc:
@@ -149,8 +160,17 @@ class ConsoleChat:
         elif isinstance(reply, HelpReply):
             self._print_help(reply)
         elif isinstance(reply, CardReply | DecisionReply | AuditReply | DrReply):
-            for line in reply.lines():
-                self.console.print(escape(line))
+            self._remember(reply)
+            # One print for the whole answer: live lines from the events never land inside it.
+            self.console.print("\n".join(escape(line) for line in reply.lines()))
+
+    def _remember(self, reply: CardReply | DecisionReply | AuditReply | DrReply) -> None:
+        """Follow what an answer is about: a run's steps, an approved request's restore."""
+        with self._lock:
+            if isinstance(reply, DrReply) and reply.run is not None:
+                self.runs.add(reply.run.run_id)
+            if isinstance(reply, DecisionReply) and reply.request.op_id:
+                self.mine.add(reply.request.op_id)
 
     def _print_help(self, reply: HelpReply | None = None) -> None:
         lines = reply.lines if reply else []
@@ -229,6 +249,9 @@ class ConsoleChat:
             self._flush()
 
     def _show(self, event: Any) -> None:
+        if event.operation == OperationKind.DR_STEP and event.op_id.startswith("dr-"):
+            self._show_run(event)
+            return
         if event.type in (EventType.ALERT, EventType.RECOVERED):
             colour = "red" if event.type == EventType.ALERT else "green"
             self.console.print(
@@ -242,6 +265,36 @@ class ConsoleChat:
             self.views[event.op_id] = fold(self.views.get(event.op_id), event)
         if event.type == EventType.NOTE and event.note:
             self.console.print(f"  [dim]{event.op_id}: {escape(event.note)}[/]")
+
+    def _show_run(self, event: Event) -> None:
+        """A run's event as new lines, for runs started in a console or looked at here."""
+        from workers import runbook_flow
+
+        try:
+            run = runbook_flow.runs(self.ctx).load(event.op_id)
+        except KosmosError:
+            return
+        with self._lock:
+            if event.op_id not in self.runs and run.chat.source != CONSOLE:
+                return
+            self.runs.add(run.run_id)
+        lines = event_lines(run, event, self.ctx.clock())
+        what = str(event.summary.get("what") or "")
+        step = run.steps.get(str(event.summary.get("step")))
+        if what.startswith(APPROVAL_REQUESTED) and step and step.approval_id:
+            lines += self._request_lines(step.approval_id)
+        if lines:
+            shown = [f"[{s}]{escape(text)}[/]" if s else escape(text) for s, text in lines]
+            self.console.print("\n".join(shown))
+
+    def _request_lines(self, request_id: str) -> list[Line]:
+        from workers.restore_requests import store_of
+
+        request = store_of(self.ctx).find(request_id)
+        if request is None:
+            return []
+        rto = self.ctx.settings.objectives.rto.total_seconds()
+        return request_lines(request_id, plain(card_facts(request, self.ctx.clock(), rto)))
 
     def _flush(self) -> None:
         now = time.monotonic()

@@ -229,14 +229,6 @@ def _button(text: str, action_id: str, value: str, style: str | None = None) -> 
     return button
 
 
-def report_lines(summary: dict[str, Any]) -> list[str]:
-    """The report's key facts for a terminal or a message."""
-    lines = [str(summary.get("headline", ""))]
-    files = summary.get("files") or {}
-    lines += [f"{name}: {key}" for name, key in files.items()]
-    return lines
-
-
 def _section(text: str) -> dict[str, Any]:
     return {"type": "section", "text": {"type": "mrkdwn", "text": clip(text) or " "}}
 

@@ -6,39 +6,56 @@
     /dr status [run-id]
     /dr abort [run-id] -- <reason>
     /dr resume [run-id]
+    /dr done|skip|failed <step> [run-id] [-- <reason or note>]
+    /dr retry|fail <step> [run-id] [-- <note>]
+    /dr confirm <step> <done|skip|failed|retry|fail> [run-id] [-- <reason or note>]
+    /dr approve <step> [run-id]
     /dr help
 
-Without a run id, a command means the channel's current run. Everything after the first
-standalone ``--`` is the reason, taken as typed.
+Without a run id, a command means the newest run of this channel (or of this console).
+The answers are the step card's buttons, typed: Done / Skip (reason) / Failed (note) on a
+manual step, Retry / Mark done / Skip / Fail on a step that asks. Everything after the
+first standalone ``--`` is the reason, taken as typed.
 """
 
 from __future__ import annotations
 
 import re
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from pydantic import Field, ValidationError
 
 from bot.grammar import Command, tokenize
 from workers.core.errors import UsageError
-from workers.core.runbook import RUNBOOK_NAME
+from workers.core.runbook import RUNBOOK_NAME, STEP_ID
 
 RUN_ID = re.compile(r"^dr-\d{8}T\d{6}Z-[0-9a-f]{4}$")
 PARAM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 MAX_PARAMS = 20
 MAX_REASON = 500
 _SEPARATOR = re.compile(r"(?:^|\s)(?:--|\u2014|\u2013)(?:\s|$)")
+ANSWERS = ("done", "skip", "failed", "retry", "fail")
+"""What a person answers a waiting step (the card's buttons)."""
+NEEDS_TEXT = {"skip": "a reason", "failed": "a note"}
 USAGE = (
     "/dr start <runbook> [--param name=value …]\n"
     "/dr status [run-id]\n"
     "/dr abort [run-id] -- <reason>\n"
-    "/dr resume [run-id]"
+    "/dr resume [run-id]\n"
+    "/dr done|skip|failed <step> [run-id] [-- <reason or note>]\n"
+    "/dr retry|fail <step> [run-id]\n"
+    "/dr approve <step> [run-id]"
 )
 HELP = [
     ("/dr start <runbook> [--param name=value …]", "run a runbook here (operators, ICs)"),
     ("/dr status [run-id]", "show the run's checklist board again"),
     ("/dr abort [run-id] -- <reason>", "stop the run; teardown steps still run"),
     ("/dr resume [run-id]", "continue after a crash (from storage if Redis lost it)"),
+    ("/dr done <step> [run-id]", "a manual step is done (operators, ICs)"),
+    ("/dr skip <step> [run-id] -- <reason>", "skip a waiting step, saying why"),
+    ("/dr failed <step> [run-id] -- <note>", "a manual step failed: the run stops"),
+    ("/dr retry|fail <step> [run-id]", "decide on a step that asks after a failure"),
+    ("/dr approve <step> [run-id]", "approve an approval step (approvers)"),
 ]
 
 
@@ -72,6 +89,24 @@ class DrResume(Command):
     run_id: str | None = Field(default=None, pattern=RUN_ID.pattern)
 
 
+class DrAnswer(Command):
+    """A person's answer to a waiting step: a step card's button, typed."""
+
+    action: ClassVar[str] = "dr.confirm"
+    step_id: str = Field(pattern=STEP_ID, max_length=40)
+    answer: Literal["done", "skip", "failed", "retry", "fail"]
+    run_id: str | None = Field(default=None, pattern=RUN_ID.pattern)
+    note: str | None = Field(default=None, max_length=MAX_REASON)
+
+
+class DrApprove(Command):
+    """An approver's approval of an ``approval`` step (the two-person gate)."""
+
+    action: ClassVar[str] = "dr.approve"
+    step_id: str = Field(pattern=STEP_ID, max_length=40)
+    run_id: str | None = Field(default=None, pattern=RUN_ID.pattern)
+
+
 class DrHelp(Command):
     """``/dr help``."""
 
@@ -94,6 +129,11 @@ def parse_dr(text: str) -> Command:
             if not reason:
                 raise UsageError("an abort needs a reason", hint="usage: /dr abort -- <reason>")
             return DrAbort(run_id=_run_id(rest), reason=reason)
+        if verb in (*ANSWERS, "confirm"):
+            return _answer(verb, rest, reason)
+        if verb == "approve":
+            step_id, run_id = _step_and_run(rest, verb)
+            return DrApprove(step_id=step_id, run_id=run_id)
         if verb == "help":
             return DrHelp()
     except ValidationError as exc:
@@ -135,6 +175,30 @@ def _start(tokens: list[str]) -> DrStart:
     if len(params) > MAX_PARAMS:
         raise UsageError(f"at most {MAX_PARAMS} parameters")
     return DrStart(runbook=runbook, params=params)
+
+
+def _answer(verb: str, tokens: list[str], note: str) -> DrAnswer:
+    if verb == "confirm":
+        if len(tokens) < 2 or tokens[1].lower() not in ANSWERS:
+            raise UsageError(
+                "usage: /dr confirm <step> <answer>", hint="answers: " + ", ".join(ANSWERS)
+            )
+        verb, tokens = tokens[1].lower(), [tokens[0], *tokens[2:]]
+    step_id, run_id = _step_and_run(tokens, verb)
+    if verb in NEEDS_TEXT and not note:
+        raise UsageError(
+            f"/dr {verb} needs {NEEDS_TEXT[verb]}",
+            hint=f"/dr {verb} {step_id} -- <{NEEDS_TEXT[verb].split()[-1]}>",
+        )
+    return DrAnswer.model_validate(
+        {"step_id": step_id, "answer": verb, "run_id": run_id, "note": note or None}
+    )
+
+
+def _step_and_run(tokens: list[str], verb: str) -> tuple[str, str | None]:
+    if not tokens:
+        raise UsageError(f"/dr {verb} needs the step's id", hint="see the ids with /dr status")
+    return tokens[0].lower(), _run_id(tokens[1:])
 
 
 def _run_id(tokens: list[str]) -> str | None:

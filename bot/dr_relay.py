@@ -3,8 +3,9 @@
 It reads the event stream through its own consumer group (``dr-board``), so several bot
 replicas show each change once. For each run it posts the board (then updates it in place,
 at most once per 1.5 s), keeps one card per step in the board's thread (updated as the step
-moves, buttons replaced by the answer), posts the approval card of a gated step, and when
-the run ends uploads the report's chart and Markdown with the two-step external upload.
+moves, buttons replaced by the answer), posts the approval card of a gated step, announces
+a failed step in the channel, and when the run ends uploads the report's chart and Markdown
+with the two-step external upload, its comment naming where the report is stored.
 The generic relay leaves these events alone (their source is ``runbook``).
 """
 
@@ -22,7 +23,9 @@ from pydantic import ValidationError
 from slack_sdk.errors import SlackApiError
 
 from bot import stream_group
+from bot.blocks import escape
 from bot.dr_blocks import board, step_card
+from bot.dr_feed import failure_text, report_lines
 from workers.context import Context
 from workers.core.events import EVENT_STREAM, Event, EventType
 from workers.core.runbook_run import Awaiting, RunState
@@ -31,6 +34,8 @@ GROUP = "dr-board"
 UPDATE_SECONDS = 1.5
 MAX_EVENT_AGE = timedelta(days=1)
 OPERATION = "dr-step"
+FAILED = ("stop", "ask")
+"""What a step event says when the step failed for good or asks a person after failing."""
 
 
 @dataclass
@@ -140,6 +145,10 @@ class DrBoard:
             str(e.summary.get("step")) for _, e in entries if e.summary.get("step")
         ):
             self._card(run, step_id)
+        for step_id in dict.fromkeys(
+            str(e.summary.get("step")) for _, e in entries if e.summary.get("what") in FAILED
+        ):
+            self._announce_failure(run, step_id)
         if any(e.type in (EventType.FINISHED, EventType.FAILED) for _, e in entries):
             self._report(run)
 
@@ -189,6 +198,16 @@ class DrBoard:
         if answer is not None:
             attach_card(self.ctx, request_id, answer["channel"], answer["ts"])
 
+    def _announce_failure(self, run: RunState, step_id: str) -> None:
+        """Say in the channel that a step failed (once per attempt), not only on the board."""
+        state = run.steps.get(step_id)
+        key = f"{self.cards_prefix}:{run.run_id}"
+        seen = f"_failed:{step_id}:{state.attempts}" if state else ""
+        if state is None or not self.ctx.redis.hsetnx(key, seen, 1):
+            return
+        text = escape(failure_text(run, step_id))
+        self._call("chat_postMessage", channel=str(run.chat.channel), text=text)
+
     def _report(self, run: RunState) -> None:
         from workers import runbook_flow
         from workers.adapters.dr_report import RunReport, upload_report
@@ -203,7 +222,13 @@ class DrBoard:
                 markdown=store.artifact(run.run_id, "report.md").decode(),
                 png=store.artifact(run.run_id, "report.png"),
             )
-            upload_report(self.client, channel=str(run.chat.channel), thread_ts=None, report=report)
+            upload_report(
+                self.client,
+                channel=str(run.chat.channel),
+                thread_ts=None,
+                report=report,
+                comment=escape("\n".join(report_lines(run.report))),
+            )
         except Exception as exc:  # noqa: BLE001 - the report stays in storage; say so in the log
             self.ctx.redis.hdel(key, "_report")
             self.log.warning("report upload failed", run_id=run.run_id, error=str(exc))

@@ -64,6 +64,7 @@ ACTION_PERMISSIONS: dict[str, Permission] = {
     "dr.abort": Permission.OPERATE,
     "dr.resume": Permission.OPERATE,
     "dr.confirm": Permission.OPERATE,
+    "dr.approve": Permission.APPROVE,  # an approval step is a two-person gate
 }
 """The permission each command needs; an action missing here is refused to everyone."""
 

@@ -43,7 +43,12 @@ def finish(ctx: Context, run_id: str) -> dict[str, Any]:
             run_id, "report.json", json.dumps(report.summary, indent=1).encode()
         ),
     }
-    summary = {**report.summary, "files": files, "headline": headline(report.summary)}
+    summary = {
+        **report.summary,
+        "files": files,
+        "stored_in": store.store.describe(),
+        "headline": headline(report.summary),
+    }
 
     def record(state: RunState) -> None:
         state.report = summary

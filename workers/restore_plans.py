@@ -26,6 +26,7 @@ from workers.core.restore_plan import (
     check_plan,
     database_name_with,
     has_password,
+    lost_in_job,
     target_fields,
     targets_live,
 )
@@ -51,10 +52,15 @@ def resolve_plan(
     in_place: bool = False,
     port: int | None = None,
     with_globals: bool = False,
+    base: bool = False,
 ) -> RestorePlan:
-    """A concrete plan: the backup id chosen, a fresh target when none was given."""
+    """A concrete plan: the backup id chosen, a fresh target when none was given.
+
+    ``base`` asks for a restore to a new instance: ``latest`` is then the newest base
+    backup (never a dump), and a named backup must be one.
+    """
     engine.require_component(ctx, component)
-    summary = _choose(ctx, component, ref, point)
+    summary = _choose(ctx, component, ref, point, base=base)
     base = summary.kind.endswith(BASE_SUFFIX)
     manifest = ctx.repo.manifest(summary.id)
     plan = RestorePlan(
@@ -104,6 +110,12 @@ def validate_plan(ctx: Context, plan: RestorePlan) -> BackupFacts:
         )
     if plan.base != manifest.kind.endswith(BASE_SUFFIX):
         raise UsageError(f"{plan.backup_id} is a {manifest.kind} backup; the plan says otherwise")
+    lost = lost_in_job(plan)
+    if lost:
+        raise UsageError(
+            f"a restore of {plan.backup_id} ({manifest.kind}) cannot use: {', '.join(lost)}",
+            hint="leave it out; a new instance with its own port restores a base backup",
+        )
     if plan.database and plan.database not in _databases(manifest):
         raise UsageError(
             f"{plan.backup_id} has no database {plan.database!r}",
@@ -192,7 +204,9 @@ def facts_of(manifest: Manifest) -> BackupFacts:
     )
 
 
-def _choose(ctx: Context, component: str, ref: str, point: datetime | None) -> BackupSummary:
+def _choose(
+    ctx: Context, component: str, ref: str, point: datetime | None, *, base: bool = False
+) -> BackupSummary:
     index = ctx.repo.index(component)
     if ref != "latest":
         found = find_backup(index, ref)
@@ -200,8 +214,22 @@ def _choose(ctx: Context, component: str, ref: str, point: datetime | None) -> B
             raise NotFoundError(
                 f"{component}: no backup {ref!r}", hint=f"see: kosmos-backup list {component}"
             )
+        if base and not found.kind.endswith(BASE_SUFFIX):
+            raise UsageError(
+                f"{found.id} is a {found.kind} backup; a restore to a new instance needs a "
+                "base backup",
+                hint=f"see: kosmos-backup list {component}",
+            )
         return found
     good = good_backups(index)
+    if base and point is None:
+        bases = [b for b in good if b.kind.endswith(BASE_SUFFIX)]
+        if not bases:
+            raise NotFoundError(
+                f"{component}: no good base backup yet",
+                hint=f"take one: /backup run {component} --base",
+            )
+        return bases[-1]
     if point is not None:
         # The newest base backup that ended before the point; WAL replay covers the rest.
         bases = [b for b in good if b.kind.endswith(BASE_SUFFIX) and b.finished_at <= point]

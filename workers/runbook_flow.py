@@ -381,6 +381,29 @@ def decide(
     )
 
 
+def answer(
+    ctx: Context,
+    run_id: str,
+    step_id: str,
+    what: str,
+    *,
+    by: str,
+    note: str | None = None,
+    submit: Submit | None = None,
+) -> RunState:
+    """A person's answer by name, whatever the step waits for: the buttons, typed.
+
+    A manual step takes done, skip (reason) or failed (note); a step that asks after a
+    failure or a crash takes retry, done, skip (note) or fail.
+    """
+    awaiting = current(ctx, None, run_id).step_run(step_id).awaiting
+    if awaiting == Awaiting.DECISION:
+        decision = {"failed": "fail"}.get(what, what)
+        return decide(ctx, run_id, step_id, decision, by=by, note=note, submit=submit)
+    action = {"fail": "failed"}.get(what, what)
+    return confirm(ctx, run_id, step_id, action, by=by, note=note, submit=submit)
+
+
 def _by_person(
     ctx: Context,
     run_id: str,
@@ -448,11 +471,11 @@ def set_board(ctx: Context, run_id: str, channel: str, ts: str) -> RunState:
     return run
 
 
-def current(ctx: Context, channel: str | None, run_id: str | None = None) -> RunState:
-    """The named run, or the channel's latest; NotFoundError saying how to find one."""
+def current(ctx: Context, place: str | None, run_id: str | None = None) -> RunState:
+    """The named run, or the newest of a place (a channel, the console); NotFoundError else."""
     store = runs(ctx)
-    if run_id is None and channel:
-        run_id = store.active(channel)
+    if run_id is None and place:
+        run_id = store.active(place)
     if run_id is None:
         raise NotFoundError("no runbook run here yet", hint="/dr start <runbook>")
     if not store.exists(run_id):

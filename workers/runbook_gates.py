@@ -16,7 +16,7 @@ from typing import Any
 
 import structlog
 
-from workers import runbook_flow
+from workers import runbook_flow, runbook_ops
 from workers.adapters.redis_state import RedisState
 from workers.context import Context
 from workers.core.errors import KosmosError
@@ -36,7 +36,8 @@ def open_gate(ctx: Context, run: RunState, step_id: str) -> str | None:
     assert isinstance(step, JobStep)
     try:
         params = run.resolved(step.params)
-        plan = resolve_plan(ctx, **_plan_args(params))
+        base = runbook_ops.restores_base_backup(step.operation)
+        plan = resolve_plan(ctx, **_plan_args(params), base=base)
         request = open_restore_request(
             ctx,
             plan,
@@ -110,7 +111,8 @@ def _collect(ctx: Context, run_id: str, step_id: str, op_id: str) -> None:
         return
     if record["state"] == "failed":
         event = record.get("last_event") or {}
-        _fail(ctx, run_id, step_id, str(event.get("message") or "the restore failed"))
+        message = str(event.get("message") or "the restore failed")
+        _fail(ctx, run_id, step_id, message, str(event.get("hint") or ""))
         return
     summary = record.get("summary") or (record.get("last_event") or {}).get("summary") or {}
     outputs = _outputs(summary if isinstance(summary, dict) else {})
@@ -134,7 +136,10 @@ def _outputs(summary: dict[str, Any]) -> dict[str, Any]:
     outputs: dict[str, Any] = {
         k: v for k, v in summary.items() if isinstance(v, str | int | float | bool)
     }
-    if databases:
+    if isinstance(databases, dict):
+        # A new instance's restore counts per database name, its totals already beside.
+        outputs["databases"] = sorted(databases)
+    elif databases:
         outputs["tables"] = sum(int(d.get("tables", 0)) for d in databases)
         outputs["rows"] = sum(int(d.get("rows", 0)) for d in databases)
         outputs["databases"] = [d.get("database") for d in databases]

@@ -65,6 +65,8 @@ class Operation:
     run: Callable[[Call], dict[str, Any]]
     safe_to_repeat: bool
     available: Callable[[Context], bool] = lambda ctx: True
+    base_backup: bool = False
+    """Restores a base backup into a new instance: ``latest`` means the newest base backup."""
 
 
 def available(ctx: Context, name: str) -> bool:
@@ -85,6 +87,12 @@ def lookup(name: str) -> Operation | None:
             available=lambda ctx: _has_engine(ctx, kind, action),
         )
     return None
+
+
+def restores_base_backup(name: str) -> bool:
+    """Whether operation ``name`` restores a base backup (so its plan must choose one)."""
+    operation = lookup(name)
+    return operation is not None and operation.base_backup
 
 
 def safe_to_repeat(name: str) -> bool:
@@ -382,6 +390,7 @@ BUILT_IN: dict[str, Operation] = {
         lambda ctx: (
             _has_engine(ctx, "postgres", "restore") and _has_module(BARMAN_MODULE, "restore_pitr")
         ),
+        base_backup=True,
     ),
     "postgres.drop-database": Operation(
         postgres_drop_database, True, lambda ctx: component_of_kind(ctx, "postgres") is not None

@@ -2,13 +2,18 @@
 
 ``runbook check [FILE…]`` validates runbook files and names each problem's file, line and
 step. ``dr start|status|resume|abort|confirm`` drive runs from a shell, for when Slack is
-down; the run's state is the same one the bot shows, so both can be used on one run.
+down; the run's state is the same one the bot shows, so both can be used on one run. A
+person's action on a run (start, confirm, abort) needs the identity every CLI approval needs
+(KOSMOS_USER + KOSMOS_USER_TOKEN), unless ``approvals.trust_local_console`` says this
+machine's console is trusted: the starter of a run may not approve its gates, so who started
+it must be as sure as who approves.
 """
 
 from __future__ import annotations
 
 import getpass
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -20,7 +25,7 @@ from bot.cli.options import context_from, json_option
 from bot.dr_replies import DrReply
 from bot.terminal import console
 from workers.context import Context
-from workers.core.errors import ConfigError, KosmosError, UsageError
+from workers.core.errors import ConfigError, KosmosError, PermissionDenied, UsageError
 
 
 @click.group()
@@ -95,15 +100,42 @@ def dr() -> None:
     """Runbook runs (DR): start, follow, resume, abort, confirm manual steps."""
 
 
-def _who(name: str | None) -> str:
-    return name or f"cli:{getpass.getuser()}"
+def _person(ctx: Context, claimed: str | None, action: str) -> str:
+    """Who acts on a run from this shell, checked like ``kosmos-backup approve`` checks it.
+
+    KOSMOS_USER with its KOSMOS_USER_TOKEN (``bot.cli.approvals.identify``); ``--as`` may only
+    repeat that name. Where ``approvals.trust_local_console`` says this machine's console is
+    trusted, ``--as`` (else the login) counts without a token. Either way the person must
+    hold a role that allows ``action``, as in Slack.
+    """
+    from bot.cli.approvals import USER_ENV, cli_roles, identify
+    from bot.roles import ACTION_PERMISSIONS, ROLE_PERMISSIONS
+
+    settings = ctx.settings
+    if settings.approvals.trust_local_console:
+        user = claimed or f"cli:{getpass.getuser()}"
+    else:
+        user = identify(settings, os.environ)
+        if claimed and claimed not in (user, settings.approvals.cli_identities[user].name):
+            raise PermissionDenied(
+                f"--as {claimed} is not who {USER_ENV} authenticates ({user})",
+                hint="drop --as: on the command line you act as your own identity",
+            )
+    needed = ACTION_PERMISSIONS[action]
+    if not any(needed in ROLE_PERMISSIONS[role] for role in cli_roles(settings, user)):
+        raise PermissionDenied(
+            f"{user} may not use {action.replace('.', ' ')}: it needs the {needed.value} "
+            "permission (operators or incident_commanders)",
+            hint="see slack.roles and approvals.cli_identities",
+        )
+    return user
 
 
 @dr.command("start")
 @click.argument("runbook_name", metavar="RUNBOOK")
 @click.option("--param", "params", multiple=True, help="name=value (repeatable).")
 @click.option("--channel", help="Slack channel for the board (the bot posts it).")
-@click.option("--as", "user", help="Who starts it (default: cli:<login>).")
+@click.option("--as", "user", help="Who starts it (must be KOSMOS_USER unless trusted).")
 @click.option("--local", is_flag=True, help="Run the steps in this process (no workers).")
 @click.option("--wait", is_flag=True, help="Follow the run until it ends or waits for a person.")
 @click.pass_context
@@ -116,19 +148,20 @@ def start(
     local: bool,
     wait: bool,
 ) -> None:
-    """Start a run of RUNBOOK; prints the run id."""
+    """Start a run of RUNBOOK as KOSMOS_USER (KOSMOS_USER_TOKEN); prints the run id."""
     from workers import dr as durable
     from workers import runbook_flow
     from workers.core.events import ChatContext
 
     ctx = context_from(click_ctx)
     runner = durable.LocalRunner() if local else None
+    who = _person(ctx, user, "dr.start")
     run = runbook_flow.start(
         ctx,
         runbook_name,
         runbook_flow.usage_params(list(params)),
-        started_by=_who(user),
-        chat=ChatContext(source="cli", channel=channel, user=_who(user)),
+        started_by=who,
+        chat=ChatContext(source="cli", channel=channel, user=who),
         submit=runner,
     )
     click.echo(run.run_id)
@@ -179,14 +212,14 @@ def resume(click_ctx: click.Context, run_id: str, local: bool) -> None:
 @dr.command("abort")
 @click.argument("run_id")
 @click.option("--reason", required=True, help="Why the run stops.")
-@click.option("--as", "user", help="Who aborts it (default: cli:<login>).")
+@click.option("--as", "user", help="Who aborts it (must be KOSMOS_USER unless trusted).")
 @click.pass_context
 def abort(click_ctx: click.Context, run_id: str, reason: str, user: str | None) -> None:
-    """Abort a run; teardown steps still run."""
+    """Abort a run as KOSMOS_USER (KOSMOS_USER_TOKEN); teardown steps still run."""
     from workers import runbook_flow
 
     ctx = context_from(click_ctx)
-    run = runbook_flow.abort(ctx, run_id, by=_who(user), reason=reason)
+    run = runbook_flow.abort(ctx, run_id, by=_person(ctx, user, "dr.abort"), reason=reason)
     _print(DrReply(f"aborted {run_id}", run, ctx.clock()))
 
 
@@ -195,7 +228,7 @@ def abort(click_ctx: click.Context, run_id: str, reason: str, user: str | None) 
 @click.argument("step_id")
 @click.argument("answer", type=click.Choice(["done", "skip", "failed", "retry", "fail"]))
 @click.option("--note", help="Reason (skip) or note (failed).")
-@click.option("--as", "user", help="Who answers (default: cli:<login>).")
+@click.option("--as", "user", help="Who answers (must be KOSMOS_USER unless trusted).")
 @click.option("--local", is_flag=True, help="Run the next steps in this process.")
 @click.pass_context
 def confirm(
@@ -207,23 +240,17 @@ def confirm(
     user: str | None,
     local: bool,
 ) -> None:
-    """Answer a step waiting for a person (manual: done/skip/failed; asked: retry/skip/fail)."""
+    """Answer a step waiting for a person (manual: done/skip/failed; asked: retry/skip/fail).
+
+    You act as KOSMOS_USER, proven by KOSMOS_USER_TOKEN, as for ``kosmos-backup approve``.
+    """
     from workers import dr as durable
     from workers import runbook_flow
-    from workers.core.runbook_run import Awaiting
 
     ctx = context_from(click_ctx)
+    who = _person(ctx, user, "dr.confirm")
     runner = durable.LocalRunner() if local else None
-    state = runbook_flow.current(ctx, None, run_id).step_run(step_id)
-    if state.awaiting == Awaiting.DECISION:
-        decision = {"failed": "fail"}.get(answer, answer)
-        run = runbook_flow.decide(
-            ctx, run_id, step_id, decision, by=_who(user), note=note, submit=runner
-        )
-    else:
-        run = runbook_flow.confirm(
-            ctx, run_id, step_id, answer, by=_who(user), note=note, submit=runner
-        )
+    run = runbook_flow.answer(ctx, run_id, step_id, answer, by=who, note=note, submit=runner)
     if runner is not None:
         run = runner.drain(ctx, run_id)
     _print(DrReply(f"{step_id}: {answer}", run, ctx.clock()))
@@ -245,8 +272,10 @@ def _follow(ctx: Context, run_id: str, wait: bool) -> None:
         verb = "done|skip|failed" if what == Awaiting.CONFIRMATION else "retry|skip|fail"
         console().print(f"waiting for a person: kosmos-backup dr confirm {run_id} {step_id} {verb}")
     if run.report:
-        for name, key in (run.report.get("files") or {}).items():
-            console().print(f"report {name}: {key}")
+        from bot.dr_feed import report_lines
+
+        for line in report_lines(run.report)[1:]:
+            console().print(escape(line))
     if run.finished and run.status.value != "done":
         raise KosmosError(f"run {run_id} {run.status.value}: {run.failure or run.abort_reason}")
 

@@ -1,9 +1,10 @@
 """``/dr``: runbook runs in the incident channel, and the step cards' buttons.
 
 ``answer`` is shared by every front door: start (in a channel, operators and incident
-commanders only), status, abort, resume. Slack also gets ``register``: the buttons on a
-manual step's card (Done / Skip / Failed) and on a step that asks for a decision. Every
-rule lives in the run's state machine; a button only names its run and step.
+commanders only), status, abort, resume, and a step's answers typed (``/dr done <step>``,
+the console's way to the buttons). Slack also gets ``register``: the buttons on a manual
+step's card (Done / Skip / Failed) and on a step that asks for a decision. Every rule
+lives in the run's state machine; a button only names its run and step.
 """
 
 from __future__ import annotations
@@ -23,7 +24,16 @@ from bot.dr_blocks import (
     NOTE_ACTION,
     NOTE_BLOCK,
 )
-from bot.dr_grammar import HELP, DrAbort, DrHelp, DrResume, DrStart, DrStatus
+from bot.dr_grammar import (
+    HELP,
+    DrAbort,
+    DrAnswer,
+    DrApprove,
+    DrHelp,
+    DrResume,
+    DrStart,
+    DrStatus,
+)
 from bot.dr_replies import DrReply
 from bot.grammar import Command
 from bot.handlers.desk import Caller, Desk
@@ -45,21 +55,40 @@ def answer(desk: Desk, caller: Caller, command: Command) -> DrReply | HelpReply:
         return HelpReply("dr", list(HELP))
     if isinstance(command, DrStart):
         return _start(desk, caller, command)
-    channel = caller.chat.channel
+    place = caller.chat.place
     if isinstance(command, DrStatus):
-        run = runbook_flow.current(ctx, channel, command.run_id)
+        run = runbook_flow.current(ctx, place, command.run_id)
         _follow(ctx, run.run_id)
-        return DrReply("", runbook_flow.current(ctx, channel, run.run_id), ctx.clock())
+        return DrReply("", runbook_flow.current(ctx, place, run.run_id), ctx.clock())
+    if isinstance(command, DrAnswer | DrApprove):
+        return _answer(desk, caller, command)
     if isinstance(command, DrAbort):
-        run = runbook_flow.current(ctx, channel, command.run_id)
+        run = runbook_flow.current(ctx, place, command.run_id)
         run = runbook_flow.abort(ctx, run.run_id, by=caller.user, reason=command.reason)
         return DrReply(f"aborted {run.run_id}: {command.reason}", run, ctx.clock())
     if isinstance(command, DrResume):
-        run = runbook_flow.current(ctx, channel, command.run_id)
+        run = runbook_flow.current(ctx, place, command.run_id)
         run, actions = dr.resume(ctx, run.run_id)
         done = ", ".join(f"{a.step}: {a.action}" for a in actions) or "nothing was lost"
         return DrReply(f"resumed {run.run_id} ({done})", run, ctx.clock())
     raise UsageError("unknown /dr command", hint="/dr help")
+
+
+def _answer(desk: Desk, caller: Caller, command: DrAnswer | DrApprove) -> DrReply:
+    """A step card's button, typed: the same rules, the same state machine."""
+    from workers import runbook_flow
+
+    ctx = desk.ctx
+    run_id = runbook_flow.current(ctx, caller.chat.place, command.run_id).run_id
+    if isinstance(command, DrApprove):
+        run = runbook_flow.approve_gate(ctx, run_id, command.step_id, by=caller.user)
+        said = "approve"
+    else:
+        run = runbook_flow.answer(
+            ctx, run_id, command.step_id, command.answer, by=caller.user, note=command.note
+        )
+        said = command.answer
+    return DrReply(f"{command.step_id}: {said} ({caller.user})", run, ctx.clock())
 
 
 def _start(desk: Desk, caller: Caller, command: DrStart) -> DrReply:

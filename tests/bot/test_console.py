@@ -17,6 +17,7 @@ from rich.console import Console
 
 from bot.console import ConsoleChat
 from tests.conftest import EXAMPLE_CONFIG
+from tests.console_session import Session
 from workers.context import Context
 from workers.core.config import Settings
 from workers.core.events import ChatContext, Event, EventType
@@ -161,3 +162,70 @@ def test_up_starts_a_worker_and_the_scheduler_beside_the_console(
     assert f"worker and scheduler running (logs in {logs})" in err
     assert (logs / "worker.log").stat().st_size > 0
     assert (logs / "scheduler.log").stat().st_size > 0
+
+
+GATED = """
+name: gated
+title: A gated cutover
+steps:
+  - id: freeze
+    title: Freeze writes
+    kind: manual
+    commands: ["kubectl scale -n kosmos-agents --replicas=0 deployment --all"]
+  - id: gate
+    title: Two people agree
+    kind: approval
+    depends_on: [freeze]
+  - id: cutover
+    title: Cut over
+    kind: manual
+    depends_on: [gate]
+"""
+
+
+def test_a_runbook_is_answered_at_the_console_and_followed_line_by_line(
+    redis_url: str, tmp_path: Path
+) -> None:
+    (tmp_path / "runbooks").mkdir()
+    (tmp_path / "runbooks" / "gated.yaml").write_text(GATED)
+    env = console_env(
+        redis_url,
+        tmp_path / "store",
+        KOSMOS__DR__RUNBOOKS_DIR=str(tmp_path / "runbooks"),
+        KOSMOS__SLACK__ROLES__OPERATORS='["@alice"]',
+        KOSMOS__SLACK__ROLES__APPROVERS='["@bob"]',
+        KOSMOS__SLACK__ROLES__VIEWERS="[]",
+        KOSMOS__SLACK__ROLES__INCIDENT_COMMANDERS="[]",
+    )
+    console = Session(["kosmos-backup", "bot", "--console"], env, tmp_path / "console.log")
+    try:
+        console.expect("you are @alice")
+        console.send("/dr status")
+        console.expect("no runbook run here yet")
+        console.send("/dr start gated")
+        run_id = console.expect(r"started A gated cutover as (dr-\S+)").group(1)
+        console.expect(rf"{run_id} ⏸ 1\. Freeze writes: waiting for a person")
+        console.expect(r"\$ kubectl scale -n kosmos-agents --replicas=0 deployment --all")
+        console.send("/dr status")
+        console.expect(rf"A gated cutover · run {run_id} · running")
+        console.send("/dr confirm freeze done")
+        console.expect(rf"{run_id} ✅ 1\. Freeze writes: done in \S+ by @alice")
+        console.expect(rf"{run_id} ⏸ 2\. Two people agree: waiting for a two-person approval")
+        console.expect(r"approvers: /dr approve gate")
+        console.send("/dr approve gate")
+        console.expect("you may not use dr approve: it needs the approvers role")
+        console.send("/as @bob")
+        console.send("/dr approve gate")
+        console.expect(rf"{run_id} ✔ 2\. Two people agree: approved")
+        console.expect(rf"{run_id} ⏸ 3\. Cut over: waiting for a person")
+        console.send("/dr done cutover")
+        console.expect("you may not use dr confirm: it needs the operators")
+        console.send("/as @alice")
+        console.send("/dr failed cutover")
+        console.expect("/dr failed needs a note")
+        console.send("/dr failed cutover -- the DNS provider is down")
+        console.expect(rf"{run_id} ❌ 3\. Cut over: failed in \S+")
+        console.expect(r"    the DNS provider is down")
+    finally:
+        assert console.close() == 0
+    assert "Traceback" not in console.output()

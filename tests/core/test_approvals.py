@@ -29,6 +29,7 @@ from workers.core.restore_plan import (
     check_plan,
     has_password,
     job_params,
+    lost_in_job,
     plan_from_params,
     redact_target,
     targets_live,
@@ -164,6 +165,29 @@ def test_worker_check_refuses_a_tampered_plan(change: dict[str, str]) -> None:
     request = approve(pending(), "UBOB").request
     with pytest.raises(PermissionDenied, match="does not match"):
         authorize(request, key=KEY, plan=PLAN.model_copy(update=change), now=T0)
+
+
+def test_a_mismatch_kosmos_backup_made_itself_says_so_plainly() -> None:
+    # A port belongs to a new instance restored from a base backup: a dump's restore job
+    # has no such parameter, so the worker's plan lacks it and differs from the approved one.
+    odd = PLAN.model_copy(update={"port": 5433})
+    assert lost_in_job(odd) == ["port"] and lost_in_job(PLAN) == []
+    request = open_request(odd, requester="UALICE", reason="drill", now=T0, ttl=TTL, required=1)
+    approved = approve(request, "UBOB").request
+    job = plan_from_params("postgres", job_params(odd))
+    with pytest.raises(PermissionDenied) as caught:
+        authorize(approved, key=KEY, plan=job, now=T0)
+    message = caught.value.message
+    assert "its port does not reach the restore job" in message
+    assert "kosmos-backup's own doing; nobody changed the request" in message
+    assert "report this as a bug" in caught.value.hint
+    # A job that was changed is told apart, with the field that differs.
+    changed = plan_from_params("postgres", {**job_params(odd), "target_database": "app"})
+    with pytest.raises(PermissionDenied) as caught:
+        authorize(approved, key=KEY, plan=changed, now=T0)
+    assert "does not match what was approved" in caught.value.message
+    assert "target, port differ" in caught.value.message
+    assert "own doing" not in caught.value.message
 
 
 def test_worker_check_refuses_forged_expired_and_pending() -> None:

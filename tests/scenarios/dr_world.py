@@ -4,6 +4,7 @@ signed requests to the bot, RQ workers, and helpers to follow a run (PostgreSQL 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import secrets
@@ -254,12 +255,29 @@ def kill(proc: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:
         proc.wait()
 
 
-def run_cli(world: DrWorld, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """``kosmos-backup`` with the world's environment."""
+def run_cli(
+    world: DrWorld, *args: str, timeout: float = 120, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``kosmos-backup`` with the world's environment (and ``env`` on top)."""
     return subprocess.run(
         ["kosmos-backup", *args],
-        env=world.env,
+        env={**world.env, **(env or {})},
         capture_output=True,
         text=True,
         timeout=timeout,
     )
+
+
+def cli_identities(**people: tuple[str, str]) -> str:
+    """``approvals.cli_identities`` for ``user=(token, role)`` pairs, as an override value."""
+    entries = []
+    for user, (token, role) in people.items():
+        digest = hashlib.sha256(token.encode()).hexdigest()
+        roles = f", roles: [{role}]" if role else ""
+        entries.append(f"{user}: {{name: {user.lower()}, token_sha256: {digest}{roles}}}")
+    return "{" + ", ".join(entries) + "}"
+
+
+def as_person(user: str, token: str) -> dict[str, str]:
+    """The environment that says who runs a CLI command: KOSMOS_USER and its token."""
+    return {"KOSMOS_USER": user, "KOSMOS_USER_TOKEN": token}

@@ -20,6 +20,8 @@ from tests.fakes.slack import FakeSlack
 from tests.scenarios.dr_world import (
     DrWorld,
     admin,
+    as_person,
+    cli_identities,
     database_exists,
     drop_database,
     kill,
@@ -77,6 +79,7 @@ steps:
     operation: postgres.drop-database
     params: {database: "${inputs.scratch_database}"}
 """
+IC_TOKEN = "incident-commander-token"
 BIG_SQL = """
 CREATE TABLE IF NOT EXISTS big (id int PRIMARY KEY, body text);
 INSERT INTO big SELECT g, repeat(md5(g::text), 4) FROM generate_series(1, 150000) AS g;
@@ -102,6 +105,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DrWorld]:
                 "resume",
                 source,
                 KOSMOS__DR__RUNBOOKS_DIR=str(folder / "runbooks"),
+                KOSMOS__APPROVALS__CLI_IDENTITIES=cli_identities(
+                    UIC=(IC_TOKEN, "incident_commanders")
+                ),
             )
             world = DrWorld(fake, env, folder, source)
             world.ctx().redis.flushdb()
@@ -185,7 +191,9 @@ def test_a_step_unsafe_to_repeat_asks_a_person_after_a_crash(world: DrWorld) -> 
     assert state.awaiting == Awaiting.DECISION and "not safe to repeat" in str(state.question)
     # The person looks at what the crash left, removes it, and retries.
     drop_database(scratch)
-    answer = run_cli(world, "dr", "confirm", run_id, "restore", "retry", "--as", "UIC")
+    answer = run_cli(
+        world, "dr", "confirm", run_id, "restore", "retry", env=as_person("UIC", IC_TOKEN)
+    )
     assert answer.returncode == 0, answer.stderr
     with process(world, "worker-d", "worker", "--queues", "kosmos-default"):
         run = wait_until(lambda: ended(world, run_id), 120, "the run to end")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from workers.context import Context
 from workers.core.config import Settings
 from workers.core.errors import ConfigError
 from workers.core.runbook import JobStep, ManualStep, StepMode
+from workers.core.runbook_run import Awaiting, RunStatus, StepStatus, new_run
 
 BROKEN = {
     "cycle.yaml": """\
@@ -142,3 +144,40 @@ def test_invalid_yaml_names_its_line() -> None:
     with pytest.raises(ConfigError) as caught:
         parse_runbook("name: x\nsteps: [\n  - id: a\n", "bad.yaml")
     assert caught.value.message.startswith("bad.yaml:")
+
+
+def test_postgres_restore_hands_scale_up_to_a_person_even_after_a_failure(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """Consumers scaled to zero are never left there silently: scale-up becomes an open item."""
+    ctx = Context(make_settings())
+    checked = load_runbook(
+        DEFAULT_DIR / "postgres-restore.yaml", available=lambda op: runbook_ops.available(ctx, op)
+    )
+    now = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
+    run = new_run(
+        checked.runbook,
+        run_id="dr-20261124T030000Z-ab12",
+        params={},
+        started_by="UOPS",
+        now=now,
+        rto=timedelta(hours=4),
+        rpo=timedelta(hours=1),
+        modes=checked.modes,
+        safe={},
+    )
+    assert run.next_runnable() == ["scale-down"]
+    run.start("scale-down", now)
+    run.confirm("scale-down", "done", by="UOPS", note=None, now=now)
+    run.start("restore", now, "op-1")
+    run.approved("restore", now, approval_id="rr-1", by="ULEAD")
+    assert run.fail("restore", now, "the restore failed") == "stop"
+    # The steps between are not reached; the one that undoes scale-down still comes.
+    assert run.next_runnable() == ["scale-up"]
+    waiting = run.start("scale-up", now)
+    assert waiting.awaiting == Awaiting.CONFIRMATION
+    assert not run.settle(now)  # the run stays open until a person answers it
+    run.confirm("scale-up", "done", by="UOPS", note=None, now=now)
+    assert run.settle(now) and run.status == RunStatus.FAILED
+    assert run.steps["wal-recovery"].status == StepStatus.SKIPPED
+    assert run.steps["scale-up"].status == StepStatus.DONE

@@ -273,19 +273,25 @@ def drill_summary(summary: dict[str, Any]) -> dict[str, Any]:
 
 
 def upload_report(
-    client: Any, *, channel: str, thread_ts: str | None, report: RunReport
+    client: Any,
+    *,
+    channel: str,
+    thread_ts: str | None,
+    report: RunReport,
+    comment: str | None = None,
 ) -> list[str]:
     """Upload chart and Markdown with Slack's two-step external upload; return file ids.
 
     ``files_upload_v2`` asks ``files.getUploadURLExternal`` for each file, POSTs the bytes
-    to the URL it got, then shares them with ``files.completeUploadExternal``.
+    to the URL it got, then shares them with ``files.completeUploadExternal``. The files go
+    with ``comment`` (default: the headline).
     """
     summary = report.summary
     run_id = summary["run_id"]
     response = client.files_upload_v2(
         channel=channel,
         thread_ts=thread_ts,
-        initial_comment=headline(summary),
+        initial_comment=comment or headline(summary),
         file_uploads=[
             {"content": report.png, "filename": f"{run_id}-timeline.png", "title": "Timeline"},
             {

@@ -8,7 +8,7 @@ Keys under the prefix ``P``::
 
     P:dr:run:<id>          the run's state (JSON)
     P:dr:runs              sorted set of run ids by start time
-    P:dr:channel:<id>      the channel's current run
+    P:dr:channel:<place>   the current run of a channel (or of the console: ``console``)
     P:dr:last-drill        summary of the last finished drill (JSON; also _dr/last-drill.json)
     P:dr:lock:<id>         a short lock around each read-modify-write of a run
 """
@@ -87,9 +87,9 @@ class RunStore:
         """Whether Redis holds the run."""
         return bool(self.client.exists(self.key("run", run_id)))
 
-    def active(self, channel: str) -> str | None:
-        """The run now bound to ``channel`` (the latest one started there)."""
-        raw = self.client.get(self.key("channel", channel))
+    def active(self, place: str) -> str | None:
+        """The run now bound to a channel or the console (the latest one started there)."""
+        raw = self.client.get(self.key("channel", place))
         return raw.decode() if isinstance(raw, bytes) else raw
 
     def recent(self, limit: int = 10) -> list[RunState]:
@@ -111,8 +111,8 @@ class RunStore:
             raise ConflictError(f"run id {state.run_id} is taken")
         with self.client.pipeline() as pipe:
             pipe.zadd(self.key("runs"), {state.run_id: state.started_at.timestamp()})
-            if state.chat.channel:
-                pipe.set(self.key("channel", state.chat.channel), state.run_id)
+            if state.chat.place:
+                pipe.set(self.key("channel", state.chat.place), state.run_id)
             pipe.execute()
         self._write_through(state)
         return state
@@ -201,8 +201,8 @@ class RunStore:
         with self.client.pipeline() as pipe:
             pipe.set(self.key("run", state.run_id), state.model_dump_json())
             pipe.zadd(self.key("runs"), {state.run_id: state.started_at.timestamp()})
-            if state.chat.channel and not state.finished:
-                pipe.set(self.key("channel", state.chat.channel), state.run_id)
+            if state.chat.place and not state.finished:
+                pipe.set(self.key("channel", state.chat.place), state.run_id)
             pipe.execute()
 
     def put_artifact(self, run_id: str, name: str, data: bytes) -> str:

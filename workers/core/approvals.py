@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from workers.core.errors import ConflictError, KosmosError, PermissionDenied, UsageError
 from workers.core.events import ChatContext
-from workers.core.restore_plan import RestorePlan, canonical_json
+from workers.core.restore_plan import RestorePlan, canonical_json, plan_mismatch
 from workers.core.restore_plan import utc as _utc
 
 APPROVERS = "approvers"
@@ -352,10 +352,7 @@ def authorize(
             hint="it was not made with this deployment's approval_key; ask again",
         )
     if record.digest != plan.digest():
-        raise PermissionDenied(
-            f"the job's plan does not match what was approved for {request.id}",
-            hint="the backup id, target or restore point changed after approval",
-        )
+        raise plan_mismatch(request.id, request.plan, plan)
     if now >= record.expires_at:
         raise PermissionDenied(
             f"the approval of {request.id} expired at {_hhmm(record.expires_at)}",

@@ -310,13 +310,26 @@ class CliIdentity(_Model):
 
 
 class ApprovalSettings(_Model):
-    """Two-person restores: how long a request lives, break-glass reminders, CLI identities."""
+    """Two-person restores: how long a request lives, break-glass reminders, CLI identities.
+
+    ``trust_local_console`` trusts a claimed name on the CLI; the console chat's ``/as`` is
+    always trusted (it is the local operator's own terminal: see ``bot.console``).
+    """
 
     ttl: Duration = timedelta(minutes=30)
     review_reminder: Duration = Field(
         default=timedelta(hours=1), description="repeat interval of the break-glass review nag"
     )
     cli_identities: dict[str, CliIdentity] = Field(default_factory=dict)
+    trust_local_console: bool = Field(
+        default=False,
+        description=(
+            "trust this machine's command line to say who acts on a runbook run: "
+            "`kosmos-backup dr start|confirm|abort … --as NAME` (else the login name) counts "
+            "without KOSMOS_USER_TOKEN. Off, those need KOSMOS_USER + KOSMOS_USER_TOKEN like "
+            "`approve`"
+        ),
+    )
 
 
 class Settings(_Model):

@@ -11,6 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field
 EVENT_STREAM = "events"
 """Stream name under the configured Redis key prefix: ``<prefix>:events``."""
 EVENT_STREAM_MAXLEN = 100_000
+CONSOLE = "console"
+"""The console chat's source, and its place (it has no channel)."""
 
 
 class EventType(StrEnum):
@@ -39,6 +41,14 @@ class ChatContext(BaseModel):
     thread_ts: str | None = None
     user: str | None = None
     response_url: str | None = None
+
+    @property
+    def place(self) -> str | None:
+        """Where the conversation happens: the channel, or ``console`` for the console chat.
+
+        ``/dr status`` without a run id shows the newest run of this place.
+        """
+        return self.channel or (CONSOLE if self.source == CONSOLE else None)
 
 
 class Event(BaseModel):

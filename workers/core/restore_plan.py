@@ -268,3 +268,54 @@ def plan_from_params(component: str, params: RestoreParams) -> RestorePlan:
             hint="restores are enqueued only by an approved request",
         )
     return plan
+
+
+PLAN_FIELDS = (
+    "component",
+    "backup_id",
+    "target",
+    "database",
+    "point",
+    "in_place",
+    "base",
+    "port",
+    "with_globals",
+)
+"""What a plan says about the restore (its target's identity is what plan time found)."""
+
+
+def differing(one: RestorePlan, other: RestorePlan) -> list[str]:
+    """The fields in which two plans differ."""
+    return [name for name in PLAN_FIELDS if getattr(one, name) != getattr(other, name)]
+
+
+def lost_in_job(plan: RestorePlan) -> list[str]:
+    """Fields of ``plan`` its restore job would not carry out (a port for a dump, …).
+
+    The worker rebuilds the plan from the job's parameters: a field they do not carry makes
+    that plan differ from the approved one, and the worker refuses it. Such a plan must be
+    refused before anyone approves it.
+    """
+    return differing(plan, plan_from_params(plan.component, job_params(plan)))
+
+
+def plan_mismatch(request_id: str, approved: RestorePlan, job: RestorePlan) -> PermissionDenied:
+    """Why the worker refuses a job whose plan is not the approved one, said plainly.
+
+    When the job carries exactly the parameters the approved plan gives, nobody changed
+    anything: the plan held a field no job can carry, and kosmos-backup says it was its own
+    doing. Otherwise the job was not made from the request as approved.
+    """
+    fields = ", ".join(differing(approved, job)) or "the target's identity"
+    if job_params(approved) == job_params(job):
+        return PermissionDenied(
+            f"kosmos-backup cannot carry out the approved plan of {request_id} as approved: "
+            f"its {fields} does not reach the restore job. This mismatch is kosmos-backup's "
+            "own doing; nobody changed the request",
+            hint="nothing was touched; ask again without that option, and report this as a bug",
+        )
+    return PermissionDenied(
+        f"the job's plan does not match what was approved for {request_id}: {fields} differ",
+        hint="the job was not made from the approved request (changed after approval, or "
+        "enqueued by hand); nothing was touched",
+    )
