@@ -120,7 +120,7 @@ def scratch_databases() -> list[str]:
 def horse_of(world: DrWorld, run_id: str) -> int:
     """The pid of the work horse running the restore step (from its operation record)."""
     op_id = str(world.run(run_id).steps[RESTORE].op_id)
-    record = RedisState(world.ctx().redis, "kosmos").operation(op_id) or {}
+    record = RedisState(world.ctx().redis, world.settings.redis.key_prefix).operation(op_id) or {}
     return int(record["pid"])
 
 
@@ -207,7 +207,7 @@ def test_a_step_whose_record_redis_lost_counts_as_alive_while_its_job_beats(
     """After a flush only the job's heartbeat (written again each beat) says it still runs:
     a resume then keeps the step rather than running it twice or asking a person."""
     ctx = world.ctx()
-    beats = RedisState(ctx.redis, "kosmos")
+    beats = RedisState(ctx.redis, ctx.settings.redis.key_prefix)
     assert not dr.step_alive(ctx, "op-after-flush")
     beats.beat("op-after-flush")
     assert dr.step_alive(ctx, "op-after-flush")

@@ -122,7 +122,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DrWorld]:
 
 def kill_worker_and_horse(world: DrWorld, proc: subprocess.Popen[bytes], op_id: str) -> None:
     """SIGKILL the worker and its work horse (RQ puts the horse in a session of its own)."""
-    record = RedisState(world.ctx().redis, "kosmos").operation(op_id) or {}
+    record = RedisState(world.ctx().redis, world.settings.redis.key_prefix).operation(op_id) or {}
     with contextlib.suppress(ProcessLookupError, KeyError):
         os.kill(int(record["pid"]), signal.SIGKILL)
     kill(proc)
