@@ -182,7 +182,9 @@ def test_a_mismatch_kosmos_backup_made_itself_says_so_plainly() -> None:
     assert "kosmos-backup's own doing; nobody changed the request" in message
     assert "report this as a bug" in caught.value.hint
     # A job that was changed is told apart, with the field that differs.
-    changed = plan_from_params("postgres", {**job_params(odd), "target_database": "app"})
+    params = job_params(odd)
+    options = params.options.model_copy(update={"target_database": "app"})
+    changed = plan_from_params("postgres", params.model_copy(update={"options": options}))
     with pytest.raises(PermissionDenied) as caught:
         authorize(approved, key=KEY, plan=changed, now=T0)
     assert "does not match what was approved" in caught.value.message
