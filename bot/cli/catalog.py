@@ -16,8 +16,11 @@ from workers.core.views import status_document
 @click.command()
 @click.argument("component", required=False)
 @json_option
+@click.option(
+    "--check", is_flag=True, help="Exit 1 when any component breaches its RPO (cron, monitoring)."
+)
 @click.pass_context
-def status(ctx: click.Context, component: str | None, as_json: bool) -> None:
+def status(ctx: click.Context, component: str | None, as_json: bool, check: bool) -> None:
     """Freshness of every component's last good backup against the RPO."""
     work = context_from(ctx)
     rows = engine.status(work, component)
@@ -25,6 +28,10 @@ def status(ctx: click.Context, component: str | None, as_json: bool) -> None:
         click.echo(json.dumps(status_document(work.settings, rows), indent=2))
     else:
         console().print(status_table(work.settings, rows, work.clock()))
+    breached = [row.name for row in rows if row.rpo_breached]
+    if check and breached:
+        click.echo(f"RPO breached: {', '.join(breached)}", err=True)
+        ctx.exit(1)
 
 
 @click.command(name="list")

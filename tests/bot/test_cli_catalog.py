@@ -240,3 +240,19 @@ def test_storage_outage_is_a_clear_error(s3_server: MotoServer, s3_env: dict[str
     assert result.returncode == 1
     assert result.stderr.startswith("error: ") and "storage unreachable" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_status_check_exits_1_on_any_breach_for_cron(local_catalog: Catalog) -> None:
+    env = local_catalog.env
+    assert run_cli("status", env=env).returncode == 0  # people read the board; cron asks --check
+    breached = run_cli("status", "--check", env=env)
+    assert breached.returncode == 1
+    assert "RPO breached" in breached.stdout  # the board still prints
+    assert breached.stderr.splitlines() == [
+        "RPO breached: minio, etcd, kubernetes, secrets",
+    ]
+    as_json = run_cli("status", "--check", "--json", env=env)
+    assert as_json.returncode == 1 and json.loads(as_json.stdout)["components"]
+    fresh = run_cli("status", "postgres", "--check", env=env)
+    assert fresh.returncode == 0, fresh.stderr
+    assert fresh.stderr == ""
