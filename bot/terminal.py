@@ -23,9 +23,20 @@ MARKS = {
 }
 
 
+PIPE_WIDTH = 10_000
+"""Columns of a console whose output goes to a pipe or file: wide enough never to wrap or cut."""
+
+
 def console() -> Console:
-    """A console on stdout (plain when not a terminal)."""
-    return Console(highlight=False)
+    """A console on stdout: plain when not a terminal, and then never wrapped or cut.
+
+    Piped output is read by scripts (``list postgres | cut …``): an id cut to ``postgres-2026…``
+    or a row folded onto two lines breaks them, so tables take their natural width there.
+    """
+    screen = Console(highlight=False)
+    if screen.is_terminal:
+        return screen
+    return Console(highlight=False, width=PIPE_WIDTH)
 
 
 def size(value: int | None) -> str:
@@ -101,13 +112,14 @@ def backups_table(component: str, backups: list[BackupSummary], now: datetime) -
     return table
 
 
-def manifest_panel(manifest: Manifest) -> Panel:
-    """One backup in full."""
+def manifest_panel(manifest: Manifest, *, full: bool = False) -> Panel:
+    """One backup in full; ``full`` prints whole checksums (for output that is not read by eye)."""
     objects = Table(box=None)
     for column in ("object", "stored", "raw", "sha256"):
         objects.add_column(column)
     for entry in manifest.objects:
-        objects.add_row(entry.name, size(entry.size), size(entry.raw_size), entry.sha256[:16] + "…")
+        digest = entry.sha256 if full else entry.sha256[:16] + "…"
+        objects.add_row(entry.name, size(entry.size), size(entry.raw_size), digest)
     lines = [
         f"[bold]{manifest.id}[/]  {escape(manifest.kind)}",
         f"started {manifest.started_at:%Y-%m-%d %H:%M:%S}Z, "
@@ -127,4 +139,6 @@ def manifest_panel(manifest: Manifest) -> Panel:
         )
     else:
         lines.append("verification: never verified")
-    return Panel(Group("\n".join(lines), objects), title="backup", title_align="left")
+    # Not expanded: on a wide (piped) console the frame would otherwise be padded to its width.
+    group = Group("\n".join(lines), objects)
+    return Panel(group, title="backup", title_align="left", expand=False)

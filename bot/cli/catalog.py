@@ -59,7 +59,8 @@ def show(ctx: click.Context, backup_id: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(manifest.model_dump(mode="json"), indent=2))
     else:
-        console().print(manifest_panel(manifest))
+        screen = console()
+        screen.print(manifest_panel(manifest, full=not screen.is_terminal))
 
 
 @click.group()

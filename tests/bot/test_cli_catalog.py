@@ -256,3 +256,39 @@ def test_status_check_exits_1_on_any_breach_for_cron(local_catalog: Catalog) -> 
     fresh = run_cli("status", "postgres", "--check", env=env)
     assert fresh.returncode == 0, fresh.stderr
     assert fresh.stderr == ""
+
+
+def piped(*args: str, env: dict[str, str]) -> str:
+    """Run the CLI as ``kosmos-backup ARGS | cat`` would, without a COLUMNS hint."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("KOSMOS", "SLACK_"))}
+    full_env.pop("COLUMNS", None)
+    full_env.pop("LINES", None)
+    full_env.update(env)
+    shell = subprocess.run(
+        ["sh", "-c", 'kosmos-backup --config "$0" "$@" | cat', str(EXAMPLE_CONFIG), *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=60,
+    )
+    assert shell.returncode == 0, shell.stderr
+    return shell.stdout
+
+
+def test_piped_output_never_wraps_or_cuts_ids(local_catalog: Catalog) -> None:
+    env = local_catalog.env
+    older, newer = local_catalog.postgres
+    listed = piped("list", "postgres", env=env)
+    assert "…" not in listed
+    rows = [line for line in listed.splitlines() if line.startswith("│ ")]
+    assert [row.split()[1] for row in rows] == [newer.id, older.id]
+    board = piped("status", env=env)
+    lines = {line.split()[1]: line for line in board.splitlines() if line.startswith("│ ")}
+    assert list(lines) == NAMES  # one line per component: nothing wrapped onto a second
+    assert "RPO breached (by 1h" in lines["etcd"] and "(etcd)" in lines["etcd"]
+    assert "(infisical)" in lines["secrets"] and "never backed up" in lines["secrets"]
+    shown = piped("show", newer.id, env=env)
+    assert "…" not in shown and newer.id in shown
+    for entry in newer.objects:
+        assert entry.sha256 in shown
+    assert max(len(line) for line in shown.splitlines()) < 300  # no panel padded to the pipe
