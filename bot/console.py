@@ -12,12 +12,14 @@ import sys
 import threading
 import time
 from collections.abc import Iterable
+from pathlib import Path
 from typing import IO, Any
 
 import structlog
 from rich.console import Console
 from rich.markup import escape
 
+from bot.console_log import default_log_file, logs_to_file
 from bot.dr_replies import DrReply
 from bot.handlers import Caller, Desk, dispatch
 from bot.progress import OperationView, Stage, fold, stage_text, title
@@ -46,10 +48,17 @@ CONSOLE_HELP = [
 class ConsoleChat:
     """One terminal session: reads command lines, prints answers and live progress."""
 
-    def __init__(self, ctx: Context, console: Console, user: str | None = None) -> None:
+    def __init__(
+        self,
+        ctx: Context,
+        console: Console,
+        user: str | None = None,
+        log_file: Path | None = None,
+    ) -> None:
         roles = ctx.settings.slack.roles
         self.ctx = ctx
         self.console = console
+        self.log_file = log_file or default_log_file()
         self.authorizer = Authorizer(roles, SelfNamedGroups())
         self.authorizer.open_access = not self.authorizer.users()
         self.desk = Desk(ctx, self.authorizer)
@@ -71,19 +80,20 @@ class ConsoleChat:
 
     def run(self, lines: Iterable[str] | None = None) -> None:
         """Greet, follow events in the background, and answer lines until /quit or EOF."""
-        self._after = queues.last_event_id(self.ctx.redis, self.ctx.settings)
-        watcher = threading.Thread(target=self._follow, name="kb-console-events", daemon=True)
-        watcher.start()
-        self._greet()
-        try:
-            for line in lines if lines is not None else _prompted(sys.stdin, self.console):
-                if not self.handle(line):
-                    break
-        except KeyboardInterrupt:
-            pass
-        finally:
-            self._stop.set()
-            watcher.join(timeout=2)
+        with logs_to_file(self.log_file):
+            self._after = queues.last_event_id(self.ctx.redis, self.ctx.settings)
+            watcher = threading.Thread(target=self._follow, name="kb-console-events", daemon=True)
+            watcher.start()
+            self._greet()
+            try:
+                for line in lines if lines is not None else _prompted(sys.stdin, self.console):
+                    if not self.handle(line):
+                        break
+            except KeyboardInterrupt:
+                pass
+            finally:
+                self._stop.set()
+                watcher.join(timeout=2)
 
     def handle(self, line: str) -> bool:
         """Answer one line; False when the session should end."""
@@ -117,7 +127,10 @@ class ConsoleChat:
         except Exception:
             op_id = new_operation_id(self.ctx.clock())
             structlog.get_logger().exception("internal error", operation=op_id)
-            self.console.print(f"[red]internal error, operation {op_id}[/]")
+            self.console.print(
+                f"[red]internal error, operation {op_id}[/] "
+                f"[dim](details in {escape(str(self.log_file))})[/]"
+            )
             return
         if isinstance(reply, AcceptedReply):
             with self._lock:
@@ -171,6 +184,7 @@ class ConsoleChat:
             f"[bold]kosmos-backup console[/] — you are [bold]{escape(self.user)}[/] ({held}). "
             "Type /backup help, /as <user>, /quit."
         )
+        self.console.print(f"[dim]logs: {escape(str(self.log_file))}[/]")
 
     def _whoami(self) -> None:
         roles = ", ".join(sorted(self.authorizer.roles_of(self.user))) or "no role"

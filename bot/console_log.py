@@ -1,0 +1,64 @@
+"""Where the console's log lines go: a file, never the chat.
+
+A log line printed between a prompt and an answer reads as part of the chat, and a JSON line
+in the middle of a table breaks it. While the console is open every log record (structlog's
+and the standard library's, warnings too) goes to ``console.log`` in the install's state
+directory, the folder where ``up`` keeps its worker's and scheduler's logs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import structlog
+
+STATE_ENV = "KOSMOS_BACKUP_STATE_DIR"
+LOG_NAME = "console.log"
+
+
+def default_log_file(environ: Mapping[str, str] | None = None) -> Path:
+    """``console.log`` in the install's state directory (as ``up`` keeps its logs)."""
+    env = os.environ if environ is None else environ
+    if env.get(STATE_ENV):
+        folder = Path(env[STATE_ENV]).expanduser()
+    elif env.get("XDG_STATE_HOME"):
+        folder = Path(env["XDG_STATE_HOME"]) / "kosmos-backup"
+    else:
+        folder = Path(env.get("HOME") or Path.home()) / ".local" / "state" / "kosmos-backup"
+    return folder / LOG_NAME
+
+
+@contextlib.contextmanager
+def logs_to_file(path: Path) -> Iterator[None]:
+    """Send every log record to ``path`` (JSON lines) while the block runs, then put back the
+    handlers that were there before."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[
+                structlog.stdlib.add_log_level,
+                structlog.stdlib.add_logger_name,
+                structlog.processors.TimeStamper(fmt="iso", utc=True),
+            ],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                structlog.processors.JSONRenderer(),
+            ],
+        )
+    )
+    root = logging.getLogger()
+    saved = root.handlers[:]
+    root.handlers = [handler]
+    logging.captureWarnings(True)
+    try:
+        yield
+    finally:
+        logging.captureWarnings(False)
+        root.handlers = saved
+        handler.close()
