@@ -218,7 +218,13 @@ class ConsoleChat:
     def _ended(self, op_id: str) -> bool:
         view = self.views.get(op_id)
         shown = self.shown.get(op_id)
-        return view is not None and view.ended and shown is not None and shown[1] == _line(view)
+        if view is None or shown is None:
+            return False
+        return view.ended and shown[1] == self._line(view)
+
+    def _line(self, view: OperationView) -> str:
+        rto = self.ctx.settings.objectives.rto.total_seconds()
+        return f"{view.op_id} {title(view)} — {stage_text(view, rto)}"
 
     # -- live updates --------------------------------------------------------------------------
 
@@ -260,7 +266,7 @@ class ConsoleChat:
         with self._lock:
             views = list(self.views.items())
         for op_id, view in views:
-            line = _line(view)
+            line = self._line(view)
             last = self.shown.get(op_id)
             if last is not None and (
                 last[1] == line or (not view.ended and now - last[0] < UPDATE_SECONDS)
@@ -272,10 +278,6 @@ class ConsoleChat:
                 self.console.print(f"  [dim]{escape(view.hint)}[/]")
             with self._lock:
                 self.shown[op_id] = (now, line)
-
-
-def _line(view: OperationView) -> str:
-    return f"{view.op_id} {title(view)} — {stage_text(view)}"
 
 
 def _prompted(stream: IO[str], console: Console) -> Iterable[str]:

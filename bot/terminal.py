@@ -12,7 +12,7 @@ from rich.table import Table
 from workers.core.catalog import ComponentStatus, Freshness
 from workers.core.config import Settings
 from workers.core.durations import format_duration, humanize
-from workers.core.manifest import BackupSummary, Manifest
+from workers.core.manifest import BackupSummary, Manifest, VerificationRecord
 
 MARKS = {
     Freshness.FRESH: "[green]● fresh[/]",
@@ -61,6 +61,14 @@ def when(moment: datetime | None, now: datetime) -> str:
     return f"in {humanize(delta)}" if delta > 0 else f"{humanize(delta)} ago"
 
 
+def verified(record: VerificationRecord | None, now: datetime | None = None) -> str:
+    """``passed (deep) 3h ago``; ``never`` without a record; no age without ``now``."""
+    if record is None:
+        return "never"
+    text = record.state.value + (" (deep)" if record.deep else "")
+    return f"{text} {when(record.at, now)}" if now is not None else text
+
+
 def status_table(settings: Settings, rows: list[ComponentStatus], now: datetime) -> Table:
     """The status board: one line per component."""
     objectives = settings.objectives
@@ -79,9 +87,7 @@ def status_table(settings: Settings, rows: list[ComponentStatus], now: datetime)
         state = MARKS[row.freshness]
         if row.freshness == Freshness.BREACHED:
             state += f" [red](by {humanize(row.breached_by_seconds)})[/]"
-        verified = "–"
-        if row.last_verification:
-            verified = f"{row.last_verification.state.value} {when(row.last_verification.at, now)}"
+        checked = verified(row.last_verification, now) if row.last_verification else "–"
         table.add_row(
             f"{row.name} [dim]({row.kind})[/]",
             state,
@@ -89,7 +95,7 @@ def status_table(settings: Settings, rows: list[ComponentStatus], now: datetime)
             size(last.size) if last else "–",
             due,
             str(row.retained),
-            verified,
+            checked,
         )
     return table
 
@@ -100,14 +106,13 @@ def backups_table(component: str, backups: list[BackupSummary], now: datetime) -
     for column in ("id", "kind", "finished", "size", "objects", "verified"):
         table.add_column(column)
     for item in backups:
-        verified = item.verification.state.value if item.verification else "never"
         table.add_row(
             item.id,
             escape(item.kind),
             when(item.finished_at, now),
             size(item.size),
             str(item.objects),
-            verified,
+            verified(item.verification),
         )
     return table
 
@@ -131,14 +136,17 @@ def manifest_panel(manifest: Manifest, *, full: bool = False) -> Panel:
         f"source: {escape(str(manifest.source))}",
         f"tools: {escape(str(manifest.tool_versions))}",
     ]
-    if manifest.verification:
-        record = manifest.verification
-        lines.append(
-            f"verification: {record.state.value} at {record.at:%Y-%m-%d %H:%M}Z "
-            f"{escape(record.detail)}"
-        )
-    else:
-        lines.append("verification: never verified")
+    for label, record in (
+        ("verification", manifest.verification),
+        ("deep verification", manifest.deep_verification),
+    ):
+        if record is not None:
+            lines.append(
+                f"{label}: {record.state.value} at {record.at:%Y-%m-%d %H:%M}Z "
+                f"{escape(record.detail)}"
+            )
+        else:
+            lines.append(f"{label}: never")
     # Not expanded: on a wide (piped) console the frame would otherwise be padded to its width.
     group = Group("\n".join(lines), objects)
     return Panel(group, title="backup", title_align="left", expand=False)

@@ -182,13 +182,15 @@ def recheck_target(ctx: Context, plan: RestorePlan) -> None:
 
 
 def facts_of(manifest: Manifest) -> BackupFacts:
-    """What the approval card shows about a backup."""
-    verification = manifest.verification
+    """What the approval card shows about a backup (its verdict: the best of its records)."""
+    verdict = manifest.verdict
     return BackupFacts(
         kind=manifest.kind,
         finished_at=manifest.finished_at,
         size=manifest.total_size,
-        verification=verification.state.value if verification is not None else None,
+        verification=verdict.state.value if verdict is not None else None,
+        verified_at=verdict.at if verdict is not None else None,
+        deep=verdict.deep if verdict is not None else False,
     )
 
 

@@ -174,7 +174,7 @@ def pick(call: Call) -> dict[str, Any]:
         "finished_at": manifest.finished_at.isoformat(),
         "size": manifest.total_size,
         "age_seconds": round((call.ctx.clock() - point).total_seconds(), 1),
-        "verified": manifest.verification.state.value if manifest.verification else None,
+        "verified": manifest.verdict.state.value if manifest.verdict else None,
     }
 
 

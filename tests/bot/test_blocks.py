@@ -203,3 +203,30 @@ def test_thread_details_and_alerts() -> None:
     assert texts(alert(raised)) == [
         ":rotating_light: *RPO alert — etcd*: last good backup 7h ago\n_run /backup run etcd_"
     ]
+
+
+def test_a_restore_message_ends_with_what_it_compared_against_the_rto() -> None:
+    summary = {
+        "backup_id": "postgres-x",
+        "duration_seconds": 184.0,
+        "checksums_matched": True,
+        "databases": [
+            {
+                "source_database": "app",
+                "database": "app<2>",
+                "tables": 4,
+                "rows": 100_011,
+                "checksums_matched": True,
+            },
+        ],
+    }
+    done = view(operation="restore", stage=Stage.DONE, summary=summary)
+    assert texts(operation(done, 4 * 3600))[0] == (
+        ":white_check_mark: *Restore of postgres* — done · 4 tables / 100,011 rows compared · "
+        "checksums match · 3m of the 4h RTO (1.3%) · backup postgres-x"
+    )
+    end = Event(op_id="op-1", type=EventType.FINISHED, at=NOW, operation="restore", summary=summary)
+    assert texts(detail(end)) == [
+        "*backup id*: `postgres-x`\n*duration seconds*: 3m\n*checksums matched*: True\n"
+        "app -&gt; app&lt;2&gt;: 4 tables, 100,011 rows, checksums match"
+    ]
