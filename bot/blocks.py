@@ -21,7 +21,8 @@ from slack_sdk.models.blocks import (
 )
 
 from bot.dr_replies import DrReply
-from bot.progress import OperationView, Stage, stage_text, title
+from bot.grammar import chat_command
+from bot.progress import OperationView, Stage, chat_hint, stage_text, title
 from bot.replies import AcceptedReply, HelpReply, ListReply, Reply, StatusReply
 from bot.restore_replies import AuditReply, CardReply, DecisionReply
 from bot.results import database_lines
@@ -200,10 +201,12 @@ def error_message(error: KosmosError) -> Message:
     else:
         mark = ":x:"
     line = f"{mark} {escape(error.message)}"
-    if error.hint:
-        hint = escape(error.hint)
+    said = error.hint_for(chat_command)
+    if said:
+        hint = escape(said)
         line += f"\n```{hint}```" if isinstance(error, UsageError) else f"\n_{hint}_"
-    return Message(clip(error.one_line()), [_section(line)])
+    text = f"{error.message} ({said})" if said else error.message
+    return Message(clip(text), [_section(line)])
 
 
 def internal_error(op_id: str) -> Message:
@@ -220,8 +223,9 @@ def operation(view: OperationView, rto_seconds: float | None = None) -> Message:
     who = f" · requested by <@{view.chat.user}>" if view.chat.user else ""
     context = ContextBlock(elements=[MarkdownTextObject(text=clip(f"`{view.op_id}`{who}"))])
     blocks = [_section(line), context.to_dict()]
-    if view.stage == Stage.FAILED and view.hint:
-        blocks.insert(1, _section(f"_{escape(view.hint)}_"))
+    hint = chat_hint(view)
+    if view.stage == Stage.FAILED and hint:
+        blocks.insert(1, _section(f"_{escape(hint)}_"))
     return Message(clip(f"{name}: {status}"), blocks)
 
 

@@ -21,8 +21,9 @@ from rich.markup import escape
 
 from bot.console_log import default_log_file, logs_to_file
 from bot.dr_replies import DrReply
+from bot.grammar import chat_command
 from bot.handlers import Caller, Desk, dispatch
-from bot.progress import OperationView, Stage, fold, stage_text, title
+from bot.progress import OperationView, Stage, chat_hint, fold, stage_text, title
 from bot.replies import AcceptedReply, HelpReply, ListReply, Reply, StatusReply
 from bot.restore_replies import AuditReply, CardReply, DecisionReply
 from bot.roles import Authorizer, SelfNamedGroups
@@ -164,17 +165,19 @@ class ConsoleChat:
                 self.console.print(escape(line))
 
     def _print_help(self, reply: HelpReply | None = None) -> None:
-        lines = reply.lines if reply else []
         if reply is None:
             from bot.handlers.backup import help_reply
 
-            lines = [*help_reply(None).lines, *CONSOLE_HELP]
+            reply = help_reply(None)
+        lines = list(reply.lines)
+        if reply.group == "backup" and not reply.topic:
+            lines += CONSOLE_HELP  # the console's own commands: /as, /whoami, /wait, /quit
         for usage, summary in lines:
             self.console.print(f"  [bold]{escape(usage)}[/]  {escape(summary)}")
 
     def _print_error(self, error: KosmosError) -> None:
         self.console.print(f"[red]{escape(error.message)}[/]")
-        for line in error.hint.splitlines():
+        for line in error.hint_for(chat_command).splitlines():
             self.console.print(f"  [dim]{escape(line)}[/]")
 
     def _greet(self) -> None:
@@ -274,8 +277,9 @@ class ConsoleChat:
                 continue
             colour = {Stage.DONE: "green", Stage.FAILED: "red"}.get(view.stage, "cyan")
             self.console.print(f"[{colour}]{escape(line)}[/]")
-            if view.stage == Stage.FAILED and view.hint:
-                self.console.print(f"  [dim]{escape(view.hint)}[/]")
+            hint = chat_hint(view)
+            if view.stage == Stage.FAILED and hint:
+                self.console.print(f"  [dim]{escape(hint)}[/]")
             with self._lock:
                 self.shown[op_id] = (now, line)
 

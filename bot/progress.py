@@ -13,9 +13,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from bot.grammar import chat_command
 from bot.results import restore_facts, verify_facts
 from bot.terminal import size
 from workers.core.durations import humanize
+from workers.core.errors import Suggestion
 from workers.core.events import ChatContext, Event, EventType
 
 
@@ -53,6 +55,7 @@ class OperationView(BaseModel):
     error_class: str | None = None
     message: str | None = None
     hint: str | None = None
+    suggestion: Suggestion | None = None
 
     @property
     def ended(self) -> bool:
@@ -81,6 +84,7 @@ def fold(view: OperationView | None, event: Event) -> OperationView:
             error_class=event.error_class,
             message=event.message,
             hint=event.hint,
+            suggestion=event.suggestion,
             summary=dict(event.summary),
         )
     if _RANK[changes.get("stage", current.stage)] < _RANK[current.stage]:
@@ -100,6 +104,11 @@ def _running(current: OperationView, event: Event) -> dict[str, Any]:
         if value is not None:
             changes[name] = value
     return changes
+
+
+def chat_hint(view: OperationView) -> str | None:
+    """A failed operation's hint, its suggested command spelled as typed in chat."""
+    return view.suggestion.text(chat_command) if view.suggestion else view.hint
 
 
 def percent_of(view: OperationView) -> float | None:

@@ -39,7 +39,7 @@ def resolve(ctx: Context, component: str, ref: str) -> Manifest:
     found = find_backup(ctx.repo.index(component), ref)
     if found is None:
         what = "no good backup yet" if ref == "latest" else f"no backup {ref!r}"
-        raise NotFoundError(f"{component}: {what}", hint=f"see: kosmos-backup list {component}")
+        raise NotFoundError(f"{component}: {what}", see=("list", component))
     return ctx.repo.manifest(found.id)
 
 

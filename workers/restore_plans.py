@@ -199,9 +199,7 @@ def _choose(ctx: Context, component: str, ref: str, point: datetime | None) -> B
     if ref != "latest":
         found = find_backup(index, ref)
         if found is None:
-            raise NotFoundError(
-                f"{component}: no backup {ref!r}", hint=f"see: kosmos-backup list {component}"
-            )
+            raise NotFoundError(f"{component}: no backup {ref!r}", see=("list", component))
         return found
     good = good_backups(index)
     if point is not None:
@@ -216,7 +214,7 @@ def _choose(ctx: Context, component: str, ref: str, point: datetime | None) -> B
     plain = [b for b in good if not b.kind.endswith(BASE_SUFFIX)] or good
     if not plain:
         raise NotFoundError(
-            f"{component}: no good backup yet", hint=f"run: kosmos-backup backup {component}"
+            f"{component}: no good backup yet", hint="run:", see=("backup", component)
         )
     return plain[-1]
 

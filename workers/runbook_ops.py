@@ -158,7 +158,8 @@ def pick(call: Call) -> dict[str, Any]:
         if not found:
             raise NotFoundError(
                 f"{component}: no good {kind} backup yet",
-                hint=f"run: kosmos-backup backup {component}",
+                hint="run:",
+                see=("backup", component),
             )
         manifest = call.ctx.repo.manifest(found[-1].id)
     else:

@@ -213,3 +213,41 @@ def test_up_keeps_its_console_free_of_log_lines(redis_url: str, tmp_path: Path) 
     assert "you may not use backup run" in result.stdout
     assert result.stderr.splitlines() == [f"worker and scheduler running (logs in {logs})"]
     assert '"event": "refused"' in (state / "console.log").read_text()
+
+
+def test_console_help_refusals_and_hints_speak_the_chat(redis_url: str, tmp_path: Path) -> None:
+    missing = "postgres-20261124T0300Z-0000"
+    typed = (
+        "/backup help\n/dr help\n/as @platform\n/backup run etcd\n/as @sre\n"
+        f"/restore postgres {missing} --target kb_nowhere -- why\n"
+    )
+    env = console_env(
+        redis_url,
+        tmp_path / "store",
+        KOSMOS_BACKUP_STATE_DIR=str(tmp_path / "state"),
+        KOSMOS__APPROVAL_KEY="console-help-approval-key-0123456789",
+    )
+    result = subprocess.run(
+        ["kosmos-backup", "bot", "--console"],
+        input=typed + "/quit\n",
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    out = result.stdout
+    assert result.returncode == 0, result.stderr
+    backup_help = out.split("/dr start <runbook>")[0]
+    assert "  /backup verify <component> [id|latest] [--deep]  " in backup_help
+    for console_only in ("/as <user>  act as", "/whoami  who you are", "/quit  leave"):
+        assert f"\n  {console_only}" in backup_help
+    for runbook in ("dr-test", "postgres-restore", "full-recovery"):
+        assert f"/dr start {runbook}" in out
+    assert "Monthly DR test (a drill)" in out
+    # Who holds each role that would do: an incident commander is not called an operator.
+    assert (
+        "ask an admin to add you to slack.roles.operators "
+        "(today operators: @sre; incident_commanders: @incident-commanders)"
+    ) in out
+    assert f"postgres: no backup '{missing}'\n  see: /backup list postgres\n" in out
+    assert "kosmos-backup list" not in out

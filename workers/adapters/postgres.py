@@ -89,7 +89,8 @@ def backup(
             f"backup {manifest.id} is incomplete: {len(failed)} of {len(databases)} databases "
             f"failed to dump: {_failures(failed)}",
             hint=f"it holds the other {len(dumped)} and is marked failed, so latest skips it;"
-            f" fix the cause and run: kosmos-backup backup {component}",
+            " fix the cause and run:",
+            see=("backup", component),
         )
     return manifest
 
@@ -265,14 +266,13 @@ def resolve_dump(ctx: Context, component: str, ref: str) -> Manifest:
         if not dumps:
             raise NotFoundError(
                 f"{component}: no good logical backup yet",
-                hint=f"run: kosmos-backup backup {component}",
+                hint="run:",
+                see=("backup", component),
             )
         return ctx.repo.manifest(dumps[-1].id)
     found = find_backup(index, ref)
     if found is None:
-        raise NotFoundError(
-            f"{component}: no backup {ref!r}", hint=f"see: kosmos-backup list {component}"
-        )
+        raise NotFoundError(f"{component}: no backup {ref!r}", see=("list", component))
     if found.kind != KIND_LOGICAL:
         raise UsageError(
             f"{found.id} is a {found.kind} backup, not a dump",
@@ -314,5 +314,6 @@ def _barman(required: bool = True) -> Any:
             return None
         raise EngineError(
             "base backups and point-in-time recovery are not available in this build",
-            hint="logical dumps work: kosmos-backup backup postgres",
+            hint="logical dumps work:",
+            see=("backup", "postgres"),
         ) from None

@@ -105,7 +105,7 @@ class Repository:
             raw = self.store.get_bytes(manifest_key(component, backup_id))
         except NotFoundError:
             raise NotFoundError(
-                f"backup {backup_id} does not exist", hint=f"see: kosmos-backup list {component}"
+                f"backup {backup_id} does not exist", see=("list", component)
             ) from None
         try:
             return Manifest.model_validate_json(raw)

@@ -66,7 +66,8 @@ class RunStore:
         if raw is None:
             raise NotFoundError(
                 f"run {run_id} is not in Redis",
-                hint=f"restore it from storage: kosmos-backup dr resume {run_id}",
+                hint="restore it from storage:",
+                see=("dr", "resume", run_id),
             )
         return _parse(raw, f"run {run_id} in Redis")
 
@@ -76,7 +77,7 @@ class RunStore:
             raw = self.store.get_bytes(state_key(run_id))
         except NotFoundError:
             raise NotFoundError(
-                f"no run {run_id} in {self.store.describe()}", hint="see: kosmos-backup dr status"
+                f"no run {run_id} in {self.store.describe()}", see=("dr", "status")
             ) from None
         return _parse(raw, f"{state_key(run_id)}")
 
