@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from bot.console_log import default_log_file, logs_to_file
+from bot.dr_blocks import drill_line
 from bot.dr_replies import DrReply
 from bot.grammar import chat_command
 from bot.handlers import Caller, Desk, dispatch
@@ -149,6 +150,8 @@ class ConsoleChat:
                     lag = wal_archive_lag(row, reply.now)
                     shown = humanize(lag) if lag is not None else "no WAL archived yet"
                     self.console.print(f"  {escape(row.name)} WAL archive lag: {shown}")
+            if reply.drill:
+                self.console.print(f"  {escape(drill_line(reply.drill))}")
         elif isinstance(reply, ListReply):
             self.console.print(backups_table(reply.component, reply.backups, reply.now))
             if reply.total > len(reply.backups):

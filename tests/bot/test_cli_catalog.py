@@ -13,7 +13,7 @@ import pytest
 
 from tests.adapters.stores import local_store, s3_store
 from tests.conftest import EXAMPLE_CONFIG
-from tests.services import MotoServer
+from tests.services import MotoServer, free_port
 from workers.adapters.repository import PipelineOptions, Repository, index_key
 from workers.core.manifest import Manifest, VerificationRecord, VerificationState
 
@@ -292,3 +292,32 @@ def test_piped_output_never_wraps_or_cuts_ids(local_catalog: Catalog) -> None:
     for entry in newer.objects:
         assert entry.sha256 in shown
     assert max(len(line) for line in shown.splitlines()) < 300  # no panel padded to the pipe
+
+
+DRILL = {
+    "run_id": "dr-20261204T214210Z-7f3a",
+    "runbook": "dr-test",
+    "finished_at": "2026-12-04T21:42:26.100000+00:00",
+    "result": "done",
+    "rto_seconds": 15.9,
+    "rto_objective_seconds": 14400.0,
+    "rto_met": True,
+    "rpo_seconds": 812.0,
+    "rpo_met": True,
+}
+DRILL_LINE = "✅ last DR drill 2026-12-04 21:42 UTC: done · measured RTO 15.9s of 4h"
+
+
+def test_status_shows_the_last_drill_a_finished_drill_left_in_storage(
+    local_catalog: Catalog, redis_url: str
+) -> None:
+    # What a drill leaves beside the backups; Redis (another machine's, or restarted) has nothing.
+    local_catalog.repo.store.put_bytes("_dr/last-drill.json", json.dumps(DRILL).encode())
+    env = {**local_catalog.env, "KOSMOS__REDIS__URL": redis_url}
+    board = piped("status", env=env)
+    assert f"\n  {DRILL_LINE}\n" in board
+    doc = json.loads(ok(run_cli("status", "--json", env=env)))
+    assert doc["last_drill"] == DRILL
+    # With Redis away the board still shows it, from the storage.
+    away = {**env, "KOSMOS__REDIS__URL": f"redis://127.0.0.1:{free_port()}/0"}
+    assert f"\n  {DRILL_LINE}\n" in piped("status", env=away)

@@ -251,3 +251,22 @@ def test_console_help_refusals_and_hints_speak_the_chat(redis_url: str, tmp_path
     ) in out
     assert f"postgres: no backup '{missing}'\n  see: /backup list postgres\n" in out
     assert "kosmos-backup list" not in out
+
+
+def test_the_console_board_shows_the_last_drill(redis_url: str, tmp_path: Path) -> None:
+    from tests.bot.test_cli_catalog import DRILL, DRILL_LINE
+
+    store = tmp_path / "store"
+    (store / "_dr").mkdir(parents=True)
+    (store / "_dr" / "last-drill.json").write_text(json.dumps(DRILL))
+    env = console_env(redis_url, store, KOSMOS_BACKUP_STATE_DIR=str(tmp_path / "state"))
+    result = subprocess.run(
+        ["kosmos-backup", "bot", "--console"],
+        input="/backup status\n/quit\n",
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"\n  {DRILL_LINE}\n" in result.stdout

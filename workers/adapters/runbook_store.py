@@ -13,6 +13,7 @@ Keys under the prefix ``P``::
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -179,7 +180,10 @@ class RunStore:
 
     def last_drill(self) -> dict[str, Any] | None:
         """The last finished drill's summary (Redis, else the storage), or None."""
-        raw = self.client.get(self.key("last-drill"))
+        try:
+            raw = self.client.get(self.key("last-drill"))
+        except redis.RedisError:
+            raw = None  # the board still shows the drill when Redis is away: read the storage
         if raw is None:
             # Redis lost it (or no drill ran yet): read the storage once, then remember the
             # answer for a while, so a status board never waits on the storage for it.
@@ -187,7 +191,8 @@ class RunStore:
                 raw = self.store.get_bytes(LAST_DRILL_KEY)
             except NotFoundError:
                 raw = b"null"
-            self.client.set(self.key("last-drill"), raw, ex=LAST_DRILL_CACHE)
+            with contextlib.suppress(redis.RedisError):
+                self.client.set(self.key("last-drill"), raw, ex=LAST_DRILL_CACHE)
         loaded: dict[str, Any] | None = json.loads(raw)
         return loaded
 
