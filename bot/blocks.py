@@ -21,10 +21,12 @@ from slack_sdk.models.blocks import (
 )
 
 from bot.dr_replies import DrReply
-from bot.progress import OperationView, Stage, stage_text, title
+from bot.grammar import chat_command
+from bot.progress import OperationView, Stage, chat_hint, stage_text, title
 from bot.replies import AcceptedReply, HelpReply, ListReply, Reply, StatusReply
 from bot.restore_replies import AuditReply, CardReply, DecisionReply
-from bot.terminal import size, when
+from bot.results import database_lines
+from bot.terminal import size, verified, when
 from workers.core.catalog import ComponentStatus, Freshness
 from workers.core.durations import format_duration, humanize
 from workers.core.errors import KosmosError, PermissionDenied, UsageError
@@ -153,12 +155,8 @@ def status_line(row: ComponentStatus, now: datetime) -> str:
     if row.enabled and row.next_due is not None:
         overdue = last is not None and row.next_due <= now
         facts.append("due now" if overdue or last is None else f"next {when(row.next_due, now)}")
-    verified = row.last_verification
-    facts.append(
-        f"verified {verified.state.value} {when(verified.at, now)}"
-        if verified
-        else "never verified"
-    )
+    record = row.last_verification
+    facts.append(f"verified {verified(record, now)}" if record else "never verified")
     if row.kind == "postgres":
         lag = wal_archive_lag(row, now)
         facts.append(f"WAL lag {humanize(lag)}" if lag is not None else "no WAL archived")
@@ -173,10 +171,10 @@ def backup_list(reply: ListReply) -> list[Message]:
     header = f"{reply.component}: {len(reply.backups)} of {reply.total} backups"
     lines = []
     for item in reply.backups:
-        verified = item.verification.state.value if item.verification else "never verified"
+        checked = verified(item.verification) if item.verification else "never verified"
         lines.append(
             f"`{item.id}` · {item.kind} · {when(item.finished_at, reply.now)} · "
-            f"{size(item.size)} · {verified}"
+            f"{size(item.size)} · {checked}"
         )
     if not lines:
         lines = [f"no backups of {escape(reply.component)} yet"]
@@ -209,10 +207,12 @@ def error_message(error: KosmosError) -> Message:
     else:
         mark = ":x:"
     line = f"{mark} {escape(error.message)}"
-    if error.hint:
-        hint = escape(error.hint)
+    said = error.hint_for(chat_command)
+    if said:
+        hint = escape(said)
         line += f"\n```{hint}```" if isinstance(error, UsageError) else f"\n_{hint}_"
-    return Message(clip(error.one_line()), [_section(line)])
+    text = f"{error.message} ({said})" if said else error.message
+    return Message(clip(text), [_section(line)])
 
 
 def internal_error(op_id: str) -> Message:
@@ -221,16 +221,17 @@ def internal_error(op_id: str) -> Message:
     return Message(f"internal error, operation {op_id}", [_section(line)])
 
 
-def operation(view: OperationView) -> Message:
-    """The one message of an operation, as it stands."""
+def operation(view: OperationView, rto_seconds: float | None = None) -> Message:
+    """The one message of an operation, as it stands (a restore's duration against the RTO)."""
     name = title(view)
-    status = clip(stage_text(view), 2000)
+    status = clip(stage_text(view, rto_seconds), 2000)
     line = f"{STAGE_MARKS[view.stage]} *{escape(name)}* — {escape(status)}"
     who = f" · requested by <@{view.chat.user}>" if view.chat.user else ""
     context = ContextBlock(elements=[MarkdownTextObject(text=clip(f"`{view.op_id}`{who}"))])
     blocks = [_section(line), context.to_dict()]
-    if view.stage == Stage.FAILED and view.hint:
-        blocks.insert(1, _section(f"_{escape(view.hint)}_"))
+    hint = chat_hint(view)
+    if view.stage == Stage.FAILED and hint:
+        blocks.insert(1, _section(f"_{escape(hint)}_"))
     return Message(clip(f"{name}: {status}"), blocks)
 
 
@@ -242,14 +243,25 @@ def detail(event: Event) -> Message:
             line = f"*{escape(event.phase)}*: {line}"
     else:
         pairs = [
-            f"*{escape(k.replace('_', ' '))}*: {_fact(k, v)}" for k, v in event.summary.items()
+            f"*{escape(k.replace('_', ' '))}*: {_fact(k, v)}"
+            for k, v in event.summary.items()
+            if not _restored(k, v)
         ]
+        databases = event.summary.get("databases")
+        if isinstance(databases, list) and _restored("databases", databases):
+            pairs += [escape(line) for line in database_lines(databases)]
         line = "\n".join(pairs) or "no details"
         if event.type == EventType.FAILED:
             kind = escape(event.error_class or "error")
             error = f"*error* ({kind}): {escape(event.message or '')}"
             line = "\n".join([error, *pairs])
     return Message(clip(line), [b.to_dict() for b in sections(line.splitlines())][:MAX_BLOCKS])
+
+
+def _restored(key: str, value: Any) -> bool:
+    """Whether this is a dump restore's list of databases, shown one line each."""
+    listed = isinstance(value, list) and all(isinstance(v, dict) for v in value)
+    return key == "databases" and listed
 
 
 def _fact(key: str, value: Any) -> str:
@@ -270,8 +282,9 @@ def alert(event: Event) -> Message:
         line = f":rotating_light: *{kind} — {component}*: {escape(event.message or '')}"
     else:
         line = f":white_check_mark: *Recovered — {component}*: {escape(event.message or '')}"
-    if event.hint:
-        line += f"\n_{escape(event.hint)}_"
+    hint = event.suggestion.text(chat_command) if event.suggestion else event.hint
+    if hint:
+        line += f"\n_{escape(hint)}_"
     return Message(clip(line), [_section(line)])
 
 

@@ -20,16 +20,20 @@ import sys
 import threading
 import time
 from collections.abc import Iterable
+from pathlib import Path
 from typing import IO, Any
 
 import structlog
 from rich.console import Console
 from rich.markup import escape
 
+from bot.console_log import default_log_file, logs_to_file
+from bot.dr_blocks import drill_line
 from bot.dr_feed import APPROVAL_REQUESTED, Line, event_lines, request_lines
 from bot.dr_replies import DrReply
+from bot.grammar import chat_command
 from bot.handlers import Caller, Desk, dispatch
-from bot.progress import OperationView, Stage, fold, stage_text, title
+from bot.progress import OperationView, Stage, chat_hint, fold, stage_text, title
 from bot.replies import AcceptedReply, HelpReply, ListReply, Reply, StatusReply
 from bot.restore_replies import AuditReply, CardReply, DecisionReply, card_facts, plain
 from bot.roles import Authorizer, SelfNamedGroups
@@ -56,10 +60,17 @@ CONSOLE_HELP = [
 class ConsoleChat:
     """One terminal session: reads command lines, prints answers and live progress."""
 
-    def __init__(self, ctx: Context, console: Console, user: str | None = None) -> None:
+    def __init__(
+        self,
+        ctx: Context,
+        console: Console,
+        user: str | None = None,
+        log_file: Path | None = None,
+    ) -> None:
         roles = ctx.settings.slack.roles
         self.ctx = ctx
         self.console = console
+        self.log_file = log_file or default_log_file()
         self.authorizer = Authorizer(roles, SelfNamedGroups())
         self.authorizer.open_access = not self.authorizer.users()
         self.desk = Desk(ctx, self.authorizer)
@@ -82,19 +93,20 @@ class ConsoleChat:
 
     def run(self, lines: Iterable[str] | None = None) -> None:
         """Greet, follow events in the background, and answer lines until /quit or EOF."""
-        self._after = queues.last_event_id(self.ctx.redis, self.ctx.settings)
-        watcher = threading.Thread(target=self._follow, name="kb-console-events", daemon=True)
-        watcher.start()
-        self._greet()
-        try:
-            for line in lines if lines is not None else _prompted(sys.stdin, self.console):
-                if not self.handle(line):
-                    break
-        except KeyboardInterrupt:
-            pass
-        finally:
-            self._stop.set()
-            watcher.join(timeout=2)
+        with logs_to_file(self.log_file):
+            self._after = queues.last_event_id(self.ctx.redis, self.ctx.settings)
+            watcher = threading.Thread(target=self._follow, name="kb-console-events", daemon=True)
+            watcher.start()
+            self._greet()
+            try:
+                for line in lines if lines is not None else _prompted(sys.stdin, self.console):
+                    if not self.handle(line):
+                        break
+            except KeyboardInterrupt:
+                pass
+            finally:
+                self._stop.set()
+                watcher.join(timeout=2)
 
     def handle(self, line: str) -> bool:
         """Answer one line; False when the session should end."""
@@ -128,7 +140,10 @@ class ConsoleChat:
         except Exception:
             op_id = new_operation_id(self.ctx.clock())
             structlog.get_logger().exception("internal error", operation=op_id)
-            self.console.print(f"[red]internal error, operation {op_id}[/]")
+            self.console.print(
+                f"[red]internal error, operation {op_id}[/] "
+                f"[dim](details in {escape(str(self.log_file))})[/]"
+            )
             return
         if isinstance(reply, AcceptedReply):
             with self._lock:
@@ -148,6 +163,8 @@ class ConsoleChat:
                     lag = wal_archive_lag(row, reply.now)
                     shown = humanize(lag) if lag is not None else "no WAL archived yet"
                     self.console.print(f"  {escape(row.name)} WAL archive lag: {shown}")
+            if reply.drill:
+                self.console.print(f"  {escape(drill_line(reply.drill))}")
         elif isinstance(reply, ListReply):
             self.console.print(backups_table(reply.component, reply.backups, reply.now))
             if reply.total > len(reply.backups):
@@ -173,17 +190,19 @@ class ConsoleChat:
                 self.mine.add(reply.request.op_id)
 
     def _print_help(self, reply: HelpReply | None = None) -> None:
-        lines = reply.lines if reply else []
         if reply is None:
             from bot.handlers.backup import help_reply
 
-            lines = [*help_reply(None).lines, *CONSOLE_HELP]
+            reply = help_reply(None)
+        lines = list(reply.lines)
+        if reply.group == "backup" and not reply.topic:
+            lines += CONSOLE_HELP  # the console's own commands: /as, /whoami, /wait, /quit
         for usage, summary in lines:
             self.console.print(f"  [bold]{escape(usage)}[/]  {escape(summary)}")
 
     def _print_error(self, error: KosmosError) -> None:
         self.console.print(f"[red]{escape(error.message)}[/]")
-        for line in error.hint.splitlines():
+        for line in error.hint_for(chat_command).splitlines():
             self.console.print(f"  [dim]{escape(line)}[/]")
 
     def _greet(self) -> None:
@@ -193,6 +212,7 @@ class ConsoleChat:
             f"[bold]kosmos-backup console[/] — you are [bold]{escape(self.user)}[/] ({held}). "
             "Type /backup help, /as <user>, /quit."
         )
+        self.console.print(f"[dim]logs: {escape(str(self.log_file))}[/]")
 
     def _whoami(self) -> None:
         roles = ", ".join(sorted(self.authorizer.roles_of(self.user))) or "no role"
@@ -226,7 +246,13 @@ class ConsoleChat:
     def _ended(self, op_id: str) -> bool:
         view = self.views.get(op_id)
         shown = self.shown.get(op_id)
-        return view is not None and view.ended and shown is not None and shown[1] == _line(view)
+        if view is None or shown is None:
+            return False
+        return view.ended and shown[1] == self._line(view)
+
+    def _line(self, view: OperationView) -> str:
+        rto = self.ctx.settings.objectives.rto.total_seconds()
+        return f"{view.op_id} {title(view)} — {stage_text(view, rto)}"
 
     # -- live updates --------------------------------------------------------------------------
 
@@ -301,7 +327,7 @@ class ConsoleChat:
         with self._lock:
             views = list(self.views.items())
         for op_id, view in views:
-            line = _line(view)
+            line = self._line(view)
             last = self.shown.get(op_id)
             if last is not None and (
                 last[1] == line or (not view.ended and now - last[0] < UPDATE_SECONDS)
@@ -309,14 +335,11 @@ class ConsoleChat:
                 continue
             colour = {Stage.DONE: "green", Stage.FAILED: "red"}.get(view.stage, "cyan")
             self.console.print(f"[{colour}]{escape(line)}[/]")
-            if view.stage == Stage.FAILED and view.hint:
-                self.console.print(f"  [dim]{escape(view.hint)}[/]")
+            hint = chat_hint(view)
+            if view.stage == Stage.FAILED and hint:
+                self.console.print(f"  [dim]{escape(hint)}[/]")
             with self._lock:
                 self.shown[op_id] = (now, line)
-
-
-def _line(view: OperationView) -> str:
-    return f"{view.op_id} {title(view)} — {stage_text(view)}"
 
 
 def _prompted(stream: IO[str], console: Console) -> Iterable[str]:

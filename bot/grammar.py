@@ -15,13 +15,37 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from workers.core.errors import UsageError
+from workers.core.errors import UsageError, cli_command
 
+CHAT_SPELLINGS: dict[tuple[str, ...], str] = {
+    ("status",): "/backup status",
+    ("list",): "/backup list",
+    ("backup",): "/backup run",
+    ("verify",): "/backup verify",
+    ("audit", "show"): "/backup audit",
+    ("dr", "start"): "/dr start",
+    ("dr", "status"): "/dr status",
+    ("dr", "resume"): "/dr resume",
+    ("dr", "abort"): "/dr abort",
+}
+"""CLI commands (their leading words) that the chat has too, as typed in the chat."""
 MAX_TEXT = 1000
 """Longer input is refused before it is tokenized."""
 BACKUP_REF = re.compile(r"^[a-z][a-zA-Z0-9-]{0,79}$")
 # Desktop clients turn "--" into an em or en dash; both are taken as the option prefix.
 _DASHES = ("\u2014", "\u2013")
+
+
+def chat_command(words: Sequence[str]) -> str:
+    """A command suggested in the CLI's words, as typed in chat: ``/backup list postgres``.
+
+    A command the chat does not have stays the CLI's, marked as one for a shell.
+    """
+    for length in (2, 1):
+        spelled = CHAT_SPELLINGS.get(tuple(words[:length]))
+        if spelled is not None:
+            return " ".join((spelled, *words[length:]))
+    return f"{cli_command(words)} (in a shell)"
 
 
 class Command(BaseModel):

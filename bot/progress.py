@@ -13,8 +13,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from bot.grammar import chat_command
+from bot.results import restore_facts, verify_facts
 from bot.terminal import size
 from workers.core.durations import humanize
+from workers.core.errors import Suggestion
 from workers.core.events import ChatContext, Event, EventType
 
 
@@ -52,6 +55,7 @@ class OperationView(BaseModel):
     error_class: str | None = None
     message: str | None = None
     hint: str | None = None
+    suggestion: Suggestion | None = None
 
     @property
     def ended(self) -> bool:
@@ -80,6 +84,7 @@ def fold(view: OperationView | None, event: Event) -> OperationView:
             error_class=event.error_class,
             message=event.message,
             hint=event.hint,
+            suggestion=event.suggestion,
             summary=dict(event.summary),
         )
     if _RANK[changes.get("stage", current.stage)] < _RANK[current.stage]:
@@ -101,6 +106,11 @@ def _running(current: OperationView, event: Event) -> dict[str, Any]:
     return changes
 
 
+def chat_hint(view: OperationView) -> str | None:
+    """A failed operation's hint, its suggested command spelled as typed in chat."""
+    return view.suggestion.text(chat_command) if view.suggestion else view.hint
+
+
 def percent_of(view: OperationView) -> float | None:
     """The progress in percent: as reported, else from bytes when the total is known."""
     if view.percent is not None:
@@ -118,8 +128,11 @@ def title(view: OperationView) -> str:
     return f"{noun} of {view.component}" if view.component else noun
 
 
-def stage_text(view: OperationView) -> str:
-    """Plain text of where the operation stands: phase, percent, bytes, or its result."""
+def stage_text(view: OperationView, rto_seconds: float | None = None) -> str:
+    """Plain text of where the operation stands: phase, percent, bytes, or its result.
+
+    ``rto_seconds`` (the objective) puts a restore's duration against the RTO.
+    """
     if view.stage == Stage.QUEUED:
         return "queued"
     if view.stage == Stage.RUNNING:
@@ -132,28 +145,38 @@ def stage_text(view: OperationView) -> str:
             parts.append(f"{size(view.done_bytes)}{total}")
         return " · ".join(parts)
     if view.stage == Stage.DONE:
-        return "done · " + " · ".join(result_facts(view))
+        return "done · " + " · ".join(result_facts(view, rto_seconds))
     return f"failed: {view.message or 'no reason given'}"
 
 
-def result_facts(view: OperationView) -> list[str]:
-    """Size, duration and backup id of an ended operation, as far as its summary tells."""
-    summary = view.summary
+def result_facts(view: OperationView, rto_seconds: float | None = None) -> list[str]:
+    """What an ended operation made or found, as far as its summary tells.
+
+    Size, duration and backup id; a restore's tables, rows and checksums compared and its
+    duration against the RTO; a verification's verdict, depth and what it checked.
+    """
+    summary = dict(view.summary)
+    seconds = summary.get("duration_seconds")
+    if not isinstance(seconds, int | float) and view.started_at and view.ended_at:
+        summary["duration_seconds"] = (view.ended_at - view.started_at).total_seconds()
+    restored = view.operation == "restore"
+    facts = restore_facts(summary, rto_seconds) if restored else _made(summary)
+    backup_id = summary.get("backup_id")
+    if backup_id:
+        facts.append(f"backup {backup_id}")
+    facts += verify_facts(summary)
+    return facts or ["no details"]
+
+
+def _made(summary: dict[str, Any]) -> list[str]:
     facts = []
     stored = summary.get("size", summary.get("total_size"))
     if isinstance(stored, int):
         facts.append(size(stored))
     seconds = summary.get("duration_seconds")
-    if not isinstance(seconds, int | float) and view.started_at and view.ended_at:
-        seconds = (view.ended_at - view.started_at).total_seconds()
     if isinstance(seconds, int | float):
         facts.append(f"in {humanize(seconds)}")
-    backup_id = summary.get("backup_id")
-    if backup_id:
-        facts.append(f"backup {backup_id}")
-    if summary.get("verification"):
-        facts.append(f"verification {summary['verification']}")
-    return facts or ["no details"]
+    return facts
 
 
 def bar(percent: float, width: int = 10) -> str:

@@ -241,7 +241,8 @@ class Relay:
 
     def _show(self, record: MessageRecord) -> float:
         """Post or update the operation's message; seconds to wait when a limit says not yet."""
-        message = blocks.operation(record.view)
+        rto = self.settings.objectives.rto.total_seconds()
+        message = blocks.operation(record.view, rto)
         digest = hashlib.sha1(json.dumps(message.payload(), sort_keys=True).encode()).hexdigest()
         if record.ts is not None and digest == record.rendered:
             return 0.0

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bot.terminal import size
-from workers.core.approvals import ApprovalRequest, RequestState
+from workers.core.approvals import ApprovalRequest, BackupFacts, RequestState
 from workers.core.audit import AuditRecord
 from workers.core.durations import humanize
 
@@ -90,6 +90,8 @@ def card_facts(request: ApprovalRequest, now: datetime, rto_seconds: float) -> C
     if backup is not None:
         age = humanize((now - backup.finished_at).total_seconds())
         facts.append(("Backup", f"{plan.backup_id} ({age} old, {size(backup.size)})"))
+        if backup.verification is not None:  # never verified: the warning below says so
+            facts.append(("Verified", verified_fact(backup, now)))
     else:
         facts.append(("Backup", plan.backup_id))
     point = plan.point or (backup.finished_at if backup else None)
@@ -109,7 +111,8 @@ def card_facts(request: ApprovalRequest, now: datetime, rto_seconds: float) -> C
     if backup is not None and backup.verification is None:
         warnings.append("This backup was never verified.")
     elif backup is not None and backup.verification == "failed":
-        warnings.append("This backup FAILED its last verification.")
+        depth = "deep verification" if backup.deep else "last verification"
+        warnings.append(f"This backup FAILED its {depth}.")
     title = f"Restore {plan.component} {plan.backup_id}"
     if request.break_glass:
         title = f"BREAK-GLASS restore of {plan.component} by {request.requester}"
@@ -121,6 +124,16 @@ def card_facts(request: ApprovalRequest, now: datetime, rto_seconds: float) -> C
         results=result_lines(request.outcome, rto_seconds),
         open_for_decision=request.state == RequestState.PENDING and now < request.expires_at,
     )
+
+
+def verified_fact(backup: BackupFacts, now: datetime) -> str:
+    """``passed, deep: restored and compared (2h ago)``: the verdict the backup is judged by."""
+    if backup.verification is None:
+        return "never"
+    how = "deep: restored and compared" if backup.deep else "checksums and archives"
+    if backup.verified_at is not None:
+        how += f", {humanize((now - backup.verified_at).total_seconds())} ago"
+    return f"{backup.verification} ({how})"
 
 
 def status_lines(request: ApprovalRequest, now: datetime) -> list[str]:

@@ -181,13 +181,17 @@ class Authorizer:
                 return
         shown = " or ".join(roles) or "a role that does not exist yet"
         audit_refusal(user, action, f"needs {shown}")
-        entries = [e for r in roles for e in getattr(self.roles, r)]
-        hint = f"ask an admin to add you to slack.roles.{roles[0]}" if roles else ""
-        if entries:
-            hint += f" (today: {', '.join(dict.fromkeys(entries))})"
         raise PermissionDenied(
-            f"you may not use {action.replace('.', ' ')}: it needs the {shown} role", hint=hint
+            f"you may not use {action.replace('.', ' ')}: it needs the {shown} role",
+            hint=self._who_holds(roles),
         )
+
+    def _who_holds(self, roles: list[str]) -> str:
+        """Whom to ask, role by role: an incident commander is never listed as an operator."""
+        if not roles:
+            return ""
+        held = [f"{role}: {', '.join(getattr(self.roles, role)) or 'nobody yet'}" for role in roles]
+        return f"ask an admin to add you to slack.roles.{roles[0]} (today {'; '.join(held)})"
 
     def users(self) -> list[str]:
         """Every user id and group handle named in the roles, for the console's ``/as``."""

@@ -12,7 +12,7 @@ from rich.table import Table
 from workers.core.catalog import ComponentStatus, Freshness
 from workers.core.config import Settings
 from workers.core.durations import format_duration, humanize
-from workers.core.manifest import BackupSummary, Manifest
+from workers.core.manifest import BackupSummary, Manifest, VerificationRecord
 
 MARKS = {
     Freshness.FRESH: "[green]● fresh[/]",
@@ -25,9 +25,20 @@ MARKS = {
 UNREACHABLE = "[red]✕ unreachable[/]"
 
 
+PIPE_WIDTH = 10_000
+"""Columns of a console whose output goes to a pipe or file: wide enough never to wrap or cut."""
+
+
 def console() -> Console:
-    """A console on stdout (plain when not a terminal)."""
-    return Console(highlight=False)
+    """A console on stdout: plain when not a terminal, and then never wrapped or cut.
+
+    Piped output is read by scripts (``list postgres | cut …``): an id cut to ``postgres-2026…``
+    or a row folded onto two lines breaks them, so tables take their natural width there.
+    """
+    screen = Console(highlight=False)
+    if screen.is_terminal:
+        return screen
+    return Console(highlight=False, width=PIPE_WIDTH)
 
 
 def size(value: int | None) -> str:
@@ -52,6 +63,14 @@ def when(moment: datetime | None, now: datetime) -> str:
     return f"in {humanize(delta)}" if delta > 0 else f"{humanize(delta)} ago"
 
 
+def verified(record: VerificationRecord | None, now: datetime | None = None) -> str:
+    """``passed (deep) 3h ago``; ``never`` without a record; no age without ``now``."""
+    if record is None:
+        return "never"
+    text = record.state.value + (" (deep)" if record.deep else "")
+    return f"{text} {when(record.at, now)}" if now is not None else text
+
+
 def status_table(settings: Settings, rows: list[ComponentStatus], now: datetime) -> Table:
     """The status board: one line per component."""
     objectives = settings.objectives
@@ -72,9 +91,7 @@ def status_table(settings: Settings, rows: list[ComponentStatus], now: datetime)
             state += f" [red](by {humanize(row.breached_by_seconds)})[/]"
         if row.unreachable:
             state += f"\n{UNREACHABLE}"
-        verified = "–"
-        if row.last_verification:
-            verified = f"{row.last_verification.state.value} {when(row.last_verification.at, now)}"
+        checked = verified(row.last_verification, now) if row.last_verification else "–"
         table.add_row(
             f"{row.name} [dim]({row.kind})[/]",
             state,
@@ -82,7 +99,7 @@ def status_table(settings: Settings, rows: list[ComponentStatus], now: datetime)
             size(last.size) if last else "–",
             due,
             str(row.retained),
-            verified,
+            checked,
         )
     return table
 
@@ -112,25 +129,25 @@ def backups_table(component: str, backups: list[BackupSummary], now: datetime) -
     for column in ("id", "kind", "finished", "size", "objects", "verified"):
         table.add_column(column)
     for item in backups:
-        verified = item.verification.state.value if item.verification else "never"
         table.add_row(
             item.id,
             escape(item.kind),
             when(item.finished_at, now),
             size(item.size),
             str(item.objects),
-            verified,
+            verified(item.verification),
         )
     return table
 
 
-def manifest_panel(manifest: Manifest) -> Panel:
-    """One backup in full."""
+def manifest_panel(manifest: Manifest, *, full: bool = False) -> Panel:
+    """One backup in full; ``full`` prints whole checksums (for output that is not read by eye)."""
     objects = Table(box=None)
     for column in ("object", "stored", "raw", "sha256"):
         objects.add_column(column)
     for entry in manifest.objects:
-        objects.add_row(entry.name, size(entry.size), size(entry.raw_size), entry.sha256[:16] + "…")
+        digest = entry.sha256 if full else entry.sha256[:16] + "…"
+        objects.add_row(entry.name, size(entry.size), size(entry.raw_size), digest)
     lines = [
         f"[bold]{manifest.id}[/]  {escape(manifest.kind)}",
         f"started {manifest.started_at:%Y-%m-%d %H:%M:%S}Z, "
@@ -142,12 +159,17 @@ def manifest_panel(manifest: Manifest) -> Panel:
         f"source: {escape(str(manifest.source))}",
         f"tools: {escape(str(manifest.tool_versions))}",
     ]
-    if manifest.verification:
-        record = manifest.verification
-        lines.append(
-            f"verification: {record.state.value} at {record.at:%Y-%m-%d %H:%M}Z "
-            f"{escape(record.detail)}"
-        )
-    else:
-        lines.append("verification: never verified")
-    return Panel(Group("\n".join(lines), objects), title="backup", title_align="left")
+    for label, record in (
+        ("verification", manifest.verification),
+        ("deep verification", manifest.deep_verification),
+    ):
+        if record is not None:
+            lines.append(
+                f"{label}: {record.state.value} at {record.at:%Y-%m-%d %H:%M}Z "
+                f"{escape(record.detail)}"
+            )
+        else:
+            lines.append(f"{label}: never")
+    # Not expanded: on a wide (piped) console the frame would otherwise be padded to its width.
+    group = Group("\n".join(lines), objects)
+    return Panel(group, title="backup", title_align="left", expand=False)

@@ -74,6 +74,26 @@ def last_drill(ctx: Context) -> dict[str, Any] | None:
     return runs(ctx).last_drill()
 
 
+def runbook_usage(ctx: Context) -> list[tuple[str, str]]:
+    """``/dr start`` of every runbook there is, and what it does: lines for ``/dr help``."""
+    from workers.adapters.runbook_files import load_runbook, runbook_dir, runbook_files
+
+    lines = []
+    for path in runbook_files(runbook_dir(ctx.settings.dr.runbooks_dir)):
+        try:
+            runbook = load_runbook(path).runbook
+        except KosmosError as exc:
+            lines.append((f"/dr start {path.stem}", f"does not load: {exc.message}"[:200]))
+            continue
+        needed = [f"--param {n}=…" for n, spec in runbook.inputs.items() if spec.required]
+        optional = [n for n, spec in runbook.inputs.items() if not spec.required]
+        summary = runbook.title + (" (a drill)" if runbook.drill else "")
+        if optional:
+            summary += f"; optional: {', '.join(optional)}"
+        lines.append((" ".join([f"/dr start {runbook.name}", *needed]), summary))
+    return lines
+
+
 def drill_due(ctx: Context, now: datetime) -> tuple[bool, str]:
     """Whether the scheduler should start ``dr-test`` now, and why (not)."""
     settings = ctx.settings.dr

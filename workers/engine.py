@@ -69,9 +69,7 @@ def resolve(ctx: Context, component: str, ref: str) -> Manifest:
     require_component(ctx, component)
     found = find_backup(ctx.repo.index(component), ref)
     if found is None:
-        raise NotFoundError(
-            missing_backup(component, ref), hint=f"see: kosmos-backup list {component}"
-        )
+        raise NotFoundError(missing_backup(component, ref), see=("list", component))
     return ctx.repo.manifest(found.id)
 
 

@@ -194,13 +194,15 @@ def recheck_target(ctx: Context, plan: RestorePlan) -> None:
 
 
 def facts_of(manifest: Manifest) -> BackupFacts:
-    """What the approval card shows about a backup."""
-    verification = manifest.verification
+    """What the approval card shows about a backup (its verdict: the best of its records)."""
+    verdict = manifest.verdict
     return BackupFacts(
         kind=manifest.kind,
         finished_at=manifest.finished_at,
         size=manifest.total_size,
-        verification=verification.state.value if verification is not None else None,
+        verification=verdict.state.value if verdict is not None else None,
+        verified_at=verdict.at if verdict is not None else None,
+        deep=verdict.deep if verdict is not None else False,
     )
 
 
@@ -211,14 +213,12 @@ def _choose(
     if ref != "latest":
         found = find_backup(index, ref)
         if found is None:
-            raise NotFoundError(
-                f"{component}: no backup {ref!r}", hint=f"see: kosmos-backup list {component}"
-            )
+            raise NotFoundError(f"{component}: no backup {ref!r}", see=("list", component))
         if base and not found.kind.endswith(BASE_SUFFIX):
             raise UsageError(
                 f"{found.id} is a {found.kind} backup; a restore to a new instance needs a "
                 "base backup",
-                hint=f"see: kosmos-backup list {component}",
+                see=("list", component),
             )
         return found
     good = good_backups(index)
@@ -227,7 +227,8 @@ def _choose(
         if not bases:
             raise NotFoundError(
                 f"{component}: no good base backup yet",
-                hint=f"take one: /backup run {component} --base",
+                "take one:",
+                see=("backup", component, "--base"),
             )
         return bases[-1]
     if point is not None:
@@ -242,7 +243,7 @@ def _choose(
     plain = [b for b in good if not b.kind.endswith(BASE_SUFFIX)] or good
     if not plain:
         raise NotFoundError(
-            f"{component}: no good backup yet", hint=f"run: kosmos-backup backup {component}"
+            f"{component}: no good backup yet", hint="run:", see=("backup", component)
         )
     return plain[-1]
 

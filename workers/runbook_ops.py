@@ -175,7 +175,8 @@ def pick(call: Call) -> dict[str, Any]:
         if not found:
             raise NotFoundError(
                 f"{component}: no good {kind} backup yet",
-                hint=f"run: kosmos-backup backup {component}",
+                hint="run:",
+                see=("backup", component),
             )
         manifest = call.ctx.repo.manifest(found[-1].id)
     else:
@@ -191,7 +192,7 @@ def pick(call: Call) -> dict[str, Any]:
         "finished_at": manifest.finished_at.isoformat(),
         "size": manifest.total_size,
         "age_seconds": round((call.ctx.clock() - point).total_seconds(), 1),
-        "verified": manifest.verification.state.value if manifest.verification else None,
+        "verified": manifest.verdict.state.value if manifest.verdict else None,
     }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import click
+from rich.markup import escape
 
 from bot.cli.options import context_from, json_option
 from bot.terminal import backups_table, console, manifest_panel, status_notes, status_table
@@ -17,18 +18,32 @@ from workers.core.views import status_document
 @click.command()
 @click.argument("component", required=False)
 @json_option
+@click.option(
+    "--check", is_flag=True, help="Exit 1 when any component breaches its RPO (cron, monitoring)."
+)
 @click.pass_context
-def status(ctx: click.Context, component: str | None, as_json: bool) -> None:
+def status(ctx: click.Context, component: str | None, as_json: bool, check: bool) -> None:
     """Freshness of every component's last good backup against the RPO."""
+    from bot.dr_blocks import drill_line
+    from bot.handlers.dr import last_drill_of
+
     work = context_from(ctx)
     rows = engine.status(work, component)
+    drill = last_drill_of(work)
     if as_json:
-        click.echo(json.dumps(status_document(work.settings, rows), indent=2))
+        document = status_document(work.settings, rows)
+        click.echo(json.dumps({**document, "last_drill": drill}, indent=2))
     else:
         screen = console()
         screen.print(status_table(work.settings, rows, work.clock()))
         for note in status_notes(rows):
             screen.print(note)
+        if drill:
+            screen.print(f"  {escape(drill_line(drill))}")
+    breached = [row.name for row in rows if row.rpo_breached]
+    if check and breached:
+        click.echo(f"RPO breached: {', '.join(breached)}", err=True)
+        ctx.exit(1)
 
 
 @click.command(name="list")
@@ -71,7 +86,8 @@ def show(ctx: click.Context, component: str, ref: str | None, as_json: bool) -> 
     if as_json:
         click.echo(json.dumps(manifest.model_dump(mode="json"), indent=2))
     else:
-        console().print(manifest_panel(manifest))
+        screen = console()
+        screen.print(manifest_panel(manifest, full=not screen.is_terminal))
 
 
 @click.group()

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -17,6 +18,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
+from bot.results import restore_facts, verify_facts
 from bot.terminal import size
 from workers import queues
 from workers.core.durations import humanize
@@ -28,11 +30,15 @@ STATE_POLL_SECONDS = 3.0
 """How often the op record is checked too, in case its end left the (trimmed) stream."""
 
 
-def describe_end(event: Event) -> str:
-    """One line for a terminal event: what was made, or what went wrong."""
+def describe_end(event: Event, rto_seconds: float | None = None) -> str:
+    """One line for a terminal event: what was made or found, or what went wrong."""
     if event.type == EventType.FAILED:
         return f"[red]✗ {event.operation} failed:[/] {event.message or event.error_class}"
     summary = event.summary
+    if event.operation == "restore" and summary:
+        facts = restore_facts(summary, rto_seconds)
+        done = f"{summary.get('backup_id', '')}: " + " · ".join(facts)
+        return f"[green]✓ restore finished:[/] {escape(done)}"
     if "backup_id" in summary and "size" in summary:
         took = humanize(float(summary.get("duration_seconds") or 0))
         return (
@@ -43,19 +49,18 @@ def describe_end(event: Event) -> str:
         verb = "would delete" if summary.get("dry_run") else "deleted"
         return f"[green]✓ {event.operation} finished:[/] {verb} {summary['count']} backups"
     if "verification" in summary:
-        return (
-            f"[green]✓ {event.operation} finished:[/] {summary.get('backup_id')} "
-            f"{summary['verification']} {summary.get('detail', '')}"
-        )
+        found = f"{summary.get('backup_id')} " + " · ".join(verify_facts(summary))
+        return f"[green]✓ {event.operation} finished:[/] {escape(found)}"
     return f"[green]✓ {event.operation} finished[/]"
 
 
 class EventRenderer:
     """Turns one operation's events into bar updates and printed lines."""
 
-    def __init__(self, bar: Progress, task: TaskID) -> None:
+    def __init__(self, bar: Progress, task: TaskID, rto_seconds: float | None = None) -> None:
         self.bar = bar
         self.task = task
+        self.rto_seconds = rto_seconds
 
     def __call__(self, event: Event) -> None:
         """Render one event."""
@@ -77,7 +82,7 @@ class EventRenderer:
             self.bar.console.print(f"  · {event.note}")
         elif event.terminal:
             self.bar.update(self.task, description=kind.value)
-            self.bar.console.print(describe_end(event))
+            self.bar.console.print(describe_end(event, self.rto_seconds))
             if kind == EventType.FAILED and event.hint:
                 self.bar.console.print(f"    hint: {event.hint}", markup=False)
 
@@ -94,7 +99,8 @@ def follow_operation(
         TimeElapsedColumn(),
         console=out,
     ) as bar:
-        render = EventRenderer(bar, bar.add_task(f"{op_id} queued", total=None))
+        task = bar.add_task(f"{op_id} queued", total=None)
+        render = EventRenderer(bar, task, settings.objectives.rto.total_seconds())
         return _pump(client, settings, op_id, after, render, bar.console.print)
 
 

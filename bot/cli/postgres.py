@@ -19,6 +19,7 @@ from typing import Any
 import click
 
 from bot.cli.options import context_from, json_option
+from bot.results import restore_facts
 from bot.terminal import console, manifest_panel, size
 from workers import engine
 from workers.context import Context
@@ -281,7 +282,7 @@ def restore(ctx: click.Context, component: str, ref: str, **options: Any) -> Non
     if as_json:
         _echo_json(result)
     else:
-        _print_restore(result)
+        _print_restore(result, work.settings.objectives.rto.total_seconds())
     if getattr(result, "checksums_matched", True) is False:
         raise IntegrityError(
             "the restored data differs from what the backup recorded",
@@ -293,13 +294,13 @@ _DUMP_RESTORE_KEYS = ("target_database", "target_dsn", "database", "in_place", "
 _PITR_KEYS = ("target_time", "base", "data_dir", "port")
 
 
-def _print_restore(result: Any) -> None:
+def _print_restore(result: Any, rto_seconds: float) -> None:
     doc = _as_json(result)
     if not isinstance(doc, dict) or "databases" not in doc:
         click.echo(json.dumps(doc, indent=2, default=str))
         return
     out = console()
-    out.print(f"restored {doc['backup_id']} in {doc['duration_seconds']:.1f}s")
+    out.print(f"restored {doc['backup_id']}: " + " · ".join(restore_facts(doc, rto_seconds)))
     if doc.get("globals_restored"):
         out.print(f"  globals: {len(doc['globals_errors'])} statement(s) failed")
         for line in doc["globals_errors"]:

@@ -52,7 +52,7 @@ def answer(desk: Desk, caller: Caller, command: Command) -> DrReply | HelpReply:
 
     ctx = desk.ctx
     if isinstance(command, DrHelp):
-        return HelpReply("dr", list(HELP))
+        return HelpReply("dr", [*HELP, *dr.runbook_usage(ctx)])
     if isinstance(command, DrStart):
         return _start(desk, caller, command)
     place = caller.chat.place

@@ -29,6 +29,7 @@ from workers.core.manifest import (
     VerificationRecord,
     VerificationState,
 )
+from workers.core.rpo import breach
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
@@ -206,6 +207,29 @@ def test_thread_details_and_alerts() -> None:
     ]
 
 
+def test_an_rpo_alert_names_the_chat_command_in_the_channel(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """The monitor's hint is in the CLI's words for logs; the channel reads the chat's."""
+    empty = CatalogIndex(component="postgres")
+    never = component_status(make_settings(), "postgres", empty, NOW)
+    found = breach(never, failures=0, now=NOW)
+    assert found is not None and found.hint.endswith("run: kosmos-backup backup postgres")
+    event = Event(
+        op_id="op-3",
+        type=EventType.ALERT,
+        at=NOW,
+        operation="rpo-check",
+        component="postgres",
+        message=found.message,
+        hint=found.hint,
+        suggestion=found.suggestion,
+    )
+    [line] = texts(alert(event))
+    assert line.endswith("_check the workers on its queue, or run: /backup run postgres_")
+    assert "kosmos-backup" not in line
+
+
 def test_status_lines_for_an_engine_not_built_and_an_unreachable_source(
     make_settings: Callable[..., Settings],
 ) -> None:
@@ -228,3 +252,30 @@ def test_status_lines_for_an_engine_not_built_and_an_unreachable_source(
     )
     messages = status_board(StatusReply(settings.objectives, [away, not_built], NOW))
     assert "RPO breached for postgres" in messages[0].text  # minio is not in breach
+
+
+def test_a_restore_message_ends_with_what_it_compared_against_the_rto() -> None:
+    summary = {
+        "backup_id": "postgres-x",
+        "duration_seconds": 184.0,
+        "checksums_matched": True,
+        "databases": [
+            {
+                "source_database": "app",
+                "database": "app<2>",
+                "tables": 4,
+                "rows": 100_011,
+                "checksums_matched": True,
+            },
+        ],
+    }
+    done = view(operation="restore", stage=Stage.DONE, summary=summary)
+    assert texts(operation(done, 4 * 3600))[0] == (
+        ":white_check_mark: *Restore of postgres* — done · 4 tables / 100,011 rows compared · "
+        "checksums match · 3m of the 4h RTO (1.3%) · backup postgres-x"
+    )
+    end = Event(op_id="op-1", type=EventType.FINISHED, at=NOW, operation="restore", summary=summary)
+    assert texts(detail(end)) == [
+        "*backup id*: `postgres-x`\n*duration seconds*: 3m\n*checksums matched*: True\n"
+        "app -&gt; app&lt;2&gt;: 4 tables, 100,011 rows, checksums match"
+    ]

@@ -13,7 +13,7 @@ import pytest
 
 from tests.adapters.stores import local_store, s3_store
 from tests.conftest import EXAMPLE_CONFIG
-from tests.services import MotoServer
+from tests.services import MotoServer, free_port
 from workers.adapters.repository import PipelineOptions, Repository, index_key
 from workers.core.manifest import Manifest, VerificationRecord, VerificationState
 
@@ -284,3 +284,84 @@ def test_storage_outage_is_a_clear_error(s3_server: MotoServer, s3_env: dict[str
     assert result.returncode == 1
     assert result.stderr.startswith("error: ") and "storage unreachable" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_status_check_exits_1_on_any_breach_for_cron(local_catalog: Catalog) -> None:
+    env = local_catalog.env
+    assert run_cli("status", env=env).returncode == 0  # people read the board; cron asks --check
+    breached = run_cli("status", "--check", env=env)
+    assert breached.returncode == 1
+    assert "RPO breached" in breached.stdout  # the board still prints
+    assert breached.stderr.splitlines() == [
+        "RPO breached: minio, etcd, kubernetes, secrets",
+    ]
+    as_json = run_cli("status", "--check", "--json", env=env)
+    assert as_json.returncode == 1 and json.loads(as_json.stdout)["components"]
+    fresh = run_cli("status", "postgres", "--check", env=env)
+    assert fresh.returncode == 0, fresh.stderr
+    assert fresh.stderr == ""
+
+
+def piped(*args: str, env: dict[str, str]) -> str:
+    """Run the CLI as ``kosmos-backup ARGS | cat`` would, without a COLUMNS hint."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("KOSMOS", "SLACK_"))}
+    full_env.pop("COLUMNS", None)
+    full_env.pop("LINES", None)
+    full_env.update(env)
+    shell = subprocess.run(
+        ["sh", "-c", 'kosmos-backup --config "$0" "$@" | cat', str(EXAMPLE_CONFIG), *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=60,
+    )
+    assert shell.returncode == 0, shell.stderr
+    return shell.stdout
+
+
+def test_piped_output_never_wraps_or_cuts_ids(local_catalog: Catalog) -> None:
+    env = local_catalog.env
+    older, newer = local_catalog.postgres
+    listed = piped("list", "postgres", env=env)
+    assert "…" not in listed
+    rows = [line for line in listed.splitlines() if line.startswith("│ ")]
+    assert [row.split()[1] for row in rows] == [newer.id, older.id]
+    board = piped("status", env=env)
+    lines = {line.split()[1]: line for line in board.splitlines() if line.startswith("│ ")}
+    assert list(lines) == NAMES  # one line per component: nothing wrapped onto a second
+    assert "RPO breached (by 1h" in lines["etcd"] and "(etcd)" in lines["etcd"]
+    assert "(infisical)" in lines["secrets"] and "never backed up" in lines["secrets"]
+    shown = piped("show", newer.id, env=env)
+    assert "…" not in shown and newer.id in shown
+    for entry in newer.objects:
+        assert entry.sha256 in shown
+    assert max(len(line) for line in shown.splitlines()) < 300  # no panel padded to the pipe
+
+
+DRILL = {
+    "run_id": "dr-20261204T214210Z-7f3a",
+    "runbook": "dr-test",
+    "finished_at": "2026-12-04T21:42:26.100000+00:00",
+    "result": "done",
+    "rto_seconds": 15.9,
+    "rto_objective_seconds": 14400.0,
+    "rto_met": True,
+    "rpo_seconds": 812.0,
+    "rpo_met": True,
+}
+DRILL_LINE = "✅ last DR drill 2026-12-04 21:42 UTC: done · measured RTO 15.9s of 4h"
+
+
+def test_status_shows_the_last_drill_a_finished_drill_left_in_storage(
+    local_catalog: Catalog, redis_url: str
+) -> None:
+    # What a drill leaves beside the backups; Redis (another machine's, or restarted) has nothing.
+    local_catalog.repo.store.put_bytes("_dr/last-drill.json", json.dumps(DRILL).encode())
+    env = {**local_catalog.env, "KOSMOS__REDIS__URL": redis_url}
+    board = piped("status", env=env)
+    assert f"\n  {DRILL_LINE}\n" in board
+    doc = json.loads(ok(run_cli("status", "--json", env=env)))
+    assert doc["last_drill"] == DRILL
+    # With Redis away the board still shows it, from the storage.
+    away = {**env, "KOSMOS__REDIS__URL": f"redis://127.0.0.1:{free_port()}/0"}
+    assert f"\n  {DRILL_LINE}\n" in piped("status", env=away)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import subprocess
 import threading
@@ -65,12 +66,13 @@ def test_console_driven_through_stdin_shows_the_status_board_and_usage(
 
 
 def test_console_shows_live_progress_of_its_operations_from_the_event_stream(
-    make_settings: Callable[..., Settings], redis_url: str
+    make_settings: Callable[..., Settings], redis_url: str, tmp_path: Path
 ) -> None:
     settings = make_settings(**{"redis.url": redis_url})
     ctx = Context(settings)
     screen = io.StringIO()
-    chat = ConsoleChat(ctx, Console(file=screen, width=160), user="@sre")
+    console = Console(file=screen, width=160)
+    chat = ConsoleChat(ctx, console, user="@sre", log_file=tmp_path / "console.log")
     worker = threading.Thread(target=_pretend_worker, args=(settings, redis_url), daemon=True)
     worker.start()
     chat.run(["/backup run postgres", "/wait 20", "/quit"])
@@ -229,3 +231,110 @@ def test_a_runbook_is_answered_at_the_console_and_followed_line_by_line(
     finally:
         assert console.close() == 0
     assert "Traceback" not in console.output()
+
+
+def test_log_lines_go_to_the_log_file_never_into_the_console(
+    redis_url: str, tmp_path: Path
+) -> None:
+    state = tmp_path / "state"
+    # A role refusal is answered in the chat and logged (a warning) for the audit trail.
+    typed = "/as @platform\n/backup run etcd\n/as @sre\n/backup status\n/quit\n"
+    env = console_env(redis_url, tmp_path / "store", KOSMOS_BACKUP_STATE_DIR=str(state))
+    result = subprocess.run(
+        ["kosmos-backup", "bot", "--console"],
+        input=typed,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "you may not use backup run" in result.stdout
+    assert result.stderr == ""
+    for line in result.stdout.splitlines():
+        assert '"level"' not in line and '"event"' not in line, line
+        assert "[warning" not in line and "refused " not in line, line
+    logged = [json.loads(line) for line in (state / "console.log").read_text().splitlines()]
+    assert {"event": "refused", "user": "@platform", "action": "backup.run"}.items() <= (
+        logged[0].items()
+    )
+    assert f"logs: {state / 'console.log'}" in result.stdout
+
+
+def test_up_keeps_its_console_free_of_log_lines(redis_url: str, tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    disabled = {
+        f"KOSMOS__COMPONENTS__{name}__ENABLED": "false"
+        for name in ("POSTGRES", "MINIO", "ETCD", "KUBERNETES", "SECRETS")
+    }
+    state = tmp_path / "state"
+    env = console_env(redis_url, tmp_path / "store", KOSMOS_BACKUP_STATE_DIR=str(state), **disabled)
+    result = subprocess.run(
+        ["kosmos-backup", "up", "--log-dir", str(logs)],
+        input="/as @platform\n/backup run etcd\n/quit\n",
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=90,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "you may not use backup run" in result.stdout
+    assert result.stderr.splitlines() == [f"worker and scheduler running (logs in {logs})"]
+    assert '"event": "refused"' in (state / "console.log").read_text()
+
+
+def test_console_help_refusals_and_hints_speak_the_chat(redis_url: str, tmp_path: Path) -> None:
+    missing = "postgres-20261124T0300Z-0000"
+    typed = (
+        "/backup help\n/dr help\n/as @platform\n/backup run etcd\n/as @sre\n"
+        f"/restore postgres {missing} --target kb_nowhere -- why\n"
+    )
+    env = console_env(
+        redis_url,
+        tmp_path / "store",
+        KOSMOS_BACKUP_STATE_DIR=str(tmp_path / "state"),
+        KOSMOS__APPROVAL_KEY="console-help-approval-key-0123456789",
+    )
+    result = subprocess.run(
+        ["kosmos-backup", "bot", "--console"],
+        input=typed + "/quit\n",
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    out = result.stdout
+    assert result.returncode == 0, result.stderr
+    backup_help = out.split("/dr start <runbook>")[0]
+    assert "  /backup verify <component> [id|latest] [--deep]  " in backup_help
+    for console_only in ("/as <user>  act as", "/whoami  who you are", "/quit  leave"):
+        assert f"\n  {console_only}" in backup_help
+    for runbook in ("dr-test", "postgres-restore", "full-recovery"):
+        assert f"/dr start {runbook}" in out
+    assert "Monthly DR test (a drill)" in out
+    # Who holds each role that would do: an incident commander is not called an operator.
+    assert (
+        "ask an admin to add you to slack.roles.operators "
+        "(today operators: @sre; incident_commanders: @incident-commanders)"
+    ) in out
+    assert f"postgres: no backup '{missing}'\n  see: /backup list postgres\n" in out
+    assert "kosmos-backup list" not in out
+
+
+def test_the_console_board_shows_the_last_drill(redis_url: str, tmp_path: Path) -> None:
+    from tests.bot.test_cli_catalog import DRILL, DRILL_LINE
+
+    store = tmp_path / "store"
+    (store / "_dr").mkdir(parents=True)
+    (store / "_dr" / "last-drill.json").write_text(json.dumps(DRILL))
+    env = console_env(redis_url, store, KOSMOS_BACKUP_STATE_DIR=str(tmp_path / "state"))
+    result = subprocess.run(
+        ["kosmos-backup", "bot", "--console"],
+        input="/backup status\n/quit\n",
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"\n  {DRILL_LINE}\n" in result.stdout

@@ -14,10 +14,11 @@ from bot.grammar import (
     BackupStatus,
     BackupVerify,
     Command,
+    chat_command,
     parse,
     parse_line,
 )
-from workers.core.errors import UsageError
+from workers.core.errors import NotFoundError, UsageError
 
 COMPONENTS = ["postgres", "minio", "etcd", "kubernetes", "secrets"]
 
@@ -147,3 +148,18 @@ def test_any_text_parses_or_gives_a_usage_message(text: str) -> None:
     assert isinstance(command, Command)
     component = getattr(command, "component", None)
     assert component is None or component in COMPONENTS
+
+
+def test_a_suggested_command_is_spelled_by_each_front_door() -> None:
+    assert chat_command(("list", "postgres")) == "/backup list postgres"
+    assert chat_command(("backup", "postgres", "--base")) == "/backup run postgres --base"
+    assert chat_command(("dr", "resume", "dr-20261124T030000Z-7f3a")) == (
+        "/dr resume dr-20261124T030000Z-7f3a"
+    )
+    assert chat_command(("ops", "op-1")) == "kosmos-backup ops op-1 (in a shell)"
+    error = NotFoundError("postgres: no good backup yet", hint="run:", see=("backup", "postgres"))
+    assert error.hint == "run: kosmos-backup backup postgres"  # the CLI, logs, old readers
+    assert error.hint_for(chat_command) == "run: /backup run postgres"
+    assert NotFoundError("gone", see=("list", "etcd")).hint == "see: kosmos-backup list etcd"
+    plain = NotFoundError("gone", hint="ask the platform team")
+    assert plain.hint_for(chat_command) == plain.hint == "ask the platform team"

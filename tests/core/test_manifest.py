@@ -21,6 +21,7 @@ from workers.core.manifest import (
     ObjectEntry,
     VerificationRecord,
     VerificationState,
+    best_verification,
     decode_name_part,
     encode_name_part,
 )
@@ -159,6 +160,76 @@ def test_object_lookup() -> None:
     assert manifest.object("dump.pgc.zst").size == 10
     with pytest.raises(KeyError):
         manifest.object("missing")
+
+
+# -- verification records ----------------------------------------------------------------------
+
+T0 = datetime(2026, 11, 24, 4, 0, tzinfo=UTC)
+PASSED, FAILED = VerificationState.PASSED, VerificationState.FAILED
+
+
+def record(state: VerificationState, minutes: int, deep: bool) -> VerificationRecord:
+    return VerificationRecord(state=state, at=T0 + timedelta(minutes=minutes), deep=deep)
+
+
+def test_a_shallow_verification_never_overwrites_a_deep_one() -> None:
+    manifest = Manifest.model_validate(sample())
+    deep = record(PASSED, 0, deep=True)
+    assert manifest.verified(deep).verification == deep  # a deep check checks the sums too
+    shallow = record(PASSED, 10, deep=False)
+    both = manifest.verified(deep).verified(shallow)
+    assert both.deep_verification == deep and both.verification == shallow
+    newer = record(FAILED, 20, deep=False)
+    assert both.verified(newer).deep_verification == deep  # newest of each kept
+    assert both.verified(newer).verification == newer
+    again = Manifest.model_validate_json(both.model_dump_json())
+    assert again == both
+    assert again.summary().verification == deep  # the index holds the verdict
+    assert again.verified(newer).summary().verification == newer
+
+
+def test_an_old_manifest_with_one_deep_record_reads_it_as_the_newest_deep_one() -> None:
+    old = sample(verification=record(PASSED, 0, deep=True).model_dump(mode="json"))
+    manifest = Manifest.model_validate_json(Manifest.model_validate(old).model_dump_json())
+    assert manifest.verification == manifest.deep_verification == record(PASSED, 0, deep=True)
+    shallow = Manifest.model_validate(sample(verification=record(FAILED, 0, deep=False)))
+    assert shallow.verification == record(FAILED, 0, deep=False)
+    assert shallow.deep_verification is None
+    with pytest.raises(ValidationError, match="shallow record"):
+        Manifest.model_validate(sample(deep_verification=record(PASSED, 0, deep=False)))
+
+
+@pytest.mark.parametrize(
+    ("shallow", "deep", "verdict"),
+    [
+        (None, None, None),
+        ((PASSED, 5), None, "shallow"),
+        (None, (FAILED, 5), "deep"),
+        ((PASSED, 10), (PASSED, 0), "deep"),  # a deep pass says more than a newer shallow one
+        ((FAILED, 10), (PASSED, 0), "shallow"),  # a newer failure beats an older pass
+        ((PASSED, 10), (FAILED, 0), "deep"),  # a shallow pass cannot clear a deep failure
+        ((FAILED, 10), (FAILED, 0), "shallow"),  # two failures: the newer one
+    ],
+)
+def test_the_verdict_is_the_best_information_of_both_records(
+    shallow: tuple[VerificationState, int] | None,
+    deep: tuple[VerificationState, int] | None,
+    verdict: str | None,
+) -> None:
+    records = {
+        "shallow": record(*shallow, deep=False) if shallow else None,
+        "deep": record(*deep, deep=True) if deep else None,
+    }
+    expected = records[verdict] if verdict else None
+    assert best_verification(records["shallow"], records["deep"]) == expected
+    manifest = Manifest.model_validate(sample())
+    for made in sorted((r for r in records.values() if r), key=lambda r: r.at):
+        manifest = manifest.verified(made)  # in the order they were made
+    assert manifest.verdict == expected
+    # A newer deep pass clears a failure of either kind; a newer deep failure stands.
+    for state in (PASSED, FAILED):
+        deeper = record(state, 30, deep=True)
+        assert manifest.verified(deeper).verdict == deeper
 
 
 def summary(backup_id: str, finished: datetime) -> BackupSummary:

@@ -77,6 +77,19 @@ def test_dump_drop_restore_and_every_table_matches(env: dict[str, str], sample_d
     assert snapshot(sample_db) == before
 
 
+def test_the_cli_says_what_a_restore_compared_and_its_time_against_the_rto(
+    env: dict[str, str], db_names: Callable[[str], str]
+) -> None:
+    ok_json("backup", "postgres", "--local", env=env)
+    target = db_names("cli")
+    result = cli("restore", "postgres", "latest", "--target-database", target, env=env)
+    assert result.returncode == 0, result.stderr
+    said = result.stdout.splitlines()[0]
+    assert said.startswith("restored postgres-")
+    assert ": 5 tables / 152,006 rows compared · checksums match · " in said
+    assert " of the 4h RTO (" in said
+
+
 def test_restore_over_the_live_database_needs_in_place(env: dict[str, str], sample_db: str) -> None:
     ok_json("backup", "postgres", "--local", env=env)
     refused = cli("restore", "postgres", "--target-database", sample_db, env=env)

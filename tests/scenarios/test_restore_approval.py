@@ -118,6 +118,18 @@ def test_full_path_request_refusals_approval_restore_and_final_card(
         20,
         "the restore's messages in the card thread",
     )
+    # The restore's own message ends with what it compared and its time against the RTO.
+    done = wait_until(
+        lambda: [
+            m["text"]
+            for m in world.fake.messages.values()
+            if m.get("thread_ts") == card_ts and "Restore of postgres: done" in m["text"]
+        ],
+        20,
+        "the restore's final message",
+    )[0]
+    assert "done · 2 tables / 3,002 rows compared · checksums match · " in done
+    assert " of the 4h RTO (" in done
     actions = audit_actions(world)
     for action in (
         "restore.request",

@@ -117,6 +117,23 @@ def test_a_viewer_is_refused_run_with_a_clear_ephemeral_message(
     assert jobs(redis_url) == 0
 
 
+def test_refusals_name_who_holds_each_role_and_hints_name_chat_commands(
+    bot: BotProcess, redis_url: str
+) -> None:
+    refused = post_to_bot(bot.url, slash_body("run postgres", user="UVIEW"), SECRET)
+    assert texts(refused.body)[0].endswith(
+        "\n_ask an admin to add you to slack.roles.operators "
+        "(today operators: @sre; incident_commanders: @incident-commanders)_"
+    )
+    missing = "postgres-20261124T0300Z-0000"
+    typed = f"postgres {missing} --target kb_nowhere -- why"
+    answer = post_to_bot(bot.url, slash_body(typed, command="/restore", user="UOPS"), SECRET)
+    assert texts(answer.body) == [
+        f":x: postgres: no backup '{missing}'\n_see: /backup list postgres_"
+    ]
+    assert jobs(redis_url) == 0
+
+
 def test_a_retried_request_is_one_job_and_the_same_answer(bot: BotProcess, redis_url: str) -> None:
     # A backup run: a verify of a backup that does not exist is refused before the queue.
     body = slash_body("run etcd", user="UOPS", trigger_id="1234.5678.abcd")

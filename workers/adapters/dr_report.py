@@ -2,27 +2,20 @@
 
 The summary is plain data (per-step timings and who confirmed what, verification results,
 measured RTO and achieved RPO against the objectives); the Markdown and the chart are
-rendered from it. matplotlib is imported on use with the Agg backend (no display).
+rendered from it (the chart by ``workers.adapters.dr_chart``).
 """
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from workers.adapters.dr_chart import render_chart
 from workers.core.durations import humanize
 from workers.core.run_resources import outstanding
 from workers.core.runbook_run import RunState
 
-COLOURS = {
-    "done": "#2e7d32",
-    "failed": "#c62828",
-    "skipped": "#9e9e9e",
-    "running": "#f9a825",
-    "pending": "#e0e0e0",
-}
 MARKS = {"done": "✅", "failed": "❌", "skipped": "⏭", "running": "⏳", "pending": "☐"}
 _VERIFY_KEYS = ("backup_id", "tables", "rows", "checksums_matched", "state", "detail")
 
@@ -173,88 +166,6 @@ def _span(seconds: float | None) -> str:
     if seconds < 60:
         return f"{seconds:.1f}s"
     return humanize(seconds)
-
-
-def render_chart(summary: dict[str, Any]) -> bytes:
-    """A PNG timeline: one bar per step coloured by outcome, with the RTO objective line."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot
-    from matplotlib.patches import Patch
-
-    steps = summary["steps"]
-    span = max(summary["rto_seconds"], *(_end(s) for s in steps), 1.0)
-    objective = summary["rto_objective_seconds"]
-    unit, scale = _unit(max(span, objective) if objective <= span * 1.5 else span)
-    figure, (top, bottom) = pyplot.subplots(
-        2,
-        1,
-        figsize=(9, 1.2 + 0.42 * len(steps) + 1.1),
-        gridspec_kw={"height_ratios": [max(1, len(steps)), 1.3]},
-    )
-    labels = [s["title"][:48] for s in steps]
-    for row, step in enumerate(steps):
-        start = (step["offset_seconds"] or 0.0) / scale
-        width = max((step["seconds"] or 0.0) / scale, span / scale / 300)
-        top.barh(row, width, left=start, color=COLOURS[step["status"]], edgecolor="#424242")
-    top.set_yticks(range(len(steps)), labels=labels, fontsize=8)
-    top.invert_yaxis()
-    top.set_xlabel(f"time since the run started ({unit})")
-    top.set_title(
-        f"{summary['title']} — {summary['run_id']} — {summary['result']}", fontsize=10, pad=14
-    )
-    top.set_xlim(left=0)
-    right = top.get_xlim()[1]
-    top.axvline(summary["rto_seconds"] / scale, color="#1565c0", linestyle=":")
-    if objective / scale <= right * 1.02:
-        top.axvline(objective / scale, color="#c62828", linestyle="--")
-    else:
-        top.annotate(
-            f"RTO objective {_span(objective)} →",
-            xy=(1, 1.01),
-            xycoords="axes fraction",
-            ha="right",
-            va="bottom",
-            fontsize=8,
-            color="#c62828",
-        )
-    legend = [Patch(color=COLOURS[k], label=k) for k in ("done", "failed", "skipped")]
-    legend.append(Patch(color="#1565c0", label=f"recovered ({_span(summary['rto_seconds'])})"))
-    top.legend(handles=legend, loc="upper right", fontsize=7)
-    _objective_panel(bottom, summary)
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=110)
-    pyplot.close(figure)
-    return buffer.getvalue()
-
-
-def _objective_panel(axes: Any, summary: dict[str, Any]) -> None:
-    """Measured RTO to scale against the objective and its 75% warning."""
-    objective = summary["rto_objective_seconds"]
-    measured = summary["rto_seconds"]
-    unit, scale = _unit(max(objective, measured))
-    colour = COLOURS["done"] if summary["rto_met"] else COLOURS["failed"]
-    axes.barh(0, measured / scale, color=colour)
-    axes.axvline(objective / scale, color="#c62828", linestyle="--")
-    axes.axvline(0.75 * objective / scale, color="#f9a825", linestyle=":")
-    axes.set_xlim(0, max(objective, measured) * 1.08 / scale)
-    axes.set_yticks([0], labels=["measured RTO"], fontsize=8)
-    axes.set_xlabel(f"{unit} (dashed: RTO objective {_span(objective)}; dotted: 75%)")
-    axes.text(measured / scale, 0, f"  {_span(measured)}", va="center", fontsize=8, color="#212121")
-
-
-def _end(step: dict[str, Any]) -> float:
-    return (step["offset_seconds"] or 0.0) + (step["seconds"] or 0.0)
-
-
-def _unit(seconds: float) -> tuple[str, float]:
-    if seconds <= 180:
-        return "seconds", 1.0
-    if seconds <= 3 * 3600:
-        return "minutes", 60.0
-    return "hours", 3600.0
 
 
 def drill_summary(summary: dict[str, Any]) -> dict[str, Any]:

@@ -277,13 +277,11 @@ def choose_base(ctx: Context, component: str, ref: str, target_time: datetime | 
     if ref != "latest":
         found = find_backup(index, ref)
         if found is None:
-            raise NotFoundError(
-                f"{component}: no backup {ref!r}", hint=f"see: kosmos-backup list {component}"
-            )
+            raise NotFoundError(f"{component}: no backup {ref!r}", see=("list", component))
         if found.kind != KIND_BASE:
             raise UsageError(
                 f"{found.id} is a {found.kind} backup; point-in-time recovery needs a base backup",
-                hint=f"see: kosmos-backup list {component}",
+                see=("list", component),
             )
         manifest = ctx.repo.manifest(found.id)
         if target_time is not None and base_end(manifest) > target_time:
@@ -300,7 +298,8 @@ def choose_base(ctx: Context, component: str, ref: str, target_time: datetime | 
     when = f" that ends before {target_time:%Y-%m-%d %H:%M:%S}Z" if target_time else ""
     raise NotFoundError(
         f"{component}: no base backup{when}",
-        hint=f"take one with: kosmos-backup backup {component} --base",
+        hint="take one with:",
+        see=("backup", component, "--base"),
     )
 
 

@@ -91,7 +91,8 @@ def backup(
             f"backup {manifest.id} is incomplete: {len(failed)} of {len(databases)} databases "
             f"failed to dump: {_failures(failed)}",
             hint=f"it holds the other {len(dumped)} and is marked failed, so latest skips it;"
-            f" fix the cause and run: kosmos-backup backup {component}",
+            " fix the cause and run:",
+            see=("backup", component),
         )
     return manifest
 
@@ -205,12 +206,16 @@ def _check_archive(
 
 
 def _summary(checks: dict[str, Any], deep: bool) -> str:
+    """What a passed verification checked: ``… restored and compared 4 tables / 100,011 rows``."""
     archives = sum(1 for c in checks.values() if c.get("archive") == "ok")
-    text = f"{len(checks)} objects match their sha256; archives parsed: {archives}"
+    objects = "1 object matches its" if len(checks) == 1 else f"{len(checks)} objects match their"
+    parse = "1 archive parses" if archives == 1 else f"{archives} archives parse"
+    text = f"{objects} sha256, {parse}"
     if deep:
+        # The counts are the scratch restore's own, read back from the restored tables.
         tables = sum(c.get("restored_tables", 0) for c in checks.values())
         rows = sum(c.get("restored_rows", 0) for c in checks.values())
-        text += f", restored {tables} tables / {rows} rows matching the backup"
+        text += f"; restored and compared {tables:,} tables / {rows:,} rows: all match"
     return text
 
 
@@ -263,14 +268,13 @@ def resolve_dump(ctx: Context, component: str, ref: str) -> Manifest:
         if not dumps:
             raise NotFoundError(
                 f"{component}: no good logical backup yet",
-                hint=f"run: kosmos-backup backup {component}",
+                hint="run:",
+                see=("backup", component),
             )
         return ctx.repo.manifest(dumps[-1].id)
     found = find_backup(index, ref)
     if found is None:
-        raise NotFoundError(
-            f"{component}: no backup {ref!r}", hint=f"see: kosmos-backup list {component}"
-        )
+        raise NotFoundError(f"{component}: no backup {ref!r}", see=("list", component))
     if found.kind != KIND_LOGICAL:
         raise UsageError(
             f"{found.id} is a {found.kind} backup, not a dump",
@@ -312,5 +316,6 @@ def _barman(required: bool = True) -> Any:
             return None
         raise EngineError(
             "base backups and point-in-time recovery are not available in this build",
-            hint="logical dumps work: kosmos-backup backup postgres",
+            hint="logical dumps work:",
+            see=("backup", "postgres"),
         ) from None

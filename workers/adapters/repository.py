@@ -105,7 +105,7 @@ class Repository:
             raw = self.store.get_bytes(manifest_key(component, backup_id))
         except NotFoundError:
             raise NotFoundError(
-                f"backup {backup_id} does not exist", hint=f"see: kosmos-backup list {component}"
+                f"backup {backup_id} does not exist", see=("list", component)
             ) from None
         try:
             return Manifest.model_validate_json(raw)
@@ -181,8 +181,13 @@ class Repository:
     # -- changing committed backups ----------------------------------------------------------
 
     def record_verification(self, manifest: Manifest, record: VerificationRecord) -> Manifest:
-        """Store a verification result in the manifest and the index."""
-        updated = manifest.model_copy(update={"verification": record})
+        """Store a verification result in the manifest and the index.
+
+        It becomes the newest record; a deep one is also kept as the newest deep record,
+        which a shallow check never overwrites. The stored manifest is read again first, so
+        a deep record made meanwhile by another verification is kept too.
+        """
+        updated = self.manifest(manifest.id).verified(record)
         self.store.put_bytes(manifest_key(manifest.component, manifest.id), _dump(updated))
         self._update_index(manifest.component, lambda idx: idx.upsert(updated.summary()))
         return updated

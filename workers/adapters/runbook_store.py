@@ -69,7 +69,8 @@ class RunStore:
         if raw is None:
             raise NotFoundError(
                 f"run {run_id} is not in Redis",
-                hint=f"restore it from storage: kosmos-backup dr resume {run_id}",
+                hint="restore it from storage:",
+                see=("dr", "resume", run_id),
             )
         return _parse(raw, f"run {run_id} in Redis")
 
@@ -79,7 +80,7 @@ class RunStore:
             raw = self.store.get_bytes(state_key(run_id))
         except NotFoundError:
             raise NotFoundError(
-                f"no run {run_id} in {self.store.describe()}", hint="see: kosmos-backup dr status"
+                f"no run {run_id} in {self.store.describe()}", see=("dr", "status")
             ) from None
         return _parse(raw, f"{state_key(run_id)}")
 
@@ -228,7 +229,10 @@ class RunStore:
 
     def last_drill(self) -> dict[str, Any] | None:
         """The last finished drill's summary (Redis, else the storage), or None."""
-        raw = self.client.get(self.key("last-drill"))
+        try:
+            raw = self.client.get(self.key("last-drill"))
+        except redis.RedisError:
+            raw = None  # the board still shows the drill when Redis is away: read the storage
         if raw is None:
             # Redis lost it (or no drill ran yet): read the storage once, then remember the
             # answer for a while, so a status board never waits on the storage for it.
@@ -236,7 +240,8 @@ class RunStore:
                 raw = self.store.get_bytes(LAST_DRILL_KEY)
             except NotFoundError:
                 raw = b"null"
-            self.client.set(self.key("last-drill"), raw, ex=LAST_DRILL_CACHE)
+            with contextlib.suppress(redis.RedisError):
+                self.client.set(self.key("last-drill"), raw, ex=LAST_DRILL_CACHE)
         loaded: dict[str, Any] | None = json.loads(raw)
         return loaded
 

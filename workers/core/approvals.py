@@ -80,6 +80,8 @@ class BackupFacts(_Frozen):
     finished_at: datetime
     size: int
     verification: Literal["passed", "failed"] | None = None
+    verified_at: datetime | None = None
+    deep: bool = Field(default=False, description="the verdict came from a deep verification")
 
     _at = field_validator("finished_at")(_utc)
 

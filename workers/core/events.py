@@ -8,6 +8,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from workers.core.errors import Suggestion
+
 EVENT_STREAM = "events"
 """Stream name under the configured Redis key prefix: ``<prefix>:events``."""
 EVENT_STREAM_MAXLEN = 100_000
@@ -71,6 +73,9 @@ class Event(BaseModel):
     error_class: str | None = None
     message: str | None = None
     hint: str | None = None
+    suggestion: Suggestion | None = Field(
+        default=None, description="the hint's command, for front doors that spell it their way"
+    )
 
     @property
     def terminal(self) -> bool:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from workers.core.ids import BACKUP_ID
 
@@ -91,7 +91,8 @@ class VerificationState(StrEnum):
 
 
 class VerificationRecord(BaseModel):
-    """The last verification of a backup (checksums, and deeper checks when asked)."""
+    """One verification of a backup: checksums and archives, and with ``deep`` a scratch restore
+    compared table by table."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -102,6 +103,24 @@ class VerificationRecord(BaseModel):
     checks: dict[str, Any] = Field(default_factory=dict)
 
     _at = field_validator("at")(_utc)
+
+
+def best_verification(
+    newest: VerificationRecord | None, deep: VerificationRecord | None
+) -> VerificationRecord | None:
+    """The record a backup is judged by, from its newest record and its newest deep one.
+
+    A deep check (a scratch restore compared table by table) says more than a shallow one
+    (checksums and archives) and covers it, so the deep record stands, pass or fail, unless
+    a newer shallow check failed. Put plainly: a newer failure of either beats an older
+    pass, a deep pass beats a shallow pass, and a shallow pass never clears a deep failure
+    (it cannot see what the deep check found); only a newer deep pass does.
+    """
+    if newest is None or deep is None:
+        return deep or newest
+    if newest.state == VerificationState.FAILED and newest.at > deep.at:
+        return newest
+    return deep
 
 
 class Manifest(BaseModel):
@@ -121,10 +140,37 @@ class Manifest(BaseModel):
     tool_versions: dict[str, str] = Field(default_factory=dict)
     source: dict[str, Any] = Field(default_factory=dict, description="where the data came from")
     details: dict[str, Any] = Field(default_factory=dict, description="engine facts for verify")
-    verification: VerificationRecord | None = None
+    verification: VerificationRecord | None = Field(
+        default=None,
+        description="the newest verification, shallow or deep: the newest check of the "
+        "checksums and archives, which a deep verification makes too",
+    )
+    deep_verification: VerificationRecord | None = Field(
+        default=None,
+        description="the newest deep verification (scratch restore and compare), kept when "
+        "shallow ones follow it",
+    )
 
     _started = field_validator("started_at")(_utc)
     _finished = field_validator("finished_at")(_utc)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _deep_record_kept(cls, data: Any) -> Any:
+        # Manifests written before deep records were kept apart hold one record: when it is
+        # a deep one, it is also the newest deep one.
+        if isinstance(data, dict) and data.get("deep_verification") is None:
+            record = data.get("verification")
+            deep = record.get("deep") if isinstance(record, dict) else getattr(record, "deep", 0)
+            if deep:
+                data = {**data, "deep_verification": record}
+        return data
+
+    @model_validator(mode="after")
+    def _deep_record_is_deep(self) -> Manifest:
+        if self.deep_verification is not None and not self.deep_verification.deep:
+            raise ValueError("deep_verification holds a shallow record")
+        return self
 
     @field_validator("id")
     @classmethod
@@ -143,6 +189,17 @@ class Manifest(BaseModel):
         """Wall time of the backup."""
         return (self.finished_at - self.started_at).total_seconds()
 
+    @property
+    def verdict(self) -> VerificationRecord | None:
+        """The record this backup is judged by (see :func:`best_verification`)."""
+        return best_verification(self.verification, self.deep_verification)
+
+    def verified(self, record: VerificationRecord) -> Manifest:
+        """This manifest with ``record`` as its newest record; a shallow one keeps the deep one."""
+        if record.deep:
+            return self.model_copy(update={"verification": record, "deep_verification": record})
+        return self.model_copy(update={"verification": record})
+
     def object(self, name: str) -> ObjectEntry:
         """The entry called ``name``; KeyError when absent."""
         for entry in self.objects:
@@ -160,7 +217,7 @@ class Manifest(BaseModel):
             finished_at=self.finished_at,
             size=self.total_size,
             objects=len(self.objects),
-            verification=self.verification,
+            verification=self.verdict,
         )
 
 
@@ -176,7 +233,9 @@ class BackupSummary(BaseModel):
     finished_at: datetime
     size: int
     objects: int
-    verification: VerificationRecord | None = None
+    verification: VerificationRecord | None = Field(
+        default=None, description="the record the backup is judged by (Manifest.verdict)"
+    )
 
     @property
     def total_size(self) -> int:

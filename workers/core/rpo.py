@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
 from workers.core.catalog import FACT_RECOVERABLE_UNTIL, ComponentStatus, fact_time
 from workers.core.durations import humanize
+from workers.core.errors import Suggestion
 
 FAILURE_THRESHOLD = 2
 """A component alerts after this many consecutive failed backups, even within its RPO."""
@@ -40,6 +41,14 @@ class Breach(BaseModel):
     cause: Literal["never", "rpo", "wal", "failures"]
     message: str
     hint: str
+    suggestion: Suggestion | None = None
+    """The hint's command, kept apart so each front door spells it its own way."""
+
+    @classmethod
+    def seeing(cls, cause: Any, message: str, advice: str, *command: str) -> Breach:
+        """A breach whose hint is ``advice`` followed by a command (in the CLI's words)."""
+        suggestion = Suggestion(advice, command)
+        return cls(cause=cause, message=message, hint=suggestion.text(), suggestion=suggestion)
 
 
 class Decision(BaseModel):
@@ -52,6 +61,7 @@ class Decision(BaseModel):
     op_id: str
     message: str
     hint: str = ""
+    suggestion: Suggestion | None = None
     cause: str | None = None
     state: AlertState
 
@@ -73,10 +83,11 @@ def breach(
     rpo = humanize(status.rpo_seconds)
     name = status.name
     if status.last_backup is None:
-        return Breach(
-            cause="never",
-            message=f"{name} has never been backed up (RPO {rpo})",
-            hint=f"check the workers on its queue, or run: kosmos-backup backup {name}",
+        return Breach.seeing(
+            "never",
+            f"{name} has never been backed up (RPO {rpo})",
+            "check the workers on its queue, or run:",
+            *("backup", name),
         )
     lag = wal_archive_lag(status, now)
     if lag is not None and lag > status.rpo_seconds:
@@ -86,16 +97,18 @@ def breach(
             hint="check archive_command and the kosmos-postgres worker",
         )
     if status.rpo_breached and status.age_seconds is not None:
-        return Breach(
-            cause="rpo",
-            message=f"{name}: last good backup is {humanize(status.age_seconds)} old (RPO {rpo})",
-            hint="check the scheduler and workers: kosmos-backup ops",
+        return Breach.seeing(
+            "rpo",
+            f"{name}: last good backup is {humanize(status.age_seconds)} old (RPO {rpo})",
+            "check the scheduler and workers:",
+            "ops",
         )
     if failures >= threshold:
-        return Breach(
-            cause="failures",
-            message=f"{name}: {failures} backups failed in a row",
-            hint=f"see the failures: kosmos-backup ops; retry: kosmos-backup backup {name}",
+        return Breach.seeing(
+            "failures",
+            f"{name}: {failures} backups failed in a row",
+            "see the failures in the operations list; retry:",
+            *("backup", name),
         )
     return None
 
@@ -144,6 +157,7 @@ def _decision(
         op_id=state.op_id,
         message=message,
         hint=found.hint,
+        suggestion=found.suggestion,
         cause=found.cause,
         state=state,
     )

@@ -165,6 +165,7 @@ def check_rpo(ctx: Context, state: RedisState) -> dict[str, Any]:
                 chat=chat,
                 message=decision.message,
                 hint=decision.hint or None,
+                suggestion=decision.suggestion,
                 summary={
                     "cause": decision.cause,
                     "age_seconds": status.age_seconds,

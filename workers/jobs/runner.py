@@ -338,6 +338,7 @@ def _failed(run: JobRun, exc: BaseException) -> None:
         error_class=error_class,
         message=message,
         hint=hint,
+        suggestion=exc.suggestion if isinstance(exc, KosmosError) else None,
         fields=_ended_fields(run, error=run.redactor(message)),
     )
     run.state.record_outcome(run.request.kind.value, run.request.component, ok=False)
