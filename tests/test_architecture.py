@@ -20,6 +20,7 @@ STDLIB = frozenset(sys.stdlib_module_names)
 BOT_WORKERS_MODULES = (
     "workers.core",
     "workers.settings",
+    "workers.local_state",
     "workers.context",
     "workers.engine",
     "workers.queues",

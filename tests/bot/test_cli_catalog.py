@@ -288,18 +288,19 @@ def test_storage_outage_is_a_clear_error(s3_server: MotoServer, s3_env: dict[str
 
 def test_status_check_exits_1_on_any_breach_for_cron(local_catalog: Catalog) -> None:
     env = local_catalog.env
-    assert run_cli("status", env=env).returncode == 0  # people read the board; cron asks --check
-    breached = run_cli("status", "--check", env=env)
+    calm = run_cli("status", "--check", env=env)
+    assert calm.returncode == 0 and calm.stderr == ""  # nothing that has an engine is in breach
+    strict = {**env, "KOSMOS__COMPONENTS__POSTGRES__RPO": "5m"}  # its newest dump is ~10 min old
+    assert run_cli("status", env=strict).returncode == 0  # people read the board; cron asks --check
+    breached = run_cli("status", "--check", env=strict)
     assert breached.returncode == 1
     assert "RPO breached" in breached.stdout  # the board still prints
-    assert breached.stderr.splitlines() == [
-        "RPO breached: minio, etcd, kubernetes, secrets",
-    ]
-    as_json = run_cli("status", "--check", "--json", env=env)
+    assert breached.stderr.splitlines() == ["RPO breached: postgres"]
+    as_json = run_cli("status", "--check", "--json", env=strict)
     assert as_json.returncode == 1 and json.loads(as_json.stdout)["components"]
-    fresh = run_cli("status", "postgres", "--check", env=env)
-    assert fresh.returncode == 0, fresh.stderr
-    assert fresh.stderr == ""
+    other = run_cli("status", "etcd", "--check", env=strict)
+    assert other.returncode == 0, other.stderr
+    assert other.stderr == ""
 
 
 def piped(*args: str, env: dict[str, str]) -> str:
@@ -326,11 +327,11 @@ def test_piped_output_never_wraps_or_cuts_ids(local_catalog: Catalog) -> None:
     assert "…" not in listed
     rows = [line for line in listed.splitlines() if line.startswith("│ ")]
     assert [row.split()[1] for row in rows] == [newer.id, older.id]
-    board = piped("status", env=env)
+    board = piped("status", env={**env, "KOSMOS__COMPONENTS__POSTGRES__RPO": "5m"})
     lines = {line.split()[1]: line for line in board.splitlines() if line.startswith("│ ")}
     assert list(lines) == NAMES  # one line per component: nothing wrapped onto a second
-    assert "RPO breached (by 1h" in lines["etcd"] and "(etcd)" in lines["etcd"]
-    assert "(infisical)" in lines["secrets"] and "never backed up" in lines["secrets"]
+    assert "RPO breached (by " in lines["postgres"] and "(postgres)" in lines["postgres"]
+    assert "(infisical)" in lines["secrets"] and "not built yet" in lines["secrets"]
     shown = piped("show", newer.id, env=env)
     assert "…" not in shown and newer.id in shown
     for entry in newer.objects:

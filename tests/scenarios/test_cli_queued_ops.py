@@ -70,7 +70,7 @@ def test_verify_by_id_through_a_worker_verifies_that_backup(
     op_id = waited.stdout.strip()
     finished = harness.events_of(settings, op_id)[-1]
     assert finished.type == "finished" and finished.summary["backup_id"] == older
-    assert f"✓ verify finished: {older} passed" in waited.stderr
+    assert f"✓ verify finished: {older} verification passed" in waited.stderr
     repo = harness.repository(settings)
     record = repo.manifest(older).verification
     assert record is not None and record.state == VerificationState.PASSED
