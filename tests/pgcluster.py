@@ -138,14 +138,16 @@ class PgCluster:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-KOSMOS_BIN = "/opt/kosmos-backup/bin/kosmos-backup"
+PG_PREFIX = os.environ.get("KOSMOS_PG_PREFIX", "/opt/kosmos-backup")
+"""Where .ci/postgres-user-setup installs (a checkout of its own may name its own)."""
+KOSMOS_BIN = f"{PG_PREFIX}/bin/kosmos-backup"
 """Installed by .ci/postgres-user-setup where the postgres user can run it."""
 SETUP_SCRIPT = Path(__file__).resolve().parent.parent / ".ci" / "postgres-user-setup"
 _installed: list[bool] = []
 
 
 def ensure_postgres_install() -> None:
-    """Bring /opt/kosmos-backup up to date with this tree (seconds when it already is).
+    """Bring the postgres user's install up to date with this tree (seconds when it already is).
 
     archive_command runs that copy, not this tree: a stale copy would test old code.
     """
