@@ -27,11 +27,11 @@ from bot.replies import AcceptedReply, HelpReply, ListReply, Reply, StatusReply
 from bot.restore_replies import AuditReply, CardReply, DecisionReply
 from bot.results import database_lines
 from bot.terminal import size, verified, when
+from workers import engine
 from workers.core.catalog import ComponentStatus, Freshness
 from workers.core.durations import format_duration, humanize
 from workers.core.errors import KosmosError, PermissionDenied, UsageError
 from workers.core.events import Event, EventType
-from workers.core.rpo import wal_archive_lag
 
 MAX_BLOCKS = 50
 MAX_TEXT = 3000
@@ -157,9 +157,7 @@ def status_line(row: ComponentStatus, now: datetime) -> str:
         facts.append("due now" if overdue or last is None else f"next {when(row.next_due, now)}")
     record = row.last_verification
     facts.append(f"verified {verified(record, now)}" if record else "never verified")
-    if row.kind == "postgres":
-        lag = wal_archive_lag(row, now)
-        facts.append(f"WAL lag {humanize(lag)}" if lag is not None else "no WAL archived")
+    facts += [fact.short for fact in engine.status_facts(row, now)]
     line = f"*{escape(row.name)}* ({row.kind}) {mark}\n" + " · ".join(facts)
     if row.unreachable:
         line += f"\n:x: {escape(row.unreachable)}"
