@@ -21,7 +21,7 @@ from slack_sdk.models.blocks import (
 )
 
 from bot.dr_replies import DrReply
-from bot.grammar import chat_command
+from bot.grammar.command import chat_command
 from bot.progress import OperationView, Stage, chat_hint, stage_text, title
 from bot.replies import AcceptedReply, HelpReply, ListReply, Reply, StatusReply
 from bot.restore_replies import AuditReply, CardReply, DecisionReply

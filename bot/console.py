@@ -31,7 +31,7 @@ from bot.console_log import default_log_file, logs_to_file
 from bot.dr_blocks import drill_line
 from bot.dr_feed import APPROVAL_REQUESTED, Line, event_lines, request_lines
 from bot.dr_replies import DrReply
-from bot.grammar import chat_command
+from bot.grammar.command import chat_command
 from bot.handlers import Caller, Desk, dispatch
 from bot.progress import OperationView, Stage, chat_hint, fold, stage_text, title
 from bot.replies import AcceptedReply, HelpReply, ListReply, Reply, StatusReply

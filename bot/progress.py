@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from bot.grammar import chat_command
+from bot.grammar.command import chat_command
 from bot.results import restore_facts, verify_facts
 from bot.terminal import size
 from workers.core.durations import humanize

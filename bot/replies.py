@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.dr_replies import DrReply
-from bot.grammar import Command
+from bot.grammar.command import Command
 from bot.restore_replies import AuditReply, CardReply, DecisionReply
 from workers.core.catalog import ComponentStatus
 from workers.core.config import Objectives

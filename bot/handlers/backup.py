@@ -2,15 +2,8 @@
 
 from __future__ import annotations
 
-from bot.grammar import (
-    BACKUP,
-    BackupHelp,
-    BackupList,
-    BackupRun,
-    BackupStatus,
-    BackupVerify,
-    Command,
-)
+from bot.grammar.backup import BACKUP, BackupHelp, BackupList, BackupRun, BackupStatus, BackupVerify
+from bot.grammar.command import Command
 from bot.handlers.desk import Caller, Desk
 from bot.handlers.dr import last_drill_of
 from bot.replies import AcceptedReply, HelpReply, ListReply, Reply, StatusReply

@@ -24,7 +24,9 @@ from bot.dr_blocks import (
     NOTE_ACTION,
     NOTE_BLOCK,
 )
-from bot.dr_grammar import (
+from bot.dr_replies import DrReply
+from bot.grammar.command import Command
+from bot.grammar.runbook import (
     HELP,
     DrAbort,
     DrAnswer,
@@ -34,8 +36,6 @@ from bot.dr_grammar import (
     DrStart,
     DrStatus,
 )
-from bot.dr_replies import DrReply
-from bot.grammar import Command
 from bot.handlers.desk import Caller, Desk
 from bot.replies import HelpReply
 from workers.core.errors import KosmosError, UsageError

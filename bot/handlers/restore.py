@@ -24,8 +24,9 @@ from bot.approval_blocks import (
 )
 from bot.blocks import error_message
 from bot.blocks import reply_messages as render
-from bot.grammar import BackupAudit, Command
-from bot.grammar_restore import (
+from bot.grammar.backup import BackupAudit
+from bot.grammar.command import Command
+from bot.grammar.restore import (
     HELP,
     RestoreApprove,
     RestoreBreakGlass,

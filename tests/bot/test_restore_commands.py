@@ -12,8 +12,9 @@ from hypothesis import strategies as st
 
 from bot.approval_blocks import APPROVE_ACTION, card, reason_of
 from bot.cli.approvals import identify
-from bot.grammar import BackupAudit, parse
-from bot.grammar_restore import (
+from bot.grammar import parse
+from bot.grammar.backup import BackupAudit
+from bot.grammar.restore import (
     RestoreApprove,
     RestoreBreakGlass,
     RestoreDeny,
