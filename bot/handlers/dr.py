@@ -16,15 +16,14 @@ from typing import Any
 
 import structlog
 
-from bot.blocks import error_message
-from bot.dr_blocks import (
+from bot.blocks.operation import error_message
+from bot.blocks.runbook import (
     APPROVE_ACTION,
     CONFIRM_ACTIONS,
     DECIDE_ACTIONS,
     NOTE_ACTION,
     NOTE_BLOCK,
 )
-from bot.dr_replies import DrReply
 from bot.grammar.command import Command
 from bot.grammar.runbook import (
     HELP,
@@ -37,7 +36,8 @@ from bot.grammar.runbook import (
     DrStatus,
 )
 from bot.handlers.desk import Caller, Desk
-from bot.replies import HelpReply
+from bot.replies.backup import HelpReply
+from bot.replies.runbook import DrReply
 from workers.core.errors import KosmosError, UsageError
 
 CONFIRM = "dr.confirm"
