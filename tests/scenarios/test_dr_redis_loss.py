@@ -38,9 +38,9 @@ from tests.scenarios.dr_world import (
 )
 from tests.services import MotoServer, RedisServer
 from workers import dr, engine, runbook_flow, runbook_resources
-from workers.adapters.redis_state import RedisState
 from workers.core.errors import KosmosError
 from workers.core.runbook_run import Awaiting, RunState, RunStatus, StepStatus
+from workers.state.redis_state import RedisState
 
 RESTORE = "restore-postgres"
 BIG_SQL = """
