@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from tests.sync import Checked
-from workers.adapters.store_local import LocalStore
 from workers.core.errors import NotFoundError, StorageError
 from workers.core.ports import PendingUpload
+from workers.storage.store_local import LocalStore
 
 MIB = 1 << 20
 
