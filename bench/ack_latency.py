@@ -25,8 +25,8 @@ from pathlib import Path
 
 from tests.fakes.slack import FakeSlack, signature_headers, slash_body
 from tests.scenarios.bot_process import SECRET, BotProcess, bot_env
+from workers.config_loader import load_settings
 from workers.core.manifest import Manifest, ObjectEntry
-from workers.settings import load_settings
 from workers.storage.configured import open_repository
 from workers.storage.repository import manifest_key
 

@@ -4,8 +4,8 @@ Builds (or reuses) a pgbench database at ``--scale`` (50 is about 750 MB), then 
 alternating order and ``--runs`` times (median reported):
 
 - ``pg_dump -Fc`` into a local file (the peer and the practical limit) vs our logical backup
-  into a moto S3 server (``engine.backup`` in a child process, whose peak RSS is measured);
-- ``pg_restore`` from that file vs our restore from the store (``engine.restore``, which also
+  into a moto S3 server (``components.backup`` in a child process, whose peak RSS is measured);
+- ``pg_restore`` from that file vs our restore from the store (``components.restore``, which also
   re-hashes every table to prove the restore);
 - when ``pgbackrest`` is installed, a pgBackRest full backup and restore of a scratch cluster
   holding the same pgbench data, for reference.
@@ -204,9 +204,9 @@ def _probe(kind: str, arg: str | None) -> None:
     import resource
 
     import workers.engines.postgres.logical  # noqa: F401 - a worker has it loaded; start-up is shown apart
-    from workers import engine
+    from workers import components
+    from workers.config_loader import load_settings
     from workers.context import Context
-    from workers.settings import load_settings
 
     if os.environ.get("BENCH_PG_DUMP_COMPRESS"):
         from workers.engines.postgres import archives
@@ -216,7 +216,7 @@ def _probe(kind: str, arg: str | None) -> None:
     ctx.repo.index("postgres")
     started = time.monotonic()
     if kind == "backup":
-        manifest = engine.backup(ctx, "postgres")
+        manifest = components.backup(ctx, "postgres")
         dump = manifest.objects[0]
         facts = next(iter(manifest.details["databases"].values()))
         result: dict[str, Any] = {
@@ -226,7 +226,7 @@ def _probe(kind: str, arg: str | None) -> None:
             "hash_seconds": facts["hash_seconds"],
         }
     else:
-        restored = engine.restore(
+        restored = components.restore(
             ctx, "postgres", arg or "latest", target_database=os.environ["BENCH_TARGET"]
         )
         one = restored.databases[0]

@@ -16,7 +16,7 @@ import structlog
 
 from bot.handlers.restore import CARDS_KEY, card_digest, show_card
 from workers.context import Context
-from workers.restore_requests import expire_stale, remind_unreviewed, store_of
+from workers.restore.requests import expire_stale, remind_unreviewed, store_of
 
 INTERVAL = 5.0
 RECENT = 50

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 
 import structlog
 
+from workers.components import has_engine, reachability
 from workers.context import Context
 from workers.core.catalog import ComponentStatus, component_status
 from workers.core.manifest import BackupSummary, CatalogIndex
-from workers.engine import has_engine, reachability
 
 TTL_SECONDS = 5.0
 STATUS_SECONDS = 1.0
@@ -91,7 +91,7 @@ class CatalogCache:
 
     def status(self, component: str | None = None) -> list[ComponentStatus]:
         """What ``engine.status`` answers, from the cached indexes."""
-        from workers.engine import require_component
+        from workers.components import require_component
 
         settings = self.ctx.settings
         names = [require_component(self.ctx, component)] if component else list(settings.components)
@@ -137,7 +137,7 @@ class CatalogCache:
 
     def backups(self, component: str) -> list[BackupSummary]:
         """What ``engine.list_backups`` answers: newest first, from the cached index."""
-        from workers.engine import require_component
+        from workers.components import require_component
 
         return list(reversed(self.index(require_component(self.ctx, component)).backups))
 

@@ -38,7 +38,7 @@ from bot.replies.runbook import DrReply, drill_line
 from bot.replies.runbook_feed import APPROVAL_REQUESTED, Line, event_lines, request_lines
 from bot.roles import Authorizer, SelfNamedGroups
 from bot.terminal import backups_table, status_notes, status_table
-from workers import engine, queues
+from workers import components, queues
 from workers.context import Context
 from workers.core.errors import KosmosError
 from workers.core.events import CONSOLE, ChatContext, Event, EventType
@@ -157,7 +157,7 @@ class ConsoleChat:
             for note in status_notes(reply.rows):
                 self.console.print(note)
             for row in reply.rows:
-                for fact in engine.status_facts(row, reply.now):
+                for fact in components.status_facts(row, reply.now):
                     self.console.print(f"  {escape(row.name)} {escape(fact.long)}")
             if reply.drill:
                 self.console.print(f"  {escape(drill_line(reply.drill))}")
@@ -290,7 +290,7 @@ class ConsoleChat:
 
     def _show_run(self, event: Event) -> None:
         """A run's event as new lines, for runs started in a console or looked at here."""
-        from workers import runbook_flow
+        from workers.runbooks import flow as runbook_flow
 
         try:
             run = runbook_flow.runs(self.ctx).load(event.op_id)
@@ -310,7 +310,7 @@ class ConsoleChat:
             self.console.print("\n".join(shown))
 
     def _request_lines(self, request_id: str) -> list[Line]:
-        from workers.restore_requests import store_of
+        from workers.restore.requests import store_of
 
         request = store_of(self.ctx).find(request_id)
         if request is None:

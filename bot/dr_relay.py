@@ -129,7 +129,7 @@ class DrBoard:
                 lock.release()
 
     def _show_locked(self, run_id: str, entries: list[tuple[str, Event]]) -> None:
-        from workers import runbook_flow
+        from workers.runbooks import flow as runbook_flow
 
         try:
             run = runbook_flow.current(self.ctx, None, run_id)
@@ -153,7 +153,7 @@ class DrBoard:
             self._report(run)
 
     def _board(self, run: RunState) -> RunState:
-        from workers import runbook_flow
+        from workers.runbooks import flow as runbook_flow
 
         message = board(run, self.ctx.clock())
         channel = str(run.chat.channel)
@@ -188,7 +188,7 @@ class DrBoard:
     def _approval_card(self, run: RunState, request_id: str) -> None:
         """Post the restore request's own card (Approve / Deny) once, in the channel."""
         from bot.blocks.restore import card
-        from workers.restore_requests import attach_card, store_of
+        from workers.restore.requests import attach_card, store_of
 
         request = store_of(self.ctx).find(request_id)
         if request is None or request.card_ts:
@@ -209,8 +209,8 @@ class DrBoard:
         self._call("chat_postMessage", channel=str(run.chat.channel), text=text)
 
     def _report(self, run: RunState) -> None:
-        from workers import runbook_flow
-        from workers.adapters.dr_report import RunReport, upload_report
+        from workers.runbooks import flow as runbook_flow
+        from workers.runbooks.report import RunReport, upload_report
 
         key = f"{self.cards_prefix}:{run.run_id}"
         if not run.report or not self.ctx.redis.hsetnx(key, "_report", "uploading"):

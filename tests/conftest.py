@@ -14,9 +14,9 @@ import redis as redis_lib
 from botocore.config import Config
 
 from tests.services import MotoServer
+from workers.config_loader import parse_settings
 from workers.core.config import Settings
 from workers.engines import ENGINES
-from workers.settings import parse_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_CONFIG = ROOT / "examples" / "kosmos-backup.yaml"

@@ -6,7 +6,7 @@ import ast
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -19,14 +19,14 @@ STDLIB = frozenset(sys.stdlib_module_names)
 # needs it, so a Slack bot or a CLI never pays for boto3 or the Kubernetes client.
 BOT_WORKERS_MODULES = (
     "workers.core",
-    "workers.settings",
+    "workers.config_loader",
     "workers.local_state",
     "workers.context",
-    "workers.engine",
+    "workers.components",
     "workers.queues",
     "workers.jobs",
-    "workers.restore_requests",
-    "workers.restore_plans",
+    "workers.restore.requests",
+    "workers.restore.planning",
 )
 BOT_THIRD_PARTY = frozenset({"click", "rich", "slack_bolt", "slack_sdk", "pydantic", "structlog"})
 HEAVY = ("boto3", "botocore", "kubernetes", "psycopg", "barman", "pyrage", "zstandard")
@@ -57,7 +57,7 @@ def imported_names(node: ast.Import | ast.ImportFrom, module: str, is_package: b
         target = f"{anchor}.{node.module}" if node.module else anchor
     else:
         target = node.module or ""
-    # `from workers import engine` loads workers.engine; `from x import func` just loads x.
+    # `from workers import engine` loads workers.components; `from x import func` just loads x.
     return [f"{target}.{alias.name}" for alias in node.names] + [target]
 
 
@@ -189,3 +189,195 @@ def test_the_checks_see_a_violation_when_there_is_one() -> None:
     shells = [n for n in ast.walk(bad) if isinstance(n, ast.keyword) and n.arg == "shell"]
     assert len(shells) == 1
     assert len(python_files("bot")) > 3 and len(python_files("workers/core")) > 5
+
+
+# -- directions over every import, function-level ones included ----------------------------------
+
+PRODUCT = {module_name(p) for p in python_files("bot", "workers")}
+SHARED_IO = (
+    "workers.storage",
+    "workers.state",
+    "workers.process",
+    "workers.context",
+    "workers.config_loader",
+    "workers.runbooks.call",
+)
+"""What every kind shares, which an engine may use beside the core and its own folder."""
+BOT_MAY_USE = (
+    "workers.core",
+    "workers.queues",
+    "workers.components",
+    "workers.restore.planning",
+    "workers.restore.requests",
+    "workers.runbooks.flow",
+    "workers.runbooks.gates",
+    "workers.runbooks.durability",
+    "workers.runbooks.operations",
+    "workers.config_loader",
+    "workers.local_state",
+    "workers.context",
+)
+"""The core; the contract (queues for jobs; components, restore and runbook flows by name in
+the door's own process); the settings (their loader, the state directory, the context)."""
+BOT_EXCEPTIONS = {
+    # The CLI is the whole product's: its worker, scheduler and up commands run the workers'
+    # own loops, and up its embedded Redis, in the same process.
+    ("bot.cli.bot", "workers.worker"),
+    ("bot.cli.jobs", "workers.worker"),
+    ("bot.cli.jobs", "workers.scheduler"),
+    ("bot.cli.up", "workers.worker"),
+    ("bot.cli.up", "workers.process"),
+    ("bot.cli.up", "workers.state.embedded_redis"),
+    # Still reaching past the contract (issue 13, items 5 and 6): each goes when its door asks
+    # the contract instead. A stale entry fails test_the_exceptions_are_all_still_needed.
+    ("bot.catalog_cache", "workers.storage.repository"),
+    ("bot.cli.approvals", "workers.state.audit_log"),
+    ("bot.cli.dr", "workers.runbooks.files"),
+    ("bot.cli.wal", "workers.engines.postgres.wal_shipping"),
+    ("bot.dr_relay", "workers.runbooks.report"),
+}
+ENGINE_EXCEPTIONS = {
+    # PostgreSQL's runbook operations claim databases and instances through the runbooks'
+    # resource ledger, which still knows PostgreSQL itself.
+    ("workers.engines.postgres.runbook_ops", "workers.runbooks.resources"),
+}
+INTO_ENGINE_EXCEPTIONS = {
+    # Modules outside an engine's folder that still open it directly instead of going through
+    # the registry (workers.engines): the runbooks' resource ledger and restore planning's
+    # PostgreSQL checks, which belong in workers/engines/postgres/.
+    ("workers.runbooks.resources", "workers.engines.postgres.queries"),
+    ("workers.runbooks.resources", "workers.engines.postgres.logical"),
+    ("workers.runbooks.resources", "workers.engines.postgres.pitr"),
+    # A runbook check's SQL probe asks PostgreSQL.
+    ("workers.runbooks.probes", "workers.engines.postgres.queries"),
+    ("workers.runbooks.probes", "workers.engines.postgres.conninfo"),
+    ("workers.runbooks.resources", "workers.engines.postgres.cluster"),
+    ("workers.runbooks.resources", "workers.engines.postgres.conninfo"),
+    ("workers.runbooks.resources", "workers.engines.postgres.restoration"),
+    ("workers.restore.planning", "workers.engines.postgres.identity"),
+    ("workers.restore.planning", "workers.engines.postgres.conninfo"),
+    ("bot.cli.wal", "workers.engines.postgres.wal_shipping"),
+}
+KNOWN_CIRCLES = {
+    # bot/ by concept (issue 13, item 6): the package imports its restore handlers back.
+    frozenset({"bot.handlers", "bot.handlers.restore"}),
+}
+
+
+def product_imports(path: Path) -> set[tuple[int, str]]:
+    """(line, module of ours) for every import anywhere in ``path`` (the longest module name)."""
+    module = module_name(path)
+    found = set()
+    for node in all_imports(parse(path)):
+        names = set()
+        for name in imported_names(node, module, path.name == "__init__.py"):
+            while name and name not in PRODUCT:
+                name = name.rpartition(".")[0]
+            if name and name != module and name != "workers":
+                names.add(name)
+        # `from workers.runbooks import flow` is an import of flow, not of the package's own code.
+        found |= {(node.lineno, n) for n in names if not any(o.startswith(n + ".") for o in names)}
+    return found
+
+
+def crossings(paths: list[Path], allowed: Callable[[str, str], bool]) -> set[tuple[str, str]]:
+    """(module, imported) pairs among ``paths`` that ``allowed`` refuses."""
+    return {
+        (module_name(p), name)
+        for p in paths
+        for _, name in product_imports(p)
+        if not allowed(module_name(p), name)
+    }
+
+
+def engine_may_import(module: str, name: str) -> bool:
+    """Engines import the core, the shared I/O and their own folder (the registry: engines)."""
+    own = ".".join(module.split(".")[:3])  # workers.engines.<kind>
+    return within(name, ("workers.core", *SHARED_IO, own)) or (
+        module == "workers.engines" and name.startswith("workers.engines.")
+    )
+
+
+def test_engines_import_the_core_the_shared_io_and_their_own_folder() -> None:
+    found = crossings(python_files("workers/engines"), engine_may_import)
+    assert found - ENGINE_EXCEPTIONS == set()
+
+
+def test_only_the_registry_opens_an_engine_folder() -> None:
+    outside = [p for p in python_files("bot", "workers") if "engines" not in p.parts]
+    found = crossings(outside, lambda module, name: not name.startswith("workers.engines."))
+    assert found - INTO_ENGINE_EXCEPTIONS == set()
+
+
+def test_bot_uses_only_the_core_the_contract_and_the_settings() -> None:
+    def allowed(module: str, name: str) -> bool:
+        return not name.startswith("workers") or within(name, BOT_MAY_USE)
+
+    assert crossings(python_files("bot"), allowed) - BOT_EXCEPTIONS == set()
+
+
+def test_the_exceptions_are_all_still_needed() -> None:
+    # An exception nobody needs any more would let that import come back unnoticed.
+    every = {
+        (module_name(p), n) for p in python_files("bot", "workers") for _, n in product_imports(p)
+    }
+    stale = (BOT_EXCEPTIONS | ENGINE_EXCEPTIONS | INTO_ENGINE_EXCEPTIONS) - every
+    assert stale == set(), "remove these from the exception lists"
+    circles = {frozenset(c) for c in import_circles()}
+    assert KNOWN_CIRCLES - circles == set(), "remove these from KNOWN_CIRCLES"
+
+
+def import_circles() -> list[list[str]]:
+    """Every strongly connected group of two or more product modules (Tarjan), by imports."""
+    graph = {
+        module_name(p): {n for _, n in product_imports(p)} for p in python_files("bot", "workers")
+    }
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    groups: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for other in graph.get(node, ()):
+            if other not in index:
+                visit(other)
+                low[node] = min(low[node], low[other])
+            elif other in stack:
+                low[node] = min(low[node], index[other])
+        if low[node] == index[node]:
+            group = []
+            while True:
+                top_node = stack.pop()
+                group.append(top_node)
+                if top_node == node:
+                    break
+            if len(group) > 1:
+                groups.append(sorted(group))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return groups
+
+
+def test_no_import_circle_among_product_modules() -> None:
+    circles = [c for c in import_circles() if frozenset(c) not in KNOWN_CIRCLES]
+    assert circles == []
+
+
+def test_the_direction_checks_see_function_level_imports() -> None:
+    # A function-level import of an engine from bot/ is found, and a circle is a circle.
+    bot_file = ROOT / "bot" / "cli" / "wal.py"
+    inside_functions = [
+        n
+        for node in ast.walk(parse(bot_file))
+        if isinstance(node, ast.FunctionDef)
+        for n in ast.walk(node)
+        if isinstance(n, ast.ImportFrom) and (n.module or "").startswith("workers.engines")
+    ]
+    assert inside_functions, "bot/cli/wal.py imports the engine inside its functions"
+    assert ("bot.cli.wal", "workers.engines.postgres.wal_shipping") in crossings(
+        [bot_file], lambda module, name: not name.startswith("workers.engines.")
+    )

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import EXAMPLE_CONFIG
+from workers.config_loader import load_settings
 from workers.local_state import demo_approval_key, state_dir
-from workers.restore_requests import approval_key
-from workers.settings import load_settings
+from workers.restore.requests import approval_key
 
 
 def test_state_dir_is_overridable_and_follows_xdg(tmp_path: Path) -> None:

@@ -54,7 +54,7 @@ JOB_PATHS: dict[OperationKind, str] = {
     OperationKind.PRUNE: "workers.jobs.maintenance.prune",
     OperationKind.SWEEP: "workers.jobs.maintenance.sweep",
     OperationKind.RPO_CHECK: "workers.jobs.maintenance.rpo_check",
-    OperationKind.DR_STEP: "workers.jobs.dr.run_step",
+    OperationKind.DR_STEP: "workers.jobs.runbook_step.run_step",
 }
 """Where each kind's RQ entry point lives; enqueued by path so callers never import it."""
 

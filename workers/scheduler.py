@@ -20,7 +20,8 @@ import structlog
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 
-from workers import dr, engine, queues, restore_guard
+from workers import components as engine
+from workers import queues
 from workers.context import Context
 from workers.core.errors import KosmosError
 from workers.core.events import ChatContext
@@ -37,6 +38,8 @@ from workers.core.operations import (
 from workers.core.schedule import backup_due, last_good, periodic_due
 from workers.engines import engine_for
 from workers.jobs.maintenance import reap_abandoned
+from workers.restore.upkeep import tend_requests
+from workers.runbooks import durability as dr
 from workers.state.redis_state import Heartbeat, RedisState
 
 LEADER_LEASE = "scheduler:leader"
@@ -144,7 +147,7 @@ class Scheduler:
                 self._maybe_backup(name, base, report)
         self._upkeep(report)
         dr.upkeep(self.ctx)  # runbook runs: resume lost steps, start the monthly drill
-        restore_guard.upkeep(self.ctx)  # approvals: expiry, break-glass nags, audit export
+        tend_requests(self.ctx)  # approvals: expiry, break-glass nags, audit export
         return report
 
     def _reap(self, report: TickReport) -> None:

@@ -23,7 +23,11 @@ WORKER_TTL = 60
 MAINTENANCE_INTERVAL = 60
 """RQ's own registry upkeep; its 10-minute default is too slow (our reaper is faster still)."""
 JOB_MONITORING_INTERVAL = 10
-PRELOAD = ("workers.jobs.dr", "workers.storage.store_s3", "workers.engines.postgres.logical")
+PRELOAD = (
+    "workers.jobs.runbook_step",
+    "workers.storage.store_s3",
+    "workers.engines.postgres.logical",
+)
 """Imported before forking: every work horse then starts warm instead of importing them."""
 
 
@@ -97,7 +101,7 @@ def run_worker(
             log.warning("no component routes work to this queue", queue=queue, known=sorted(known))
     ctx = Context(settings)
     if metrics_port is not None:
-        from workers.adapters.metrics import serve_metrics
+        from workers.metrics import serve_metrics
 
         serve_metrics(ctx, metrics_port, metrics_addr)
         log.info("metrics served", port=metrics_port)

@@ -11,7 +11,7 @@ from bot.formats import size, verified, when
 from bot.mrkdwn import clip, escape
 from bot.replies.backup import AcceptedReply, HelpReply, ListReply, StatusReply
 from bot.replies.runbook import drill_line
-from workers import engine
+from workers import components as engine
 from workers.core.catalog import ComponentStatus, Freshness
 from workers.core.durations import format_duration, humanize
 

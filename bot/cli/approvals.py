@@ -33,11 +33,11 @@ from workers.core.config import Settings
 from workers.core.errors import PermissionDenied
 from workers.core.events import ChatContext
 from workers.core.operations import OperationRequest
-from workers.restore_plans import plan_from_options
-from workers.restore_requests import (
+from workers.restore.planning import plan_from_options
+from workers.restore.requests import (
     audit_of,
-    create_restore_request,
     decide_request,
+    open_restore_request,
     review_request,
     store_of,
 )
@@ -124,9 +124,9 @@ def restore_request(ctx: click.Context, component: str, ref: str, **options: Any
     work = context_from(ctx)
     user = identify(work.settings, os.environ)
     plan = plan_from_options(work, component, ref, **options)
-    request_id = create_restore_request(
+    request_id = open_restore_request(
         work, plan, user, reason, ChatContext(source="cli", user=user)
-    )
+    ).id
     if not as_json:
         click.echo(f"restore request {request_id} is waiting for approval")
     _show(work, store_of(work).get(request_id), as_json)

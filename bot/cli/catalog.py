@@ -9,7 +9,7 @@ from rich.markup import escape
 
 from bot.cli.options import context_from, json_option
 from bot.terminal import backups_table, console, manifest_panel, status_notes, status_table
-from workers import engine
+from workers import components as engine
 from workers.core.durations import format_duration
 from workers.core.errors import UsageError
 from workers.core.views import status_document

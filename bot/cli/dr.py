@@ -39,8 +39,8 @@ def runbook() -> None:
 @click.pass_context
 def check(click_ctx: click.Context, files: tuple[Path, ...], as_json: bool) -> None:
     """Validate runbooks (default: every shipped one); exit 2 when any has an error."""
-    from workers import runbook_ops
-    from workers.adapters.runbook_files import check_files, runbook_dir, runbook_files
+    from workers.runbooks import operations as runbook_ops
+    from workers.runbooks.files import check_files, runbook_dir, runbook_files
 
     ctx = context_from(click_ctx)
     paths = list(files) or runbook_files(runbook_dir(ctx.settings.dr.runbooks_dir))
@@ -149,9 +149,9 @@ def start(
     wait: bool,
 ) -> None:
     """Start a run of RUNBOOK as KOSMOS_USER (KOSMOS_USER_TOKEN); prints the run id."""
-    from workers import dr as durable
-    from workers import runbook_flow
     from workers.core.events import ChatContext
+    from workers.runbooks import durability as durable
+    from workers.runbooks import flow as runbook_flow
 
     ctx = context_from(click_ctx)
     runner = durable.LocalRunner() if local else None
@@ -177,7 +177,7 @@ def start(
 @click.pass_context
 def status(click_ctx: click.Context, run_id: str | None, as_json: bool) -> None:
     """Show a run's checklist (default: the newest runs)."""
-    from workers import runbook_flow
+    from workers.runbooks import flow as runbook_flow
 
     ctx = context_from(click_ctx)
     if run_id is None:
@@ -197,7 +197,7 @@ def status(click_ctx: click.Context, run_id: str | None, as_json: bool) -> None:
 @click.pass_context
 def resume(click_ctx: click.Context, run_id: str, local: bool) -> None:
     """Continue a run after a crash; restores it from storage when Redis lost it."""
-    from workers import dr as durable
+    from workers.runbooks import durability as durable
 
     ctx = context_from(click_ctx)
     runner = durable.LocalRunner() if local else None
@@ -216,7 +216,7 @@ def resume(click_ctx: click.Context, run_id: str, local: bool) -> None:
 @click.pass_context
 def abort(click_ctx: click.Context, run_id: str, reason: str, user: str | None) -> None:
     """Abort a run as KOSMOS_USER (KOSMOS_USER_TOKEN); teardown steps still run."""
-    from workers import runbook_flow
+    from workers.runbooks import flow as runbook_flow
 
     ctx = context_from(click_ctx)
     run = runbook_flow.abort(ctx, run_id, by=_person(ctx, user, "dr.abort"), reason=reason)
@@ -244,8 +244,8 @@ def confirm(
 
     You act as KOSMOS_USER, proven by KOSMOS_USER_TOKEN, as for ``kosmos-backup approve``.
     """
-    from workers import dr as durable
-    from workers import runbook_flow
+    from workers.runbooks import durability as durable
+    from workers.runbooks import flow as runbook_flow
 
     ctx = context_from(click_ctx)
     who = _person(ctx, user, "dr.confirm")
@@ -257,8 +257,8 @@ def confirm(
 
 
 def _follow(ctx: Context, run_id: str, wait: bool) -> None:
-    from workers import runbook_flow
     from workers.core.runbook_run import Awaiting
+    from workers.runbooks import flow as runbook_flow
 
     while True:
         run = runbook_flow.current(ctx, None, run_id)

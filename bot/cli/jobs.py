@@ -18,11 +18,11 @@ from bot.cli.options import context_from, json_option
 from bot.formats import when
 from bot.terminal import console
 from workers import queues
+from workers.config_loader import CONFIG_ENV
 from workers.context import Context
 from workers.core.errors import UsageError
 from workers.core.events import TERMINAL, Event, EventType
 from workers.core.operations import OperationRequest
-from workers.settings import CONFIG_ENV
 
 
 def submit_and_render(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
+from workers.config_loader import load_settings
 from workers.context import Context
-from workers.settings import load_settings
 
 
 def context_from(click_ctx: click.Context) -> Context:

@@ -22,7 +22,7 @@ from bot.cli.options import context_from, json_option
 from bot.formats import size
 from bot.replies.results import restore_facts
 from bot.terminal import console, manifest_panel
-from workers import engine
+from workers import components
 from workers.context import Context
 from workers.core.catalog import require_backup
 from workers.core.errors import IntegrityError, PermissionDenied
@@ -78,15 +78,17 @@ def _run(work: Context, component: str | None, params: AnyParams, quiet: bool) -
     """Run one operation in this process (``--local``), as its job would."""
     progress = StderrProgress(enabled=not quiet)
     if isinstance(params, PruneParams):
-        return engine.prune(work, component, dry_run=params.dry_run)
+        return components.prune(work, component, dry_run=params.dry_run)
     assert component is not None
     if isinstance(params, BackupParams):
-        return engine.backup(work, component, base=params.base, progress=progress)
+        return components.backup(work, component, base=params.base, progress=progress)
     if isinstance(params, VerifyParams):
-        return engine.verify(work, component, params.backup, deep=params.deep, progress=progress)
+        return components.verify(
+            work, component, params.backup, deep=params.deep, progress=progress
+        )
     if isinstance(params, RestoreParams):
         options = params.options.engine_options()
-        return engine.restore(work, component, params.backup, progress=progress, **options)
+        return components.restore(work, component, params.backup, progress=progress, **options)
     raise click.UsageError(f"{type(params).__name__} cannot run here")
 
 
@@ -115,7 +117,7 @@ def _enqueue(
     from workers.core.events import ChatContext
 
     if component:
-        engine.require_component(work, component)
+        components.require_component(work, component)
     user = os.environ.get("KOSMOS_USER") or getpass.getuser()
     request = queues.new_request(
         kind,
@@ -130,7 +132,7 @@ def _enqueue(
 
 def _require_backup(work: Context, component: str, ref: str) -> None:
     """Refuse a ref that names no backup before anything runs or is queued (exit 2)."""
-    engine.require_component(work, component)
+    components.require_component(work, component)
     require_backup(work.repo.index(component), ref, listing=f"kosmos-backup list {component}")
 
 

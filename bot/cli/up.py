@@ -18,9 +18,9 @@ import click
 
 from bot.cli.bot import run_console
 from bot.cli.options import context_from
+from workers.config_loader import CONFIG_ENV, OVERRIDE_PREFIX
 from workers.context import Context
 from workers.core.config import QUEUE_DEFAULT, QUEUE_ETCD, QUEUE_POSTGRES
-from workers.settings import CONFIG_ENV, OVERRIDE_PREFIX
 
 UP_QUEUES = ",".join((QUEUE_DEFAULT, QUEUE_POSTGRES, QUEUE_ETCD))
 REDIS_URL_ENV = f"{OVERRIDE_PREFIX}REDIS__URL"

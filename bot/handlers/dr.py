@@ -48,7 +48,8 @@ APPROVE = "restore.approve"
 
 def answer(desk: Desk, caller: Caller, command: Command) -> DrReply | HelpReply:
     """Answer one parsed, authorized ``/dr`` command."""
-    from workers import dr, runbook_flow
+    from workers.runbooks import durability as dr
+    from workers.runbooks import flow as runbook_flow
 
     ctx = desk.ctx
     if isinstance(command, DrHelp):
@@ -76,7 +77,7 @@ def answer(desk: Desk, caller: Caller, command: Command) -> DrReply | HelpReply:
 
 def _answer(desk: Desk, caller: Caller, command: DrAnswer | DrApprove) -> DrReply:
     """A step card's button, typed: the same rules, the same state machine."""
-    from workers import runbook_flow
+    from workers.runbooks import flow as runbook_flow
 
     ctx = desk.ctx
     run_id = runbook_flow.current(ctx, caller.chat.place, command.run_id).run_id
@@ -92,7 +93,7 @@ def _answer(desk: Desk, caller: Caller, command: DrAnswer | DrApprove) -> DrRepl
 
 
 def _start(desk: Desk, caller: Caller, command: DrStart) -> DrReply:
-    from workers import runbook_flow
+    from workers.runbooks import flow as runbook_flow
 
     ctx = desk.ctx
     channel = caller.chat.channel
@@ -125,7 +126,7 @@ def _start(desk: Desk, caller: Caller, command: DrStart) -> DrReply:
 
 
 def _start_later(ctx: Any, command: DrStart, caller: Caller) -> None:
-    from workers import runbook_flow
+    from workers.runbooks import flow as runbook_flow
 
     try:
         runbook_flow.start(
@@ -152,7 +153,7 @@ def _respond(url: str | None, payload: dict[str, Any]) -> None:
 
 
 def _follow(ctx: Any, run_id: str) -> None:
-    from workers.runbook_gates import follow_gates
+    from workers.runbooks.flow import follow_gates
 
     try:
         follow_gates(ctx, run_id)
@@ -181,7 +182,7 @@ def register(app: Any, desk: Desk, client: Any) -> None:
 def _warm_up(ctx: Any) -> None:
     """Load the DR machinery now, so the first /dr in an incident answers within Slack's 3 s."""
     try:
-        from workers import runbook_flow
+        from workers.runbooks import flow as runbook_flow
 
         runbook_flow.load(ctx, ctx.settings.dr.dr_test_runbook)
         ctx.repo.store.exists("_dr/warm-up")
@@ -191,7 +192,7 @@ def _warm_up(ctx: Any) -> None:
 
 def press(desk: Desk, user: str, action_id: str, value: str, note: str | None) -> Any:
     """Carry out one step button for ``user``: authorize, then confirm or decide."""
-    from workers import runbook_flow
+    from workers.runbooks import flow as runbook_flow
 
     desk.authorizer.check(user, APPROVE if action_id == APPROVE_ACTION else CONFIRM)
     try:
@@ -228,7 +229,7 @@ def _ephemeral(client: Any, channel: str, user: str, payload: dict[str, Any]) ->
 
 def last_drill_of(ctx: Any) -> dict[str, Any] | None:
     """The last drill for ``/backup status``; None when unknown or unreadable."""
-    from workers import dr
+    from workers.runbooks import durability as dr
 
     try:
         return dr.last_drill(ctx)

@@ -2,7 +2,7 @@
 
 ``answer`` is shared by every front door. Slack also gets ``register``: the ``/restore``
 listener posts the approval card in the channel, and the Approve/Deny buttons decide on
-the card they sit on. Every rule is enforced in ``workers.restore_requests`` and the core,
+the card they sit on. Every rule is enforced in ``workers.restore.requests`` and the core,
 never by what a card shows; the approvers role is looked up afresh for each decision.
 """
 
@@ -38,8 +38,8 @@ from workers.core.approvals import ApprovalRequest, Verdict, new_request_id
 from workers.core.audit import AuditAction
 from workers.core.errors import KosmosError, PermissionDenied, StorageUnavailable, UsageError
 from workers.core.events import ChatContext
-from workers.restore_plans import resolve_plan, validate_plan
-from workers.restore_requests import (
+from workers.restore.planning import resolve_plan, validate_plan
+from workers.restore.requests import (
     attach_card,
     audit_of,
     break_glass,

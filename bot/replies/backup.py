@@ -19,7 +19,9 @@ class StatusReply:
     objectives: Objectives
     rows: list[ComponentStatus]
     now: datetime
-    drill: dict[str, Any] | None = None  # the last DR drill (workers.dr.last_drill)
+    drill: dict[str, Any] | None = (
+        None  # the last DR drill (workers.runbooks.durability.last_drill)
+    )
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from typing import Any
 
 from bot.mrkdwn import clip, escape
 from workers.core.durations import format_duration, humanize
+from workers.core.run_clock import rto_clock
 from workers.core.runbook_run import Awaiting, RunState, StepStatus
 
 MARKS = {
@@ -76,7 +77,7 @@ def step_line(run: RunState, step_id: str, now: datetime) -> str:
 
 def clock_line(run: RunState, now: datetime) -> str:
     """The RTO clock: elapsed against the objective, warned at 75%, stopped at recovery."""
-    clock = run.rto_clock(now)
+    clock = rto_clock(run, now)
     elapsed = clock.elapsed.total_seconds()
     percent = int(clock.fraction * 100)
     text = f"⏱ RTO clock {_clock(elapsed)} of {format_duration(clock.objective)} ({percent}%)"

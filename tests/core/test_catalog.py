@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests.conftest import EXAMPLE_CONFIG
+from workers.config_loader import parse_settings
 from workers.core.catalog import (
     FACT_RECOVERABLE_UNTIL,
     Freshness,
@@ -23,7 +24,6 @@ from workers.core.manifest import (
     VerificationState,
 )
 from workers.core.views import status_document
-from workers.settings import parse_settings
 
 T0 = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
 

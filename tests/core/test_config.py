@@ -10,9 +10,9 @@ import pytest
 import yaml
 
 from tests.conftest import EXAMPLE_CONFIG
+from workers.config_loader import load_settings, parse_settings
 from workers.core.config import PostgresComponent, Settings
 from workers.core.errors import ConfigError
-from workers.settings import load_settings, parse_settings
 
 SECRETS = {
     "OSS_ACCESS_KEY": "LTAI5tSECRETaccess",

@@ -8,8 +8,11 @@ from typing import Any
 import pytest
 
 from workers.core.errors import ConflictError, PermissionDenied, UsageError
+from workers.core.run_clock import rto_clock
+from workers.core.run_resume import resume_plan
+from workers.core.run_start import new_run
 from workers.core.runbook import Runbook, StepMode
-from workers.core.runbook_run import Awaiting, RunState, RunStatus, StepStatus, new_run
+from workers.core.runbook_run import Awaiting, RunState, RunStatus, StepStatus
 
 T0 = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
 
@@ -186,12 +189,12 @@ def test_teardown_waits_for_work_in_flight_after_a_failure_or_an_abort() -> None
 
 def test_rto_clock_warns_at_75_percent_and_stops_at_recovery() -> None:
     run = make_run([job("a"), job("b", "a")], report={"recovered_after": "a"})
-    assert run.rto_clock(at(3600)).level == "ok"
-    assert run.rto_clock(at(3 * 3600)).level == "warning"
-    assert run.rto_clock(at(4 * 3600)).level == "breached"
+    assert rto_clock(run, at(3600)).level == "ok"
+    assert rto_clock(run, at(3 * 3600)).level == "warning"
+    assert rto_clock(run, at(4 * 3600)).level == "breached"
     run.start("a", at(0), "op")
     run.succeed("a", at(600))
-    clock = run.rto_clock(at(5 * 3600))
+    clock = rto_clock(run, at(5 * 3600))
     assert clock.elapsed == timedelta(seconds=600) and clock.stopped
 
 
@@ -206,7 +209,7 @@ def test_resume_requeues_safe_or_unstarted_steps_and_asks_for_unsafe_ones() -> N
     run.start("m", at(0))
     for step_id in ("safe", "unsafe", "alive"):
         assert run.begin_execution(step_id, f"op-{step_id}") == "run"
-    actions = {a.step: a.action for a in run.resume_plan(alive={"alive"})}
+    actions = {a.step: a.action for a in resume_plan(run, alive={"alive"})}
     assert actions == {
         "safe": "requeue",
         "unsafe": "ask",

@@ -13,7 +13,7 @@ from typing import get_args
 import pytest
 
 from tests.engines.case import ContractCase
-from workers import engine as components
+from workers import components
 from workers.core.manifest import VerificationState
 from workers.core.ports import no_progress
 from workers.core.retention import Deletion

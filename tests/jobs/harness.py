@@ -20,9 +20,9 @@ import yaml
 from psycopg import sql
 
 from tests.conftest import PG_DSN
+from workers.config_loader import CONFIG_ENV, load_settings
 from workers.core.config import Settings
 from workers.core.events import Event
-from workers.settings import CONFIG_ENV, load_settings
 from workers.state.redis_state import RedisState
 from workers.storage.configured import open_repository
 from workers.storage.repository import Repository

@@ -24,7 +24,7 @@ from rq.job import Job
 from bot.handlers import Caller, Desk, dispatch
 from bot.roles import Authorizer, SelfNamedGroups
 from tests.conftest import EXAMPLE_CONFIG
-from workers import queues, runbook_flow
+from workers import queues
 from workers.context import Context
 from workers.core.approvals import Verdict, open_request
 from workers.core.config import Settings
@@ -44,7 +44,8 @@ from workers.core.operations import (
     VerifyParams,
 )
 from workers.core.restore_plan import RestorePlan
-from workers.restore_requests import decide_request, store_of
+from workers.restore.requests import decide_request, store_of
+from workers.runbooks import flow as runbook_flow
 from workers.scheduler import Scheduler
 from workers.state.redis_state import RedisState
 

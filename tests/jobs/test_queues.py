@@ -124,7 +124,7 @@ def test_recent_operations_newest_first(settings: Settings, client: redis_lib.Re
 def test_contract_module_imports_no_engine_clients() -> None:
     code = (
         "import sys, workers.queues\n"
-        "heavy = [m for m in ('boto3', 'psycopg', 'kubernetes', 'workers.engine',"
+        "heavy = [m for m in ('boto3', 'psycopg', 'kubernetes', 'workers.components',"
         " 'workers.storage.store_s3') if m in sys.modules]\n"
         "print(','.join(heavy))"
     )

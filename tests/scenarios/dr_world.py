@@ -23,10 +23,10 @@ from psycopg import sql
 from tests.conftest import EXAMPLE_CONFIG, PG_DSN, REDIS_DB
 from tests.fakes.slack import BotAnswer, FakeSlack, post_to_bot, slash_body
 from tests.scenarios.bot_process import SECRET, bot_env
-from workers import runbook_flow
+from workers.config_loader import parse_settings
 from workers.context import Context
 from workers.core.runbook_run import RunState
-from workers.settings import parse_settings
+from workers.runbooks import flow as runbook_flow
 
 PREFIX = "kb_f_"
 CHANNEL = "COPS"

@@ -23,12 +23,12 @@ from tests.conftest import EXAMPLE_CONFIG, PG_DSN, REDIS_DB
 from tests.fakes.slack import BotAnswer, FakeSlack, post_to_bot, slash_body
 from tests.pgsample import create_database, drop_database, rows_of
 from tests.scenarios.bot_process import SECRET, BotProcess, bot_env, running_bot
-from workers import engine
+from workers import components
+from workers.config_loader import parse_settings
 from workers.context import Context, utc_now
-from workers.restore_requests import (
+from workers.restore.requests import (
     audit_of,
 )
-from workers.settings import parse_settings
 
 CHANNEL = "COPS"
 HELD_QUEUE = "kosmos-e-held"
@@ -94,7 +94,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         )
         settings = parse_settings(EXAMPLE_CONFIG.read_text(), env)
         for component in ("postgres", "held"):
-            engine.backup(Context(settings), component)
+            components.backup(Context(settings), component)
         with running_bot(env, folder / "bot.log") as bot:
             yield World(fake, bot, env, folder, source, fresh)
     finally:

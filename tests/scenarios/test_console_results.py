@@ -18,8 +18,8 @@ from tests.conftest import EXAMPLE_CONFIG
 from tests.pgsample import db_names, pg_env, rows_of, sample_db  # noqa: F401
 from tests.scenarios.bot_process import running_worker
 from tests.scenarios.console_session import ConsoleSession
+from workers.config_loader import parse_settings
 from workers.context import Context
-from workers.settings import parse_settings
 
 SAMPLE = r"5 tables / 152,006 rows"
 """What the sample database holds: accounts, events, the mixed-case table, big and empty_one."""

@@ -31,11 +31,11 @@ from tests.pgcluster import (
     write_for_postgres,
 )
 from tests.services import MotoServer, free_port
-from workers import engine
+from workers import components
+from workers.config_loader import load_settings
 from workers.context import Context
 from workers.engines.postgres import base_backups
 from workers.engines.postgres.cluster import LocalInstance
-from workers.settings import load_settings
 
 SETTINGS = """\
     databases: [shop]
@@ -93,7 +93,7 @@ def world(s3_server: MotoServer, tmp_path_factory: pytest.TempPathFactory) -> It
         ctx = Context(load_settings(config, environ={}))
         # What the scheduler does in the first minutes: a dump and a base backup (taken here,
         # so that the scheduler has nothing due that would race the backup typed below).
-        engine.backup(ctx, "postgres")
+        components.backup(ctx, "postgres")
         cluster.execute("CHECKPOINT")  # the base backup's own checkpoint is then quick
         base_backups.base_backup(ctx, "postgres")
         env = {k: v for k, v in os.environ.items() if not k.startswith(("KOSMOS", "SLACK_"))}

@@ -15,10 +15,10 @@ from pathlib import Path
 
 from tests.conftest import EXAMPLE_CONFIG
 from tests.scenarios.dr_world import as_person, cli_identities
-from workers import runbook_flow
+from workers.config_loader import parse_settings
 from workers.context import Context
 from workers.core.runbook_run import Awaiting, StepStatus
-from workers.settings import parse_settings
+from workers.runbooks import flow as runbook_flow
 
 CUTOVER = """
 name: cutover

@@ -29,9 +29,11 @@ from tests.scenarios.dr_world import (
     world_env,
 )
 from tests.services import MotoServer
-from workers import dr, engine, runbook_flow
+from workers import components as engine
 from workers.context import Context
 from workers.core.runbook_run import RunStatus, StepStatus
+from workers.runbooks import durability as dr
+from workers.runbooks import flow as runbook_flow
 
 
 @pytest.fixture(scope="module")

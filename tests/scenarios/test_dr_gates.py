@@ -13,15 +13,16 @@ from pathlib import Path
 import pytest
 
 from tests.storage.backups import Clock, chunks, data
-from workers import dr, runbook_flow
 from workers.context import Context
 from workers.core.config import Settings
 from workers.core.errors import UsageError
 from workers.core.manifest import Manifest
 from workers.core.restore_plan import RestorePlan, job_params, lost_in_job, plan_from_params
 from workers.core.runbook_run import Awaiting, StepStatus
-from workers.restore_plans import validate_plan
-from workers.restore_requests import store_of
+from workers.restore.planning import validate_plan
+from workers.restore.requests import store_of
+from workers.runbooks import durability as dr
+from workers.runbooks import flow as runbook_flow
 
 
 def commit(ctx: Context, clock: Clock, kind: str) -> Manifest:

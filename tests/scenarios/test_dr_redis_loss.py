@@ -37,9 +37,12 @@ from tests.scenarios.dr_world import (
     world_env,
 )
 from tests.services import MotoServer, RedisServer
-from workers import dr, engine, runbook_flow, runbook_resources
+from workers import components
 from workers.core.errors import KosmosError
 from workers.core.runbook_run import Awaiting, RunState, RunStatus, StepStatus
+from workers.runbooks import durability as dr
+from workers.runbooks import flow as runbook_flow
+from workers.runbooks import resources as runbook_resources
 from workers.state.redis_state import RedisState
 
 RESTORE = "restore-postgres"
@@ -72,7 +75,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer) -
                 fake, folder, server.url, "loss", source, KOSMOS__REDIS__URL=redis_server.url
             )
             world = DrWorld(fake, env, folder, source)
-            engine.backup(world.ctx(), "postgres")
+            components.backup(world.ctx(), "postgres")
             yield world
             for name in world.names:
                 drop_database(name)

@@ -32,9 +32,10 @@ from tests.scenarios.dr_world import (
     world_env,
 )
 from tests.services import MotoServer
-from workers import engine, runbook_flow
+from workers import components
 from workers.core.errors import KosmosError
 from workers.core.runbook_run import Awaiting, RunState, RunStatus, StepStatus
+from workers.runbooks import flow as runbook_flow
 from workers.state.redis_state import RedisState
 
 SLOW = """
@@ -115,7 +116,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DrWorld]:
             )
             world = DrWorld(fake, env, folder, source)
             world.ctx().redis.flushdb()
-            engine.backup(world.ctx(), "postgres")
+            components.backup(world.ctx(), "postgres")
             yield world
             for name in world.names:
                 drop_database(name)

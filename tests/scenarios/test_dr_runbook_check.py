@@ -11,13 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from workers import runbook_ops
-from workers.adapters.runbook_files import DEFAULT_DIR, load_runbook, parse_runbook
 from workers.context import Context
 from workers.core.config import Settings
 from workers.core.errors import ConfigError
+from workers.core.run_start import new_run
 from workers.core.runbook import JobStep, ManualStep, StepMode
-from workers.core.runbook_run import Awaiting, RunStatus, StepStatus, new_run
+from workers.core.runbook_run import Awaiting, RunStatus, StepStatus
+from workers.runbooks import operations as runbook_ops
+from workers.runbooks.files import DEFAULT_DIR, load_runbook, parse_runbook
 
 BROKEN = {
     "cycle.yaml": """\

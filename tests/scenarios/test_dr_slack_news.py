@@ -28,7 +28,7 @@ from tests.scenarios.dr_world import (
     world_env,
 )
 from tests.services import MotoServer
-from workers import engine
+from workers import components
 from workers.core.runbook_run import RunStatus, StepStatus
 
 GATED = """
@@ -77,7 +77,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DrWorld]:
             )
             world = DrWorld(fake, env, folder, source)
             world.ctx().redis.flushdb()
-            engine.backup(world.ctx(), "postgres")
+            components.backup(world.ctx(), "postgres")
             with (
                 running_bot(env, folder / "bot.log") as bot,
                 running_worker(env, folder / "worker.log", "kosmos-default"),

@@ -22,10 +22,10 @@ from tests.pgcluster import (
     wait_archived,
 )
 from tests.services import MotoServer, free_port
+from workers.config_loader import load_settings
 from workers.context import Context
 from workers.engines.postgres import base_backups
 from workers.engines.postgres.cluster import LocalInstance
-from workers.settings import load_settings
 
 TICKS = 30
 TICK_SECONDS = 0.03

@@ -177,9 +177,9 @@ MEMORY_PROBE = textwrap.dedent(
     """
     import json, sys
     from workers.context import Context
-    from workers.settings import load_settings
-    from workers import engine
-    manifest = engine.backup(Context(load_settings(sys.argv[1])), "postgres")
+    from workers.config_loader import load_settings
+    from workers import components
+    manifest = components.backup(Context(load_settings(sys.argv[1])), "postgres")
     # VmHWM, not ru_maxrss: Linux carries ru_maxrss over exec from the (large) pytest parent.
     status = open("/proc/self/status").read().split("VmHWM:")[1]
     peak = int(status.split()[0]) * 1024

@@ -39,7 +39,7 @@ from tests.scenarios.restore_world import (
     world,
 )
 from tests.state.test_approval_store import everything_in
-from workers import engine
+from workers import components
 from workers.context import utc_now
 from workers.core.approvals import RequestState
 from workers.core.audit import AuditAction
@@ -51,8 +51,8 @@ from workers.core.operations import (
     PostgresRestoreOptions,
     RestoreParams,
 )
-from workers.restore_plans import resolve_plan
-from workers.restore_requests import (
+from workers.restore.planning import resolve_plan
+from workers.restore.requests import (
     attach_card,
     audit_of,
     open_restore_request,
@@ -264,7 +264,7 @@ def test_jobs_enqueued_by_hand_without_a_valid_approval_are_refused(
             kind=OperationKind.RESTORE,
             component="held",
             params=RestoreParams(
-                backup=engine.list_backups(world.ctx(), "held")[0].id,
+                backup=components.list_backups(world.ctx(), "held")[0].id,
                 options=PostgresRestoreOptions(target_database=target),
                 **extra,
             ),

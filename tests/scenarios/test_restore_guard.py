@@ -31,6 +31,7 @@ from tests.scenarios.restore_world import (
     world,
 )
 from tests.services import free_port
+from workers.config_loader import parse_settings
 from workers.context import Context, utc_now
 from workers.core.approvals import RequestState
 from workers.core.audit import AuditAction
@@ -39,9 +40,8 @@ from workers.core.events import ChatContext, EventType
 from workers.core.ids import new_operation_id
 from workers.core.operations import OperationKind, OperationRequest
 from workers.core.restore_plan import job_params
-from workers.restore_plans import resolve_plan, validate_plan
-from workers.restore_requests import audit_of, store_of
-from workers.settings import parse_settings
+from workers.restore.planning import resolve_plan, validate_plan
+from workers.restore.requests import audit_of, store_of
 
 __all__ = ["world"]  # the module fixture, used by every scenario here
 

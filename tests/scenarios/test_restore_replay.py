@@ -22,7 +22,7 @@ from workers.core.approvals import RequestState
 from workers.core.events import EventType
 from workers.core.ids import new_operation_id
 from workers.queues import read_events
-from workers.restore_requests import store_of
+from workers.restore.requests import store_of
 
 __all__ = ["world"]  # the module fixture
 

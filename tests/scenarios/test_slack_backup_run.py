@@ -13,8 +13,8 @@ import pytest
 from tests.conftest import PG_DSN
 from tests.fakes.slack import FakeSlack, post_to_bot, slash_body
 from tests.scenarios.bot_process import SECRET, bot_env, running_bot, running_worker
+from workers.config_loader import load_settings
 from workers.context import Context
-from workers.settings import load_settings
 
 pytestmark = pytest.mark.timeout(180)
 CHANNEL = "COPS"

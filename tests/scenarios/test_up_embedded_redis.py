@@ -19,7 +19,7 @@ import redis as redis_lib
 
 from tests.scenarios.typist import Typist, clean_env
 from tests.services import free_port
-from workers.settings import load_settings
+from workers.config_loader import load_settings
 from workers.state.redis_state import RedisState
 
 KOSMOS = str(Path(sys.executable).with_name("kosmos-backup"))

@@ -12,12 +12,12 @@ import redis as redis_lib
 
 from tests.conftest import s3_client
 from tests.services import MotoServer
+from workers.config_loader import parse_settings
 from workers.context import Context
 from workers.core.audit import AuditAction
 from workers.core.config import Settings
 from workers.core.retention import Deletion
-from workers.restore_guard import upkeep
-from workers.settings import parse_settings
+from workers.restore.upkeep import tend_requests
 from workers.state.audit_log import AuditLog, export_key, verify_export
 from workers.storage.configured import open_store
 from workers.storage.store_local import LocalStore
@@ -143,9 +143,9 @@ def test_scheduler_upkeep_exports_once_a_day(
     ctx = Context(make_settings(**{"redis.url": redis_url}), clock=lambda: T0)
     audit = AuditLog(ctx.redis, ctx.settings.redis.key_prefix)
     audit.record(AuditAction.REQUEST, "UALICE", at=T0)
-    upkeep(ctx)
+    tend_requests(ctx)
     key = export_key(T0.date())
     assert ctx.repo.store.exists(key)
     audit.record(AuditAction.DENY, "UBOB", at=T0)
-    upkeep(ctx)  # the same day: not exported again
+    tend_requests(ctx)  # the same day: not exported again
     assert len(ctx.repo.store.get_bytes(key).splitlines()) == 1

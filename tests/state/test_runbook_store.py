@@ -15,8 +15,9 @@ from tests.services import MotoServer
 from workers.core.config import StorageSettings
 from workers.core.errors import ConflictError, NotFoundError, StorageError
 from workers.core.events import ChatContext
+from workers.core.run_start import new_run
 from workers.core.runbook import Runbook
-from workers.core.runbook_run import RunState, StepStatus, new_run
+from workers.core.runbook_run import RunState, StepStatus
 from workers.state.runbook_store import RunStore, state_key
 from workers.storage.store_s3 import S3Store
 

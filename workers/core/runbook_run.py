@@ -4,14 +4,13 @@ Pure: the clock is passed in, nothing here touches Redis, storage or Slack. Step
 ``pending -> running -> done | failed | skipped``; a running step may be waiting for a
 person (a manual confirmation, an approval, or a decision after a failure or a crash).
 The run stops starting new steps once a step failed under the ``stop`` policy or the run
-was aborted; steps marked ``always`` (teardown) still run. :meth:`RunState.resume_plan`
-says what to do with steps that were running when a worker or Redis was lost.
+was aborted; steps marked ``always`` (teardown) still run. What a lost worker leaves
+running is sorted out by ``core.run_resume``; the RTO clock is ``core.run_clock``.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -19,6 +18,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from workers.core.errors import ConflictError, NotFoundError, PermissionDenied, UsageError
 from workers.core.events import ChatContext
 from workers.core.run_resources import Resource
+from workers.core.run_steps import (
+    FINISHED_STEP,
+    Awaiting,
+    ProbeResult,
+    RunStatus,
+    StepRun,
+    StepStatus,
+)
 from workers.core.runbook import (
     FailurePolicy,
     Runbook,
@@ -27,109 +34,6 @@ from workers.core.runbook import (
     resolve,
     split_reference,
 )
-
-RTO_WARNING = 0.75
-"""Fraction of the RTO objective at which the clock turns to a warning."""
-
-
-class StepStatus(StrEnum):
-    """Where a step stands."""
-
-    PENDING = "pending"
-    RUNNING = "running"
-    DONE = "done"
-    FAILED = "failed"
-    SKIPPED = "skipped"
-
-
-FINISHED_STEP = frozenset({StepStatus.DONE, StepStatus.FAILED, StepStatus.SKIPPED})
-
-
-class Awaiting(StrEnum):
-    """What a running step waits for from a person."""
-
-    CONFIRMATION = "confirmation"
-    APPROVAL = "approval"
-    DECISION = "decision"
-
-
-class RunStatus(StrEnum):
-    """Where the whole run stands."""
-
-    RUNNING = "running"
-    DONE = "done"
-    FAILED = "failed"
-    ABORTED = "aborted"
-
-
-class ProbeResult(BaseModel):
-    """The outcome of one check probe."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    label: str
-    ok: bool
-    detail: str = ""
-    seconds: float = 0.0
-
-
-class StepRun(BaseModel):
-    """One step's progress in one run."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    status: StepStatus = StepStatus.PENDING
-    mode: StepMode = StepMode.AUTOMATED
-    safe_to_repeat: bool = True
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
-    attempt_at: datetime | None = Field(default=None, description="start of the last attempt")
-    attempts: int = 0
-    op_id: str | None = None
-    executing: bool = Field(default=False, description="a worker began the step's work")
-    awaiting: Awaiting | None = None
-    question: str | None = None
-    confirmed_by: str | None = None
-    note: str | None = None
-    outputs: dict[str, Any] = Field(default_factory=dict)
-    probes: list[ProbeResult] = Field(default_factory=list)
-    error: str | None = None
-    hint: str | None = None
-    approval_id: str | None = None
-    approvers: list[str] = Field(default_factory=list, description="who approved a gate step")
-
-    def seconds(self, now: datetime) -> float | None:
-        """How long the step ran (so far, when it still runs)."""
-        if self.started_at is None:
-            return None
-        end = self.finished_at or now
-        return max(0.0, (end - self.started_at).total_seconds())
-
-
-class RtoClock(BaseModel):
-    """Elapsed recovery time against the objective."""
-
-    model_config = ConfigDict(frozen=True)
-
-    elapsed: timedelta
-    objective: timedelta
-    level: Literal["ok", "warning", "breached"]
-    stopped: bool
-
-    @property
-    def fraction(self) -> float:
-        """Elapsed over objective."""
-        return self.elapsed / self.objective if self.objective else 0.0
-
-
-class ResumeAction(BaseModel):
-    """What resuming does with one step that was running."""
-
-    model_config = ConfigDict(frozen=True)
-
-    step: str
-    action: Literal["requeue", "ask", "repost", "keep"]
-    reason: str
 
 
 class RunState(BaseModel):
@@ -243,26 +147,6 @@ class RunState(BaseModel):
         """``value`` with every reference substituted from this run."""
         return resolve(value, self.lookup)
 
-    def rto_clock(self, now: datetime) -> RtoClock:
-        """Elapsed time against the RTO; stops when the recovery step (or the run) ended."""
-        end = self.recovered_at() or self.finished_at
-        elapsed = (end or now) - self.started_at
-        fraction = elapsed / self.rto if self.rto else 0.0
-        level: Literal["ok", "warning", "breached"] = (
-            "breached" if fraction >= 1 else "warning" if fraction >= RTO_WARNING else "ok"
-        )
-        return RtoClock(elapsed=elapsed, objective=self.rto, level=level, stopped=end is not None)
-
-    def recovered_at(self) -> datetime | None:
-        """When service counted as restored: the end of ``recovered_after`` if it succeeded."""
-        target = self.runbook.report.recovered_after
-        if target is None:
-            return None
-        state = self.steps.get(target)
-        if state is None or state.status != StepStatus.DONE:
-            return None
-        return state.finished_at
-
     # -- transitions -----------------------------------------------------------------------
 
     def start(self, step_id: str, now: datetime, op_id: str | None = None) -> StepRun:
@@ -329,7 +213,7 @@ class RunState(BaseModel):
         if state.op_id != op_id or state.awaiting is not None:
             return "stale"
         if state.executing and not state.safe_to_repeat:
-            self._ask(state, _crash_question(step_id))
+            self._ask(state, crash_question(step_id))
             return "ask"
         state.executing = True
         return "run"
@@ -474,33 +358,52 @@ class RunState(BaseModel):
             self.status = RunStatus.DONE
         return True
 
-    def resume_plan(self, alive: set[str]) -> list[ResumeAction]:
-        """For each running step: keep it, repost its card, requeue it, or ask a person.
+    def set_board(self, channel: str, ts: str) -> None:
+        """Where the run's board message is; its thread holds the steps' details."""
+        self.board_ts = ts
+        self.chat = self.chat.model_copy(update={"channel": channel})
 
-        ``alive`` holds the steps whose worker still beats. A step whose worker is gone is
-        requeued when repeating it is safe or its work never began; otherwise a person
-        decides, because running half of a restore twice can destroy what the first made.
-        """
-        actions = []
-        for step_id in self.running():
-            state = self.steps[step_id]
-            if state.awaiting is not None:
-                actions.append(ResumeAction(step=step_id, action="repost", reason="waiting"))
-            elif step_id in alive:
-                actions.append(ResumeAction(step=step_id, action="keep", reason="still running"))
-            elif state.executing and not state.safe_to_repeat:
-                self._ask(state, _crash_question(step_id))
-                actions.append(
-                    ResumeAction(step=step_id, action="ask", reason="not safe to repeat")
-                )
-            else:
-                state.status = StepStatus.PENDING
-                state.executing = False
-                state.op_id = None
-                actions.append(
-                    ResumeAction(step=step_id, action="requeue", reason="its worker was lost")
-                )
-        return actions
+    def gate_requested(self, step_id: str, request_id: str) -> None:
+        """A gated job step waits for the restore request ``request_id``."""
+        self._expect(step_id, StepStatus.RUNNING).approval_id = request_id
+
+    def gate_approved(self, step_id: str, op_id: str, *, by: str | None) -> None:
+        """The gated step's request was approved: its own restore job ``op_id`` does the work."""
+        state = self._expect(step_id, StepStatus.RUNNING)
+        state.awaiting = None
+        state.op_id = op_id
+        state.executing = True  # the request's own job runs it; a crash asks a person
+        state.confirmed_by = by
+
+    def gate_job_done(
+        self, step_id: str, op_id: str, now: datetime, *, outputs: dict[str, Any]
+    ) -> Literal["done", "stale"]:
+        """The gated step's restore job finished: the step is done (unless it moved on)."""
+        state = self.steps[step_id]
+        if state.status != StepStatus.RUNNING or state.op_id != op_id:
+            return "stale"
+        self.succeed(step_id, now, outputs=outputs)
+        return "done"
+
+    def gate_failed(
+        self, step_id: str, now: datetime, message: str, *, hint: str | None
+    ) -> Literal["retry", "ask", "stop", "stale"]:
+        """The gated step's request was refused or its job failed: the step's policy applies."""
+        if self.steps[step_id].status != StepStatus.RUNNING:
+            return "stale"
+        self.steps[step_id].awaiting = None
+        return self.fail(step_id, now, message, hint=hint)
+
+    def ask(self, step_id: str, question: str) -> None:
+        """Stop the step until a person decides (retry, done, skip or fail)."""
+        self._ask(self.step_run(step_id), question)
+
+    def requeue(self, step_id: str) -> None:
+        """Put a running step back to pending, to be started again."""
+        state = self._expect(step_id, StepStatus.RUNNING)
+        state.status = StepStatus.PENDING
+        state.executing = False
+        state.op_id = None
 
     # -- internals -------------------------------------------------------------------------
 
@@ -526,66 +429,9 @@ class RunState(BaseModel):
             self.failure = f"step {step_id!r} failed: {state.error or 'no detail'}"
 
 
-def _crash_question(step_id: str) -> str:
+def crash_question(step_id: str) -> str:
+    """What a person is asked about a step that was running when its worker stopped."""
     return (
         f"step {step_id!r} was running when its worker stopped and is not safe to repeat. "
         "Check what it left behind, then retry it, mark it done, skip it, or fail the run."
     )
-
-
-def inputs_of(runbook: Runbook, params: dict[str, str]) -> dict[str, Any]:
-    """The run's inputs: ``params`` checked against the runbook, defaults filled in."""
-    unknown = sorted(set(params) - set(runbook.inputs))
-    if unknown:
-        raise UsageError(
-            f"runbook {runbook.name} has no parameter {unknown[0]!r}",
-            hint="parameters: " + (", ".join(runbook.inputs) or "none"),
-        )
-    inputs: dict[str, Any] = {}
-    for name, spec in runbook.inputs.items():
-        if name in params:
-            inputs[name] = params[name]
-        elif spec.required:
-            raise UsageError(
-                f"runbook {runbook.name} needs --param {name}=…",
-                hint=spec.description or "see: kosmos-backup runbook check",
-            )
-        else:
-            inputs[name] = spec.default
-    return inputs
-
-
-def new_run(
-    runbook: Runbook,
-    *,
-    run_id: str,
-    params: dict[str, str],
-    started_by: str,
-    now: datetime,
-    rto: timedelta,
-    rpo: timedelta,
-    modes: dict[str, StepMode],
-    safe: dict[str, bool],
-    chat: ChatContext | None = None,
-) -> RunState:
-    """A fresh run: inputs checked against the runbook, defaults filled, every step pending."""
-    inputs = inputs_of(runbook, params)
-    steps = {
-        step.id: StepRun(
-            mode=modes.get(step.id, StepMode.AUTOMATED), safe_to_repeat=safe.get(step.id, True)
-        )
-        for step in runbook.steps
-    }
-    state = RunState(
-        run_id=run_id,
-        runbook=runbook,
-        inputs=inputs,
-        started_at=now,
-        started_by=started_by,
-        chat=chat or ChatContext(),
-        rto=rto,
-        rpo=rpo,
-        steps=steps,
-    )
-    state.inputs = {k: state.resolved(v) if isinstance(v, str) else v for k, v in inputs.items()}
-    return state

@@ -12,7 +12,7 @@ from workers.context import Context
 from workers.core.engine import Engine
 from workers.core.errors import EngineError
 from workers.engines.postgres.engine import ENGINE as POSTGRES
-from workers.runbooks.operation import Operation
+from workers.runbooks.call import Operation
 
 KindEngine = Engine[Context, Operation]
 """An engine as the workers use it: on their Context, offering runbook Operations."""

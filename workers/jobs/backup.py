@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from workers import engine
+from workers import components
 from workers.core.operations import BackupParams
 from workers.jobs.runner import JobRun, execute
 
@@ -18,7 +18,7 @@ def _backup(run: JobRun) -> dict[str, Any]:
     component = run.request.component
     assert component is not None
     params = BackupParams.of(run.request)
-    manifest = engine.backup(run.ctx, component, base=params.base, progress=run.progress)
+    manifest = components.backup(run.ctx, component, base=params.base, progress=run.progress)
     return {
         "backup_id": manifest.id,
         "kind": manifest.kind,

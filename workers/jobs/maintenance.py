@@ -12,7 +12,7 @@ from typing import Any
 
 import structlog
 
-from workers import engine
+from workers import components as engine
 from workers.context import Context
 from workers.core import rpo
 from workers.core.durations import humanize
@@ -26,8 +26,8 @@ from workers.core.operations import (
 )
 from workers.core.retention import Deletion
 from workers.jobs.runner import JobRun, execute, hold_lock
-from workers.restore_guard import worker_name
-from workers.restore_requests import audit_of
+from workers.restore.guard import worker_name
+from workers.restore.requests import audit_of
 from workers.state.redis_state import RedisState
 from workers.storage.expiry import expire_backups
 

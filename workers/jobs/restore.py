@@ -2,7 +2,7 @@
 
 ``authorize_restore`` verifies the approval again in the worker (bound to this exact plan,
 signed, unexpired, single use) before anything is touched; ``restore_ended`` records the
-result on the request and in the audit log (see workers.restore_guard). Restored data that
+result on the request and in the audit log (see workers.restore.guard). Restored data that
 differs from what the backup recorded fails the operation, as the command line's does.
 """
 
@@ -13,15 +13,16 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from workers import engine, restore_guard
+from workers import components as engine
 from workers.context import Context
-from workers.core.errors import EngineError, IntegrityError
+from workers.core.errors import IntegrityError
 from workers.core.operations import OperationRequest, RestoreParams
 from workers.jobs.runner import JobRun, execute
+from workers.restore import guard as restore_guard
 
 
 def authorize_restore(ctx: Context, request: OperationRequest) -> None:
-    """Verify and spend the job's approval in the worker (see workers.restore_guard)."""
+    """Verify and spend the job's approval in the worker (see workers.restore.guard)."""
     restore_guard.authorize_restore(ctx, request)
 
 
@@ -34,12 +35,9 @@ def _restore(run: JobRun) -> dict[str, Any]:
     authorize_restore(run.ctx, run.request)
     component = run.request.component
     assert component is not None
-    restore = getattr(engine, "restore", None)
-    if restore is None:
-        raise EngineError("restore is not available in this build", hint="upgrade the workers")
     params = RestoreParams.of(run.request)
     try:
-        result = restore(
+        result = engine.restore(
             run.ctx,
             component,
             params.backup,

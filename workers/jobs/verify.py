@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from workers import engine
+from workers import components as engine
 from workers.core.errors import EngineError, IntegrityError
 from workers.core.manifest import VerificationState
 from workers.core.operations import VerifyParams

@@ -27,8 +27,8 @@ from workers.core.manifest import (
 )
 from workers.core.ports import Store
 from workers.storage import pipeline
+from workers.storage.keys import backup_prefix, index_key, manifest_key, object_key
 
-INDEX_PREFIX = "_index"
 _INDEX_ATTEMPTS = 8
 _OBJECT_NAME = re.compile(OBJECT_NAME_PATTERN)
 Clock = Callable[[], datetime]
@@ -417,26 +417,6 @@ def _naming(stream: Iterable[bytes], name: str) -> Iterator[bytes]:
         if name.rsplit("/", 1)[-1] in exc.message:
             raise
         raise IntegrityError(f"object {name}: {exc.message}", hint=exc.hint) from exc
-
-
-def backup_prefix(component: str, backup_id: str) -> str:
-    """``<component>/<backup-id>/``."""
-    return f"{component}/{backup_id}/"
-
-
-def manifest_key(component: str, backup_id: str) -> str:
-    """Where a backup's manifest lives."""
-    return f"{component}/{backup_id}/{MANIFEST_NAME}"
-
-
-def object_key(manifest: Manifest, name: str) -> str:
-    """Where one object of a backup lives."""
-    return f"{manifest.component}/{manifest.id}/{name}"
-
-
-def index_key(component: str) -> str:
-    """Where a component's index lives."""
-    return f"{INDEX_PREFIX}/{component}.json"
 
 
 def _entry(manifest: Manifest, name: str) -> ObjectEntry:

@@ -30,13 +30,13 @@ from tests.pgcluster import (
     wait_archived,
 )
 from tests.services import MotoServer, free_port
-from workers import engine
+from workers import components
+from workers.config_loader import load_settings
 from workers.context import Context
 from workers.core.errors import EngineError, NotFoundError, UsageError
 from workers.core.manifest import Manifest, VerificationState
 from workers.engines.postgres import barman_cloud, pitr
 from workers.engines.postgres import base_backups as barman
-from workers.settings import load_settings
 
 SEGMENT_A = "0000000100000000000000F0"
 
@@ -102,7 +102,7 @@ def test_base_backup_manifest_points_at_the_barman_backup(archived: Archived) ->
     # barman's objects live beside the component's backups, never among them.
     keys = s3_client(archived.endpoint).list_objects_v2(Bucket=archived.bucket)["Contents"]
     assert any(k["Key"].startswith("kosmos/_barman/postgres/pg/base/") for k in keys)
-    assert [b.id for b in engine.list_backups(ctx, "postgres")] == [manifest.id]
+    assert [b.id for b in components.list_backups(ctx, "postgres")] == [manifest.id]
 
 
 def test_restore_to_a_quiet_moment_replays_to_the_end_of_the_archive(
@@ -144,7 +144,7 @@ def test_wal_push_records_archive_freshness_for_status(archived: Archived) -> No
     assert state["base_backups"] == 1
     assert state["last_segment"] is not None
     assert 0 <= state["lag_seconds"] < 60
-    status = engine.status(ctx, "postgres")[0]
+    status = components.status(ctx, "postgres")[0]
     # Achieved RPO comes from WAL freshness, not from when the base backup finished.
     assert status.recovery_point is not None
     assert status.recovery_point > archived.base.finished_at
@@ -226,7 +226,7 @@ def test_base_backup_of_an_unreachable_server_fails_clearly_and_leaves_nothing(
         barman.base_backup(ctx, "postgres")
     after = barman_cloud.list_backups(barman_cloud.target_for(ctx.settings, "postgres"))
     assert after == before
-    assert [b.id for b in engine.list_backups(ctx, "postgres")] == [archived.base.id]
+    assert [b.id for b in components.list_backups(ctx, "postgres")] == [archived.base.id]
 
 
 def test_verify_base_deep_restores_and_matches_every_table(archived: Archived) -> None:
@@ -337,6 +337,6 @@ def test_prune_base_deletes_what_the_recovery_window_no_longer_needs(archived: A
     assert remaining == {newer.id}
     with pytest.raises(NotFoundError):
         ctx.repo.manifest(oldest.id)
-    assert [b.id for b in engine.list_backups(ctx, "postgres")] == [newer.id]
+    assert [b.id for b in components.list_backups(ctx, "postgres")] == [newer.id]
     wal = barman_cloud.wal_archive(ctx.settings, target).names()
     assert min(n for n in wal if len(n) == 24) >= newer.details["begin_wal"]

@@ -25,7 +25,7 @@ from tests.pgsample import (  # noqa: F401
     sample_db,
 )
 from tests.services import free_port
-from workers import engine
+from workers import components as engine
 from workers.context import Context
 from workers.core.config import Settings
 from workers.core.errors import EngineError

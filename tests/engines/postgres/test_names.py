@@ -17,7 +17,7 @@ from psycopg import sql
 
 from tests.core.test_manifest import pg_names
 from tests.pgcluster import PgCluster, scratch_dir
-from workers import engine
+from workers import components as engine
 from workers.context import Context
 from workers.core.config import Settings
 from workers.core.errors import EngineError, NotFoundError, UsageError
@@ -25,7 +25,7 @@ from workers.core.manifest import decode_name_part
 from workers.engines.postgres import queries
 from workers.engines.postgres.conninfo import Conninfo
 from workers.engines.postgres.restoration import dumps_of
-from workers.restore_plans import resolve_plan, validate_plan
+from workers.restore.planning import resolve_plan, validate_plan
 
 ODD_NAMES = [
     "-x",

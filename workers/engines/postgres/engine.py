@@ -21,7 +21,7 @@ from workers.core.ports import Progress
 from workers.core.restore_plan import RestorePlan
 from workers.core.retention import Deletion
 from workers.core.rpo import wal_archive_lag
-from workers.runbooks.operation import Operation
+from workers.runbooks.call import Operation
 
 
 class PostgresEngine:
@@ -81,11 +81,11 @@ class PostgresEngine:
         return logical.prune(ctx, component, dry_run=dry_run)
 
     def check_plan(self, ctx: Context, plan: RestorePlan, manifest: Manifest) -> RestorePlan:
-        """The plan's PostgreSQL checks (today in ``workers.restore_plans``): returned as is."""
+        """The plan's PostgreSQL checks (today in ``workers.restore.planning``): returned as is."""
         return plan
 
     def recheck_plan(self, ctx: Context, plan: RestorePlan) -> None:
-        """The worker's re-check of the target (today in ``workers.restore_plans``)."""
+        """The worker's re-check of the target (today in ``workers.restore.planning``)."""
 
     def runbook_operations(self) -> Mapping[str, Operation]:
         """verify, restore, restore-pitr and drop-database."""
@@ -105,7 +105,9 @@ class PostgresEngine:
 
     def unreachable(self, ctx: Context, component: str) -> str | None:
         """A socket connect to the DSN's host (never a login); None when it answers."""
-        from workers.engines.postgres import health
+        # The driver loads with the board's first look, as it always did: a first /restore
+        # must not pay for psycopg and the drivers inside its chat answer's deadline.
+        from workers.engines.postgres import health, logical  # noqa: F401
 
         return health.unreachable(ctx, component)
 

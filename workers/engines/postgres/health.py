@@ -11,11 +11,11 @@ import socket
 
 from psycopg.conninfo import make_conninfo
 
+from workers.config_loader import OVERRIDE_PREFIX
 from workers.context import Context
 from workers.core.config import PostgresComponent, Settings
 from workers.core.errors import ConfigError
 from workers.engines.postgres.conninfo import DEFAULT_PORT, Conninfo
-from workers.settings import OVERRIDE_PREFIX
 
 CONNECT_SECONDS = 1.0
 SOCKET_DIRS = ("/var/run/postgresql", "/tmp")

@@ -8,14 +8,14 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from workers import runbook_resources
 from workers.context import Context
 from workers.core import run_resources
 from workers.core.errors import ConflictError, IntegrityError, UsageError
 from workers.core.operations import PostgresRestoreOptions
 from workers.core.run_resources import ResourceKind
 from workers.engines.postgres import logical, queries
-from workers.runbooks.operation import Call, Operation, component_of_kind, has_module
+from workers.runbooks import resources as runbook_resources
+from workers.runbooks.call import Call, Operation, component_of_kind, has_module
 from workers.storage.refs import resolve
 
 KIND = "postgres"

@@ -36,12 +36,10 @@ from workers.core.errors import ConfigError, KosmosError, NotFoundError, Permiss
 from workers.core.events import Event, EventType
 from workers.core.operations import OperationRequest, RestoreParams
 from workers.core.restore_plan import RestorePlan, plan_from_params
-from workers.restore_plans import recheck_target
-from workers.restore_requests import (
+from workers.restore.planning import recheck_target
+from workers.restore.requests import (
     approval_key,
     audit_of,
-    expire_stale,
-    remind_unreviewed,
     store_of,
 )
 from workers.state.redis_state import RedisState
@@ -206,18 +204,3 @@ def _refused(
                 hint=error.hint,
             )
         )
-
-
-def upkeep(ctx: Context) -> None:
-    """The scheduler's share: expire, nag about unreviewed break-glass, export once a day."""
-    log = structlog.get_logger("kosmos.approvals")
-    try:
-        expire_stale(ctx)
-        remind_unreviewed(ctx)
-        day = ctx.clock().date().isoformat()
-        key = f"{ctx.settings.redis.key_prefix}:audit:export-day"
-        if ctx.redis.get(key) not in (day, day.encode()):
-            export_audit(ctx)
-            ctx.redis.set(key, day)
-    except KosmosError as exc:
-        log.warning("approvals upkeep failed", error=exc.message)

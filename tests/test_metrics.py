@@ -7,9 +7,9 @@ from collections.abc import Callable
 from prometheus_client import generate_latest
 
 from tests.services import free_port
-from workers.adapters.metrics import build_registry
 from workers.context import Context
 from workers.core.config import Settings
+from workers.metrics import build_registry
 
 
 def test_not_built_engines_are_no_rpo_breach_and_a_dead_source_is_unreachable(

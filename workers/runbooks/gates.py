@@ -1,7 +1,7 @@
 """Approval gates of runbook steps, carried out by the two-person restore requests.
 
 A job step marked ``approval: true`` does not run its restore itself: it opens a restore
-request for exactly its resolved plan (``workers.restore_requests``), so the same rules
+request for exactly its resolved plan (``workers.restore.requests``), so the same rules
 apply as to ``/restore``: a different approver, a fresh role check, expiry, a signed
 approval bound to the plan, verified again by the worker's guard. Once approved, the
 request's own restore job runs; :func:`follow_gates` (every scheduler tick, and on
@@ -16,11 +16,12 @@ from typing import Any
 
 import structlog
 
-from workers import runbook_flow, runbook_ops
 from workers.context import Context
 from workers.core.errors import KosmosError
 from workers.core.runbook import JobStep
 from workers.core.runbook_run import Awaiting, RunState, StepStatus
+from workers.runbooks import operations as runbook_ops
+from workers.runbooks.runs import runs, step_chat, step_event
 from workers.state.redis_state import RedisState
 
 log = structlog.get_logger("kosmos.dr")
@@ -28,9 +29,12 @@ _CLOSED = ("denied", "expired", "refused")
 
 
 def open_gate(ctx: Context, run: RunState, step_id: str) -> str | None:
-    """Open the restore request a gated step waits for; record its id (or fail the step)."""
-    from workers.restore_plans import resolve_plan
-    from workers.restore_requests import open_restore_request
+    """Open the restore request a gated step waits for; record its id (or fail the step).
+
+    None when it could not be opened and the step failed: the run must advance again.
+    """
+    from workers.restore.planning import resolve_plan
+    from workers.restore.requests import open_restore_request
 
     step = run.runbook.step(step_id)
     assert isinstance(step, JobStep)
@@ -43,17 +47,14 @@ def open_gate(ctx: Context, run: RunState, step_id: str) -> str | None:
             plan,
             run.started_by,
             f"runbook {run.runbook.name}, run {run.run_id}, step {step_id}: {step.title}",
-            runbook_flow.step_chat(run),
+            step_chat(run),
         )
     except KosmosError as exc:
         _fail(ctx, run.run_id, step_id, f"cannot ask for approval: {exc.message}", exc.hint)
         return None
 
-    def record(state: RunState) -> None:
-        state.steps[step_id].approval_id = request.id
-
-    run, _ = runbook_flow.runs(ctx).update(run.run_id, record)
-    runbook_flow.step_event(ctx, run, step_id, f"approval requested: {request.id}")
+    run, _ = runs(ctx).update(run.run_id, lambda r: r.gate_requested(step_id, request.id))
+    step_event(ctx, run, step_id, f"approval requested: {request.id}")
     return request.id
 
 
@@ -71,11 +72,15 @@ def _plan_args(params: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def follow_gates(ctx: Context, run_id: str) -> None:
-    """Move every gated step of a run along with its restore request and job."""
-    from workers.restore_requests import store_of
+def follow_gates(ctx: Context, run_id: str) -> bool:
+    """Move every gated step of a run along with its restore request and job.
 
-    run = runbook_flow.runs(ctx).load(run_id)
+    True when a step ended or failed, so the run must advance (``flow.follow_gates`` does).
+    """
+    from workers.restore.requests import store_of
+
+    run = runs(ctx).load(run_id)
+    ended = False
     for step_id, state in run.steps.items():
         if state.status != StepStatus.RUNNING or not (state.approval_id or "").startswith("rr-"):
             continue
@@ -85,50 +90,40 @@ def follow_gates(ctx: Context, run_id: str) -> None:
                 continue
             if request.state.value in _CLOSED:
                 why = request.note or (request.denial.reason if request.denial else "")
-                _fail(ctx, run_id, step_id, f"approval {request.state.value}: {why}".strip(": "))
+                message = f"approval {request.state.value}: {why}".strip(": ")
+                ended |= _fail(ctx, run_id, step_id, message)
             elif request.op_id:
-                _approved(ctx, run_id, step_id, request.op_id, request.approvers)
+                ended |= _approved(ctx, run_id, step_id, request.op_id, request.approvers)
         elif state.op_id:
-            _collect(ctx, run_id, step_id, state.op_id)
+            ended |= _collect(ctx, run_id, step_id, state.op_id)
+    return ended
 
 
-def _approved(ctx: Context, run_id: str, step_id: str, op_id: str, approvers: list[str]) -> None:
-    def change(run: RunState) -> None:
-        state = run.steps[step_id]
-        state.awaiting = None
-        state.op_id = op_id
-        state.executing = True  # the request's own job runs it; a crash asks a person
-        state.confirmed_by = ", ".join(approvers) or None
-
-    run, _ = runbook_flow.runs(ctx).update(run_id, change)
-    runbook_flow.step_event(ctx, run, step_id, "approved", by=", ".join(approvers) or None)
-    _collect(ctx, run_id, step_id, op_id)
+def _approved(ctx: Context, run_id: str, step_id: str, op_id: str, approvers: list[str]) -> bool:
+    by = ", ".join(approvers) or None
+    run, _ = runs(ctx).update(run_id, lambda r: r.gate_approved(step_id, op_id, by=by))
+    step_event(ctx, run, step_id, "approved", by=by)
+    return _collect(ctx, run_id, step_id, op_id)
 
 
-def _collect(ctx: Context, run_id: str, step_id: str, op_id: str) -> None:
+def _collect(ctx: Context, run_id: str, step_id: str, op_id: str) -> bool:
+    """True when the gated job ended, and the step with it (done, or failed)."""
     record = RedisState(ctx.redis, ctx.settings.redis.key_prefix).operation(op_id)
     if record is None or record.get("state") not in ("finished", "failed"):
-        return
+        return False
     if record["state"] == "failed":
         event = record.get("last_event") or {}
         message = str(event.get("message") or "the restore failed")
-        _fail(ctx, run_id, step_id, message, str(event.get("hint") or ""))
-        return
+        return _fail(ctx, run_id, step_id, message, str(event.get("hint") or ""))
     summary = record.get("summary") or (record.get("last_event") or {}).get("summary") or {}
     outputs = _outputs(summary if isinstance(summary, dict) else {})
     now = ctx.clock()
-
-    def change(run: RunState) -> str:
-        state = run.steps[step_id]
-        if state.status != StepStatus.RUNNING or state.op_id != op_id:
-            return "stale"
-        run.succeed(step_id, now, outputs=outputs)
-        return "done"
-
-    run, result = runbook_flow.runs(ctx).update(run_id, change)
+    run, result = runs(ctx).update(
+        run_id, lambda r: r.gate_job_done(step_id, op_id, now, outputs=outputs)
+    )
     if result == "done":
-        runbook_flow.step_event(ctx, run, step_id, "done")
-        runbook_flow.advance(ctx, run_id)
+        step_event(ctx, run, step_id, "done")
+    return result == "done"
 
 
 def _outputs(summary: dict[str, Any]) -> dict[str, Any]:
@@ -146,16 +141,12 @@ def _outputs(summary: dict[str, Any]) -> dict[str, Any]:
     return outputs
 
 
-def _fail(ctx: Context, run_id: str, step_id: str, message: str, hint: str = "") -> None:
+def _fail(ctx: Context, run_id: str, step_id: str, message: str, hint: str = "") -> bool:
+    """Fail a gated step through its policy; True unless it had moved on (the run advances)."""
     now = ctx.clock()
-
-    def change(run: RunState) -> str:
-        if run.steps[step_id].status != StepStatus.RUNNING:
-            return "stale"
-        run.steps[step_id].awaiting = None
-        return run.fail(step_id, now, message, hint=hint or None)
-
-    run, result = runbook_flow.runs(ctx).update(run_id, change)
+    run, result = runs(ctx).update(
+        run_id, lambda r: r.gate_failed(step_id, now, message, hint=hint or None)
+    )
     if result != "stale":
-        runbook_flow.step_event(ctx, run, step_id, result)
-        runbook_flow.advance(ctx, run_id)
+        step_event(ctx, run, step_id, result)
+    return result != "stale"

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from workers.adapters.dr_chart import draw_chart, render_chart
-from workers.adapters.runbook_files import load_runbook, runbook_dir
+from workers.runbooks.chart import draw_chart, render_chart
+from workers.runbooks.files import load_runbook, runbook_dir
 
 LONG = (
     "Restore the PostgreSQL cluster from the newest base backup into a brand new instance "

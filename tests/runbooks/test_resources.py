@@ -10,13 +10,14 @@ from datetime import timedelta
 import pytest
 
 from tests.pgcluster import PgCluster, scratch_dir
-from workers import runbook_flow
 from workers.context import Context
 from workers.core.config import Settings
 from workers.core.ports import no_progress
+from workers.core.run_start import new_run
 from workers.core.runbook import Runbook
-from workers.core.runbook_run import RunState, new_run
-from workers.runbook_resources import Ledger, claim_instance, teardown
+from workers.core.runbook_run import RunState
+from workers.runbooks import flow as runbook_flow
+from workers.runbooks.resources import Ledger, claim_instance, teardown
 
 RUNBOOK = {
     "name": "pitr-drill",

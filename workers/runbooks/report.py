@@ -2,7 +2,7 @@
 
 The summary is plain data (per-step timings and who confirmed what, verification results,
 measured RTO and achieved RPO against the objectives); the Markdown and the chart are
-rendered from it (the chart by ``workers.adapters.dr_chart``).
+rendered from it (the chart by ``workers.runbooks.chart``).
 """
 
 from __future__ import annotations
@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from workers.adapters.dr_chart import render_chart
 from workers.core.durations import humanize
+from workers.core.run_clock import rto_clock
 from workers.core.run_resources import outstanding
 from workers.core.runbook_run import RunState
+from workers.runbooks.chart import render_chart
 
 MARKS = {"done": "✅", "failed": "❌", "skipped": "⏭", "running": "⏳", "pending": "☐"}
 _VERIFY_KEYS = ("backup_id", "tables", "rows", "checksums_matched", "state", "detail")
@@ -31,7 +32,7 @@ class RunReport:
 
 def summarize(run: RunState, now: datetime) -> dict[str, Any]:
     """The report's data: result, objectives, per-step facts and verification results."""
-    clock = run.rto_clock(now)
+    clock = rto_clock(run, now)
     point = _restore_point(run)
     rpo = (run.started_at - point) if point else None
     return {

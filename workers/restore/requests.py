@@ -31,7 +31,7 @@ from workers.core.events import ChatContext, Event, EventType
 from workers.core.ids import new_operation_id
 from workers.core.operations import OperationKind, OperationRequest
 from workers.core.restore_plan import job_params
-from workers.restore_plans import validate_plan
+from workers.restore.planning import validate_plan
 from workers.state.approval_store import ApprovalStore
 from workers.state.audit_log import AuditLog
 
@@ -106,13 +106,6 @@ def open_restore_request(
     store_of(ctx).create(request)
     _audit(ctx, AuditAction.REQUEST, requester, request, now, reason=request.reason)
     return request
-
-
-def create_restore_request(
-    ctx: Context, plan: RestorePlan, requester: str, reason: str, chat: ChatContext | None = None
-) -> str:
-    """The same request ``/restore`` makes; returns its id (for ``kosmos-backup restore``)."""
-    return open_restore_request(ctx, plan, requester, reason, chat).id
 
 
 def attach_card(ctx: Context, request_id: str, channel: str, ts: str) -> ApprovalRequest:

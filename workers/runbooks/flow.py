@@ -11,58 +11,38 @@ run's chat context, which the bot's DR board renders; the generic relay leaves t
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any
+from datetime import datetime
 
-import redis
-import structlog
-
-from workers import runbook_ops
-from workers.adapters.runbook_files import Checked, find_runbook, load_runbook, runbook_dir
 from workers.context import Context
-from workers.core.errors import ConflictError, KosmosError, NotFoundError, UsageError
-from workers.core.events import ChatContext, Event, EventType
+from workers.core.errors import ConflictError, UsageError
+from workers.core.events import ChatContext, EventType
 from workers.core.ids import new_operation_id
 from workers.core.operations import DrStepParams, OperationKind
-from workers.core.runbook import CheckStep, JobStep, Runbook, StepKind, StepMode
+from workers.core.run_start import inputs_of, new_run
+from workers.core.runbook import JobStep, Runbook, StepKind, StepMode
 from workers.core.runbook_run import (
     Awaiting,
-    ProbeResult,
     RunState,
-    StepStatus,
-    inputs_of,
-    new_run,
 )
-from workers.state.redis_state import RedisState
-from workers.state.runbook_store import RunStore
+from workers.runbooks import gates
+from workers.runbooks import operations as runbook_ops
+from workers.runbooks.files import find_runbook, load_runbook, runbook_dir
+from workers.runbooks.runs import (
+    REPORT_STEP,
+    Submit,
+    current,
+    emit,
+    load,
+    log,
+    new_run_id,
+    runs,
+    step_chat,
+    step_event,
+)
 
-OPERATION = OperationKind.DR_STEP.value
-REPORT_STEP = "_report"
-log = structlog.get_logger("kosmos.dr")
-Submit = Callable[[Context, RunState, str, str], None]
-
-
-def new_run_id(now: datetime) -> str:
-    """A run id such as ``dr-20261124T030000Z-7f3a``."""
-    return f"dr-{now.astimezone(UTC).strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(2)}"
-
-
-def runs(ctx: Context) -> RunStore:
-    """The run store of this deployment."""
-    return RunStore(ctx.redis, ctx.repo.store, ctx.settings.redis.key_prefix)
-
-
-def load(ctx: Context, name: str) -> Checked:
-    """The named runbook, validated, with how each step runs in this build."""
-    path = find_runbook(runbook_dir(ctx.settings.dr.runbooks_dir), name)
-    return load_runbook(
-        path,
-        available=lambda op: runbook_ops.available(ctx, op),
-        objective=ctx.settings.objectives.rto,
-    )
+# -- starting and advancing ------------------------------------------------------------------
 
 
 def check_start(ctx: Context, name: str, params: dict[str, str]) -> Runbook:
@@ -73,7 +53,17 @@ def check_start(ctx: Context, name: str, params: dict[str, str]) -> Runbook:
     return runbook
 
 
-# -- starting and advancing ------------------------------------------------------------------
+def usage_params(pairs: list[str]) -> dict[str, str]:
+    """``["k=v", …]`` from ``--param`` options as a dict; UsageError on a malformed one."""
+    params: dict[str, str] = {}
+    for pair in pairs:
+        name, eq, value = pair.partition("=")
+        if not eq or not name.strip():
+            raise UsageError(
+                f"--param {pair!r} is not name=value", hint="e.g. --param backup=latest"
+            )
+        params[name.strip()] = value
+    return params
 
 
 def start(
@@ -152,11 +142,9 @@ def advance(ctx: Context, run_id: str, *, submit: Submit | None = None) -> RunSt
     for step_id, op_id in result.submissions:
         (submit or submit_step)(ctx, run, step_id, op_id)
     gated = [s for s, what in result.notes if what == "waiting" and _gated(run, s)]
-    if gated:
-        from workers.runbook_gates import open_gate
-
-        for step_id in gated:
-            open_gate(ctx, run, step_id)
+    failed = [step_id for step_id in gated if gates.open_gate(ctx, run, step_id) is None]
+    if failed:
+        return advance(ctx, run_id)  # the failed gates' policies may start or end steps
     if result.ended:
         log.info("run ended", run_id=run_id, status=run.status.value)
         (submit or submit_step)(ctx, run, REPORT_STEP, new_operation_id(now))
@@ -211,129 +199,6 @@ def submit_step(ctx: Context, run: RunState, step_id: str, op_id: str) -> None:
     queues.submit(ctx.redis, ctx.settings, request)
 
 
-def step_chat(run: RunState) -> ChatContext:
-    """The chat context of a run's own events: the board's thread, source ``runbook``."""
-    return run.chat.model_copy(update={"source": "runbook", "thread_ts": run.board_ts})
-
-
-# -- executing one step ----------------------------------------------------------------------
-
-
-def run_step(
-    ctx: Context,
-    run_id: str,
-    step_id: str,
-    op_id: str,
-    progress: Any = None,
-    *,
-    submit: Submit | None = None,
-) -> dict[str, Any]:
-    """Do one automated step's work (the job body); record the outcome; advance the run.
-
-    Both ends of the step are durable updates: if Redis was lost (flushed, or restarted
-    empty or older) while the step ran, its outcome goes onto the storage's copy of the run,
-    which is put back into Redis, so the run neither forgets the step nor runs it again.
-    """
-    store = runs(ctx)
-    run, verdict = store.update(run_id, lambda r: r.begin_execution(step_id, op_id), durable=True)
-    if verdict == "stale":
-        log.info("stale step job dropped", run_id=run_id, step=step_id, op_id=op_id)
-        return {"run_id": run_id, "step": step_id, "outcome": "stale"}
-    if verdict == "ask":
-        step_event(ctx, run, step_id, "waiting")
-        return {"run_id": run_id, "step": step_id, "outcome": "asked a person"}
-    outcome = _execute(ctx, run, step_id, op_id, progress)
-    run, decided = store.update(
-        run_id, lambda r: _record(r, step_id, op_id, outcome, ctx.clock()), durable=True
-    )
-    step_event(ctx, run, step_id, decided)
-    advance(ctx, run_id, submit=submit)
-    return {"run_id": run_id, "step": step_id, "outcome": decided}
-
-
-@dataclass
-class _Outcome:
-    ok: bool
-    outputs: dict[str, Any] = field(default_factory=dict)
-    probes: list[ProbeResult] = field(default_factory=list)
-    message: str = ""
-    hint: str | None = None
-    transient: bool = False
-
-
-def _execute(ctx: Context, run: RunState, step_id: str, op_id: str, progress: Any) -> _Outcome:
-    step = run.runbook.step(step_id)
-    try:
-        if isinstance(step, CheckStep):
-            return _check(ctx, run, step)
-        assert isinstance(step, JobStep)
-        call = runbook_ops.Call(
-            ctx=ctx,
-            run=run,
-            step_id=step_id,
-            operation=step.operation,
-            params=run.resolved(step.params),
-            progress=_Quiet(progress) if progress else (lambda *a, **k: None),
-        )
-        return _Outcome(ok=True, outputs=runbook_ops.execute(call, step.operation))
-    except KosmosError as exc:
-        return _Outcome(ok=False, message=exc.message, hint=exc.hint, transient=exc.transient)
-    except Exception:  # noqa: BLE001 - the job's outer edge: log it, fail the step plainly
-        log.exception("step failed with an internal error", run_id=run.run_id, step=step_id)
-        return _Outcome(ok=False, message=f"internal error, operation {op_id}")
-
-
-class _Quiet:
-    """A step's progress reporter that a Redis blink cannot turn into the step's failure."""
-
-    def __init__(self, progress: Any) -> None:
-        self.progress = progress
-
-    def __call__(self, phase: str, **values: Any) -> None:
-        """Report, or log that Redis did not take the report."""
-        try:
-            self.progress(phase, **values)
-        except redis.exceptions.RedisError as exc:
-            log.warning("step progress not reported", phase=phase, error=str(exc))
-
-
-def _check(ctx: Context, run: RunState, step: CheckStep) -> _Outcome:
-    from workers.adapters.probes import run_probe
-
-    results = []
-    for probe in step.probes:
-        resolved = type(probe).model_validate(run.resolved(probe.model_dump(mode="json")))
-        results.append(run_probe(ctx, resolved))
-    failed = [r for r in results if not r.ok]
-    if not failed:
-        return _Outcome(ok=True, outputs={"passed": len(results)}, probes=results)
-    first = failed[0]
-    more = f" (and {len(failed) - 1} more failed)" if len(failed) > 1 else ""
-    return _Outcome(
-        ok=False,
-        probes=results,
-        message=f"check failed: {first.label}: {first.detail}{more}",
-        hint="see the step's probe results in the board's thread",
-    )
-
-
-def _record(run: RunState, step_id: str, op_id: str, outcome: _Outcome, now: datetime) -> str:
-    state = run.steps[step_id]
-    if state.status != StepStatus.RUNNING or state.op_id != op_id:
-        return "stale"  # a person decided meanwhile, or the run was resumed elsewhere
-    if outcome.ok:
-        run.succeed(step_id, now, outputs=outcome.outputs, probes=outcome.probes)
-        return "done"
-    return run.fail(
-        step_id,
-        now,
-        outcome.message,
-        hint=outcome.hint,
-        probes=outcome.probes,
-        transient=outcome.transient,
-    )
-
-
 # -- people ----------------------------------------------------------------------------------
 
 
@@ -348,15 +213,7 @@ def confirm(
     submit: Submit | None = None,
 ) -> RunState:
     """A person's Done / Skip (reason) / Failed (note) on a manual step."""
-    now = ctx.clock()
-    return _by_person(
-        ctx,
-        run_id,
-        step_id,
-        lambda r: r.confirm(step_id, action, by=by, note=note, now=now),
-        by=by,
-        submit=submit,
-    )
+    return _by_person(ctx, run_id, step_id, RunState.confirm, action, by, note, submit)
 
 
 def decide(
@@ -370,15 +227,7 @@ def decide(
     submit: Submit | None = None,
 ) -> RunState:
     """A person's decision on a step that asked: retry, done, skip (reason) or fail."""
-    now = ctx.clock()
-    return _by_person(
-        ctx,
-        run_id,
-        step_id,
-        lambda r: r.decide(step_id, decision, by=by, note=note, now=now),
-        by=by,
-        submit=submit,
-    )
+    return _by_person(ctx, run_id, step_id, RunState.decide, decision, by, note, submit)
 
 
 def answer(
@@ -408,13 +257,17 @@ def _by_person(
     ctx: Context,
     run_id: str,
     step_id: str,
-    change: Any,
-    *,
+    transition: Callable[..., str],
+    what: str,
     by: str,
+    note: str | None,
     submit: Submit | None,
 ) -> RunState:
-    """Apply a person's change to a step, report it, and move the run on."""
-    run, result = runs(ctx).update(run_id, change)
+    """Apply a person's answer through the state machine, report it, move the run on."""
+    now = ctx.clock()
+    run, result = runs(ctx).update(
+        run_id, lambda r: transition(r, step_id, what, by=by, note=note, now=now)
+    )
     step_event(ctx, run, step_id, result, by=by)
     return advance(ctx, run_id, submit=submit)
 
@@ -460,69 +313,14 @@ def abort(
     return advance(ctx, run_id, submit=submit)
 
 
+def follow_gates(ctx: Context, run_id: str) -> None:
+    """Move gated steps along with their restore requests and jobs, then the run."""
+    if gates.follow_gates(ctx, run_id):
+        advance(ctx, run_id)
+
+
 def set_board(ctx: Context, run_id: str, channel: str, ts: str) -> RunState:
     """Remember the board message, whose thread holds the steps' details."""
 
-    def change(run: RunState) -> None:
-        run.board_ts = ts
-        run.chat = run.chat.model_copy(update={"channel": channel})
-
-    run, _ = runs(ctx).update(run_id, change)
+    run, _ = runs(ctx).update(run_id, lambda r: r.set_board(channel, ts))
     return run
-
-
-def current(ctx: Context, place: str | None, run_id: str | None = None) -> RunState:
-    """The named run, or the newest of a place (a channel, the console); NotFoundError else."""
-    store = runs(ctx)
-    if run_id is None and place:
-        run_id = store.active(place)
-    if run_id is None:
-        raise NotFoundError("no runbook run here yet", hint="/dr start <runbook>")
-    if not store.exists(run_id):
-        return store.restore(run_id)
-    return store.load(run_id)
-
-
-# -- events ----------------------------------------------------------------------------------
-
-
-def emit(ctx: Context, run: RunState, kind: EventType, **values: Any) -> None:
-    event = Event(
-        op_id=run.run_id,
-        type=kind,
-        at=ctx.clock(),
-        operation=OPERATION,
-        chat=step_chat(run),
-        **values,
-    )
-    try:
-        RedisState(ctx.redis, ctx.settings.redis.key_prefix).append_event(event)
-    except Exception as exc:  # noqa: BLE001 - the board lags; the run's state is what counts
-        log.warning("run event not emitted", run_id=run.run_id, error=str(exc))
-
-
-def step_event(ctx: Context, run: RunState, step_id: str, what: str, by: str | None = None) -> None:
-    state = run.steps[step_id]
-    title = run.runbook.step(step_id).title
-    note = f"{title}: {what}" + (f" ({by})" if by else "")
-    emit(
-        ctx,
-        run,
-        EventType.NOTE,
-        phase=step_id,
-        note=note,
-        summary={"step": step_id, "status": state.status.value, "what": what},
-    )
-
-
-def usage_params(pairs: list[str]) -> dict[str, str]:
-    """``["k=v", …]`` from ``--param`` options as a dict; UsageError on a malformed one."""
-    params: dict[str, str] = {}
-    for pair in pairs:
-        name, eq, value = pair.partition("=")
-        if not eq or not name.strip():
-            raise UsageError(
-                f"--param {pair!r} is not name=value", hint="e.g. --param backup=latest"
-            )
-        params[name.strip()] = value
-    return params

@@ -15,12 +15,12 @@ from pydantic import TypeAdapter
 from tests.conftest import PG_DSN, s3_client
 from tests.fakes.kubernetes import FakeKubernetes
 from tests.services import MotoServer, free_port
-from workers.adapters.probes import run_probe
 from workers.context import Context
 from workers.core.config import Settings
 from workers.core.errors import ConfigError
 from workers.core.runbook import Probe
 from workers.core.runbook_run import ProbeResult
+from workers.runbooks.probes import run_probe
 
 PROBE: TypeAdapter[Any] = TypeAdapter(Probe)
 

@@ -6,7 +6,7 @@ each engine offers its own (``postgres.restore``, …: ``Engine.runbook_operatio
 engine as soon as it is registered, and ``kubernetes.scale`` to
 ``workers.adapters.kubernetes.scale``.
 Until then those steps are manual (or skipped in a drill): :func:`available` is what the
-loader asks. Operations that create something claim it first (``workers.runbook_resources``).
+loader asks. Operations that create something claim it first (``workers.runbooks.resources``).
 """
 
 from __future__ import annotations
@@ -16,13 +16,13 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from workers import engine
+from workers import components as engine
 from workers.context import Context
 from workers.core.catalog import good_backups
 from workers.core.config import COMPONENT_KINDS
 from workers.core.errors import EngineError, IntegrityError, NotFoundError, UsageError
 from workers.engines import ENGINES, has_engine
-from workers.runbooks.operation import Call, Operation, component_of_kind, has_module
+from workers.runbooks.call import Call, Operation, component_of_kind, has_module
 
 __all__ = ["Call", "Operation", "available", "execute", "lookup", "queue_of"]
 
@@ -132,7 +132,7 @@ def pick(call: Call) -> dict[str, Any]:
 
 def run_teardown(call: Call) -> dict[str, Any]:
     """Remove everything the run created and still holds (databases, instances)."""
-    from workers import runbook_resources
+    from workers.runbooks import resources as runbook_resources
 
     return runbook_resources.teardown(call.ctx, call.run, call.step_id)
 

@@ -16,13 +16,15 @@ from typing import Any
 
 import structlog
 
-from workers import runbook_flow
 from workers.context import Context
 from workers.core.errors import KosmosError
 from workers.core.events import ChatContext, EventType
 from workers.core.ids import new_operation_id
-from workers.core.runbook_run import ResumeAction, RunState
-from workers.runbook_flow import REPORT_STEP, Submit, runs
+from workers.core.run_resume import ResumeAction, resume_plan
+from workers.core.runbook_run import RunState
+from workers.runbooks import flow as runbook_flow
+from workers.runbooks import steps
+from workers.runbooks.flow import REPORT_STEP, Submit, runs
 from workers.state.redis_state import RedisState
 
 log = structlog.get_logger("kosmos.dr")
@@ -31,7 +33,7 @@ DRILL_STARTED = "drill-started"
 
 def finish(ctx: Context, run_id: str) -> dict[str, Any]:
     """Build, store and announce the report of an ended run; return its summary."""
-    from workers.adapters.dr_report import build_report, drill_summary, headline
+    from workers.runbooks.report import build_report, drill_summary, headline
 
     store = runs(ctx)
     run = store.load(run_id)
@@ -76,7 +78,7 @@ def last_drill(ctx: Context) -> dict[str, Any] | None:
 
 def runbook_usage(ctx: Context) -> list[tuple[str, str]]:
     """``/dr start`` of every runbook there is, and what it does: lines for ``/dr help``."""
-    from workers.adapters.runbook_files import load_runbook, runbook_dir, runbook_files
+    from workers.runbooks.files import load_runbook, runbook_dir, runbook_files
 
     lines = []
     for path in runbook_files(runbook_dir(ctx.settings.dr.runbooks_dir)):
@@ -144,13 +146,11 @@ def upkeep(ctx: Context) -> list[str]:
 
 def _watch(ctx: Context) -> list[str]:
     """Resume runs whose automated steps lost their worker (or whose report was lost)."""
-    from workers.runbook_gates import follow_gates
-
     resumed = []
     for run in runs(ctx).recent(20):
         if run.finished:
             continue
-        follow_gates(ctx, run.run_id)
+        runbook_flow.follow_gates(ctx, run.run_id)
         run = runs(ctx).load(run.run_id)
         # A step started moments ago may not be enqueued yet: give it the reaper's grace.
         grace = ctx.clock() - ctx.settings.jobs.abandoned_after
@@ -184,7 +184,7 @@ class LocalRunner:
             if step_id == REPORT_STEP:
                 finish(ctx, run_id)
             else:
-                runbook_flow.run_step(ctx, run_id, step_id, op_id, submit=self)
+                steps.run_step(ctx, run_id, step_id, op_id, submit=self)
         return runs(ctx).load(run_id)
 
 
@@ -201,7 +201,7 @@ def resume(
             send(ctx, run, REPORT_STEP, new_operation_id(ctx.clock()))
         return run, []
     alive = {sid for sid in run.running() if step_alive(ctx, run.steps[sid].op_id)}
-    run, actions = store.update(run_id, lambda r: r.resume_plan(alive), durable=True)
+    run, actions = store.update(run_id, lambda r: resume_plan(r, alive), durable=True)
     for action in actions:
         if action.action != "keep":
             runbook_flow.step_event(ctx, run, action.step, f"resumed: {action.action}")

@@ -17,7 +17,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 from rq import Queue
 
-from workers import engine
+from workers import components as engine
 from workers.context import Context
 from workers.core.catalog import ComponentStatus
 from workers.core.errors import KosmosError

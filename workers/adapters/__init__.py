@@ -1,1 +1,0 @@
-"""I/O adapters: storage, subprocesses, databases and remote APIs."""
