@@ -14,10 +14,10 @@ import redis as redis_lib
 from tests.engines.infisical.conftest import PROJECT
 from tests.fakes.infisical import FakeInfisical
 from tests.pgcluster import PgCluster, scratch_dir, write_for_postgres
-from workers.adapters.audit_log import AuditLog
 from workers.context import Context
 from workers.core.audit import AuditAction
 from workers.engines.infisical import rotation
+from workers.state.audit_log import AuditLog
 
 OLD_PASSWORD = "old-Hq4-app-password"
 HBA = """\

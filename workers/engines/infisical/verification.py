@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from workers.adapters.repository import object_key
 from workers.context import Context
 from workers.core.errors import ConfigError, IntegrityError, KosmosError, NotFoundError
 from workers.core.manifest import Manifest, VerificationRecord, VerificationState
 from workers.core.ports import Progress, no_progress
 from workers.engines.infisical import age_header, document
 from workers.engines.infisical.component import identities
+from workers.storage.repository import object_key
 
 
 def verify(
