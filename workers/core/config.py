@@ -280,6 +280,9 @@ class InfisicalComponent(_ComponentBase):
     rotate: tuple[RotatableSecret, ...] = Field(
         default=(), description="secrets rotated after a security incident"
     )
+    drill_environment: str | None = Field(
+        default=None, description="an environment only the DR drill imports into"
+    )
 
     @field_validator("client_id", "client_secret", mode="before")
     @classmethod
