@@ -11,11 +11,17 @@ import pytest
 import yaml
 
 from tests.fakes.infisical import FakeInfisical
+from tests.pgcluster import PgCluster, scratch_dir, write_for_postgres
 from workers.context import Context
 from workers.core.config import Settings
 from workers.settings import parse_settings
 
 PROJECT = "proj-kosmos"
+HBA = """\
+local all all trust
+host all postgres 127.0.0.1/32 trust
+host all all 127.0.0.1/32 scram-sha-256
+"""
 
 
 @pytest.fixture
@@ -90,3 +96,13 @@ def build_context(
 def ctx(build_context: Callable[..., Context]) -> Context:
     """The secrets engine's context on the fake."""
     return build_context()
+
+
+@pytest.fixture(scope="session")
+def scram_cluster() -> Iterator[PgCluster]:
+    """A scratch cluster where every role but postgres logs in with a SCRAM password."""
+    cluster = PgCluster(scratch_dir("rotate"), settings={"log_statement": "all"}).init()
+    write_for_postgres(cluster.data_dir / "pg_hba.conf", HBA)
+    cluster.start()
+    yield cluster
+    cluster.remove()

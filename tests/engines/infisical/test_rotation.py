@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import hmac
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -13,28 +13,13 @@ import redis as redis_lib
 
 from tests.engines.infisical.conftest import PROJECT
 from tests.fakes.infisical import FakeInfisical
-from tests.pgcluster import PgCluster, scratch_dir, write_for_postgres
+from tests.pgcluster import PgCluster
 from workers.context import Context
 from workers.core.audit import AuditAction
 from workers.engines.infisical import rotation
 from workers.state.audit_log import AuditLog
 
 OLD_PASSWORD = "old-Hq4-app-password"
-HBA = """\
-local all all trust
-host all postgres 127.0.0.1/32 trust
-host all all 127.0.0.1/32 scram-sha-256
-"""
-
-
-@pytest.fixture(scope="module")
-def scram_cluster() -> Iterator[PgCluster]:
-    """A scratch cluster where every role but postgres logs in with a SCRAM password."""
-    cluster = PgCluster(scratch_dir("rotate"), settings={"log_statement": "all"}).init()
-    write_for_postgres(cluster.data_dir / "pg_hba.conf", HBA)
-    cluster.start()
-    yield cluster
-    cluster.remove()
 
 
 def login(cluster: PgCluster, password: str) -> None:

@@ -187,3 +187,20 @@ def _tag(tag: Any) -> Tag:
     if isinstance(tag, dict):
         return Tag(id=tag["id"], slug=tag["slug"])
     return Tag(id=tag.id, slug=tag.slug)
+
+
+def unreachable(settings: Any) -> str | None:
+    """Why the API's host does not answer a TCP connect (no login); None when it does."""
+    import socket
+    from urllib.parse import urlsplit
+
+    api_url = getattr(settings, "api_url", None)
+    if not api_url:
+        return None
+    parts = urlsplit(api_url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parts.hostname or "", port), timeout=2):
+            return None
+    except OSError as exc:
+        return f"Infisical unreachable at {parts.hostname}:{port} ({exc.strerror or exc})"
