@@ -10,18 +10,12 @@ import pyrage
 import pytest
 import yaml
 
+from tests.engines.infisical.world import HBA, PROJECT
 from tests.fakes.infisical import FakeInfisical
 from tests.pgcluster import PgCluster, scratch_dir, write_for_postgres
 from workers.context import Context
 from workers.core.config import Settings
 from workers.settings import parse_settings
-
-PROJECT = "proj-kosmos"
-HBA = """\
-local all all trust
-host all postgres 127.0.0.1/32 trust
-host all all 127.0.0.1/32 scram-sha-256
-"""
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from typing import Any
 import pyrage
 import pytest
 
-from tests.engines.infisical.conftest import PROJECT
+from tests.engines.infisical.world import PROJECT
 from tests.fakes.infisical import FakeInfisical
 from workers.context import Context
 from workers.core.errors import ConfigError, UsageError

@@ -11,7 +11,7 @@ import psycopg
 import pytest
 import redis as redis_lib
 
-from tests.engines.infisical.conftest import PROJECT
+from tests.engines.infisical.world import PROJECT, login
 from tests.fakes.infisical import FakeInfisical
 from tests.pgcluster import PgCluster
 from workers.context import Context
@@ -20,13 +20,6 @@ from workers.engines.infisical import rotation
 from workers.state.audit_log import AuditLog
 
 OLD_PASSWORD = "old-Hq4-app-password"
-
-
-def login(cluster: PgCluster, password: str) -> None:
-    """Connect as the application role over TCP (SCRAM)."""
-    dsn = f"host=127.0.0.1 port={cluster.port} user=app_user dbname=postgres"
-    with psycopg.connect(dsn, password=password, connect_timeout=5) as conn:
-        conn.execute("SELECT 1")
 
 
 def test_scram_verifier_matches_the_rfc_vector() -> None:

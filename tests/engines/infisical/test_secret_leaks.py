@@ -14,8 +14,7 @@ from typing import Any
 import pytest
 import redis as redis_lib
 
-from tests.engines.infisical.conftest import PROJECT
-from tests.engines.infisical.test_rotation import login
+from tests.engines.infisical.world import PROJECT, login
 from tests.fakes.infisical import FakeInfisical
 from tests.pgcluster import PgCluster
 from workers.context import Context
