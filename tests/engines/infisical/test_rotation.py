@@ -56,7 +56,8 @@ def test_a_role_password_is_rotated_stored_and_audited(
                 "system": "postgres-role",
                 "role": "app_user",
                 "dsn": scram_cluster.dsn,
-            }
+            },
+            {"project": PROJECT, "environment": "prod", "key": "API_KEY", "system": "minio-user"},
         ]
 
     ctx = build_context(rotatable)
@@ -73,6 +74,8 @@ def test_a_role_password_is_rotated_stored_and_audited(
     # Every other secret is a manual step; the rotated one is not.
     assert len(report.manual) == 4
     assert not any("APP_PASSWORD" in step for step in report.manual)
+    minio = [step for step in report.manual if step.startswith(f"{PROJECT}/prod:/ API_KEY")]
+    assert len(minio) == 1 and "mc admin user svcacct" in minio[0]
     records = [r for r in audit.tail(10) if r.action == AuditAction.SECRET_ROTATE]
     assert [(r.actor, r.details["outcome"]) for r in records] == [("U-carol", "rotated")]
     assert new_password not in records[0].line()

@@ -27,6 +27,13 @@ from workers.engines.infisical.api import InfisicalApi
 from workers.engines.infisical.component import settings_of
 
 SCRAM_ITERATIONS = 4096
+AUTOMATED = ("postgres-role",)
+"""Systems this build rotates itself; the rest are manual steps."""
+MANUAL = {
+    "minio-user": "a MinIO user's key: issue a new one with `mc admin user svcacct edit` "
+    "(the MinIO admin API is not automated yet), then set it in Infisical",
+    "": "issue a new value where it is made, then set it in Infisical",
+}
 Recorder = Callable[..., object]
 """Appends one audit record: ``record(action, actor, at=…, component=…, **details)``."""
 
@@ -81,24 +88,17 @@ def rotate(
     failed: dict[str, str] = {}
     with InfisicalApi(settings) as api:
         for item in settings.rotate:
+            if item.system not in AUTOMATED:
+                continue
             name = name_of(item)
             progress("rotate", note=name)
+            facts: dict[str, str] = {"outcome": "rotated"}
             try:
                 _rotate_one(api, item)
+                rotated.append(name)
             except KosmosError as exc:
                 failed[name] = exc.message
-                record(
-                    AuditAction.SECRET_ROTATE,
-                    actor,
-                    at=ctx.clock(),
-                    component=component,
-                    secret=name,
-                    system=item.system,
-                    outcome="failed",
-                    error=exc.message,
-                )
-                continue
-            rotated.append(name)
+                facts = {"outcome": "failed", "error": exc.message}
             record(
                 AuditAction.SECRET_ROTATE,
                 actor,
@@ -106,7 +106,7 @@ def rotate(
                 component=component,
                 secret=name,
                 system=item.system,
-                outcome="rotated",
+                **facts,
             )
         manual = _manual_steps(api, settings.projects, settings.environments, settings.rotate)
     return RotationReport(rotated=tuple(rotated), failed=failed, manual=tuple(manual))
@@ -114,13 +114,7 @@ def rotate(
 
 def _rotate_one(api: InfisicalApi, item: RotatableSecret) -> None:
     new_value = secrets.token_urlsafe(32)
-    if item.system == "postgres-role":
-        set_role_password(item, new_value)
-    else:
-        raise EngineError(
-            f"{item.system} rotation is not automated",
-            hint="rotate it by hand (see the manual steps) and set the new value in Infisical",
-        )
+    set_role_password(item, new_value)
     try:
         api.set_value((item.project, item.environment), item.path, item.key, new_value)
     except KosmosError as exc:
@@ -159,17 +153,14 @@ def _manual_steps(
     environments: tuple[str, ...],
     rotatable: tuple[RotatableSecret, ...],
 ) -> list[str]:
-    automated = {
-        (r.project, r.environment, r.path, r.key) for r in rotatable if r.system == "postgres-role"
-    }
+    systems = {(r.project, r.environment, r.path, r.key): r.system for r in rotatable}
     steps = []
     for project in projects:
         for environment in environments:
             for folder in api.walk(project, environment).folders:
                 for secret in folder.secrets:
-                    if (project, environment, folder.path, secret.key) not in automated:
-                        steps.append(
-                            f"{project}/{environment}:{folder.path} {secret.key}: issue a new "
-                            "value where it is made, then set it in Infisical"
-                        )
+                    system = systems.get((project, environment, folder.path, secret.key))
+                    if system not in AUTOMATED:
+                        where = f"{project}/{environment}:{folder.path} {secret.key}"
+                        steps.append(f"{where}: {MANUAL.get(system or '', MANUAL[''])}")
     return steps
