@@ -146,7 +146,10 @@ def prune(ctx: Context, component: str | None = None, *, dry_run: bool = False) 
     return deleted
 
 
-ENGINES = {"postgres": "workers.adapters.postgres"}
+ENGINES = {
+    "postgres": "workers.adapters.postgres",
+    "infisical": "workers.engines.infisical.engine",
+}
 """Component kinds with a built engine, and the module that drives each."""
 
 

@@ -114,11 +114,11 @@ def test_shallow_and_deep_verify_pass_and_count(ctx: Context) -> None:
     shallow = verification.verify(ctx, "secrets", manifest)
     assert shallow.verification is not None
     assert shallow.verification.state == VerificationState.PASSED, shallow.verification.detail
-    assert shallow.verification.checks["age header"] == "ok"
+    assert shallow.verification.checks["secrets.json.zst.age"]["age header"] == "ok"
     deep = verification.verify(ctx, "secrets", manifest, deep=True)
     assert deep.verification is not None
     assert deep.verification.state == VerificationState.PASSED, deep.verification.detail
-    assert deep.verification.checks["counts"] == "ok"
+    assert deep.verification.checks["secrets.json.zst.age"]["counts"] == "ok"
 
 
 def test_a_wrong_identity_fails_deep_verify_clearly(
@@ -135,7 +135,7 @@ def test_a_wrong_identity_fails_deep_verify_clearly(
     record = result.verification
     assert record is not None and record.state == VerificationState.FAILED
     assert "the age identity is not one of its recipients" in record.detail
-    assert record.checks["sha256"] == "ok"
+    assert record.checks["secrets.json.zst.age"]["sha256"] == "ok"
 
 
 def test_shallow_verify_sees_a_header_for_other_recipients(

@@ -28,23 +28,22 @@ def verify(
             "a deep verify of secrets decrypts them, and no age identity is configured",
             hint="set encryption.identity_file on this worker",
         )
-    checks: dict[str, Any] = {}
-    problems: list[str] = []
-    progress("verify checksum", note=document.OBJECT_NAME)
     entry = _export_entry(manifest)
+    checks: dict[str, Any] = {}  # what every object's checks found, as the doors show them
+    progress("verify checksum", note=entry)
     try:
         ctx.repo.check_object(manifest, entry)
         checks["sha256"] = "ok"
         checks["age header"] = _header_check(ctx, manifest, entry)
     except (IntegrityError, NotFoundError) as exc:
         checks["sha256"] = exc.message
-    problems += [v for v in checks.values() if v != "ok"]
+    problems = [str(v) for v in checks.values() if v != "ok"]
     if deep and not problems:
         progress("decrypt and count")
         try:
             counts = read_export(ctx, manifest, keys).counts()
             mismatches = document.count_mismatches(manifest.details.get("counts"), counts)
-            checks["counts"] = mismatches or "ok"
+            checks["counts"] = "; ".join(mismatches) or "ok"
             problems += mismatches
         except KosmosError as exc:
             checks["decrypt"] = exc.message
@@ -54,7 +53,7 @@ def verify(
         at=ctx.clock(),
         deep=deep,
         detail="; ".join(problems)[:500] if problems else _summary(manifest, deep),
-        checks=checks,
+        checks={entry: checks},
     )
     return ctx.repo.record_verification(manifest, record)
 
