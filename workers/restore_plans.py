@@ -53,6 +53,7 @@ def resolve_plan(
     port: int | None = None,
     with_globals: bool = False,
     base: bool = False,
+    options: dict[str, str | bool] | None = None,
 ) -> RestorePlan:
     """A concrete plan: the backup id chosen, a fresh target when none was given.
 
@@ -73,6 +74,7 @@ def resolve_plan(
         base=base,
         port=port,
         with_globals=with_globals,
+        options=options or {},
     )
     return plan.model_copy(update={"target_identity": target_identity(ctx, plan)})
 
@@ -82,13 +84,16 @@ def plan_from_options(ctx: Context, component: str, ref: str, **options: Any) ->
     point = options.get("target_time")
     if isinstance(point, str):
         point = datetime.fromisoformat(point)
+    target_env = options.get("target_env")
     return resolve_plan(
         ctx,
         component,
         ref,
         target=options.get("target_dsn")
         or options.get("target_database")
-        or options.get("data_dir"),
+        or options.get("data_dir")
+        or target_env,
+        options={"target_env": target_env} if target_env else None,
         database=options.get("database"),
         point=point,
         in_place=bool(options.get("in_place")),

@@ -185,6 +185,9 @@ def result_lines(outcome: dict[str, Any], rto_seconds: float) -> list[str]:
         where = f"{item.get('source_database')} -> {item.get('database')}"
         lines.append(f"{where}: {item.get('tables')} tables, {item.get('rows')} rows, {match}")
         lines += [f"  {line}" for line in item.get("mismatches", [])[:10]]
+    if summary.get("summary"):  # an engine's own one-line summary and lines (never values)
+        lines.append(str(summary["summary"]))
+    lines += [str(line) for line in summary.get("lines", [])[:20]]
     seconds = summary.get("duration_seconds")
     if isinstance(seconds, int | float):
         share = 100.0 * seconds / rto_seconds if rto_seconds else 0.0

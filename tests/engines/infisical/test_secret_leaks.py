@@ -84,7 +84,7 @@ def test_no_value_reaches_any_output(
     for dry in (True, False):
         options = ImportOptions(target_env="prod", source_env="prod", dry_run=dry)
         result = restoration.restore(ctx, "secrets", manifest, options, progress=progress)
-        said += [result.model_dump_json(), result.summary()]
+        said += [result.model_dump_json(), result.summary]
     argv.append(argv_of_every_process())
     audit = AuditLog(client, "kosmos-leak")
     report = rotation.rotate(ctx, "secrets", actor="U-carol", record=audit.record)

@@ -6,7 +6,7 @@ create / update / unchanged counts per path. Nothing here ever reports a value.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 from workers.context import Context
 from workers.core.errors import UsageError
@@ -45,16 +45,29 @@ class ImportResult(BaseModel):
     totals: dict[str, int]
     tags_dropped: int = 0
 
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def lines(self) -> list[str]:
+        """One line per path, for the card and the CLI: counts, never values."""
+        verb = ("to create", "to update") if self.dry_run else ("created", "updated")
+        return [
+            f"{path}: {c['create']} {verb[0]}, {c['update']} {verb[1]}, {c['unchanged']} unchanged"
+            for path, c in self.paths.items()
+        ]
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
     def summary(self) -> str:
         """One line for people."""
-        verb = "would import" if self.dry_run else "imported"
         t = self.totals
+        if self.dry_run:
+            done = f"{t['create']} to create, {t['update']} to update"
+        else:
+            done = f"{t['create']} created, {t['update']} updated"
+        verb = "would import" if self.dry_run else "imported"
         return (
             f"{verb} {self.source} from {self.backup_id} into {self.target}: "
-            f"{t['create']} to create, {t['update']} to update, {t['unchanged']} unchanged"
-            if self.dry_run
-            else f"{verb} {self.source} from {self.backup_id} into {self.target}: "
-            f"{t['create']} created, {t['update']} updated, {t['unchanged']} unchanged"
+            f"{done}, {t['unchanged']} unchanged"
         )
 
 
@@ -100,6 +113,9 @@ def restore(
         progress("plan", note=f"{target[0]}/{target[1]}")
         current = api.current(*target, [folder.path for folder in source.folders])
         plan = document.plan_import(source, target, current)
+        # Always a dry run first: its counts are reported before anything is written.
+        for path, counts in plan.counts().items():
+            progress("dry run", note=f"{path}: {_counted(counts)}")
         if not options.dry_run:
             _apply(api, plan, progress)
     dropped = 0 if plan.same_project else _tag_count(plan)
@@ -112,6 +128,11 @@ def restore(
         totals=plan.totals(),
         tags_dropped=dropped,
     )
+
+
+def _counted(counts: dict[str, int]) -> str:
+    create, update, same = counts["create"], counts["update"], counts["unchanged"]
+    return f"{create} to create, {update} to update, {same} unchanged"
 
 
 def _apply(api: InfisicalApi, plan: document.ImportPlan, progress: Progress) -> None:
