@@ -307,7 +307,7 @@ def test_console_help_refusals_and_hints_speak_the_chat(redis_url: str, tmp_path
 
 
 def test_the_console_board_shows_the_last_drill(redis_url: str, tmp_path: Path) -> None:
-    from tests.bot.test_cli_catalog import DRILL, DRILL_LINE
+    from tests.bot.cli.test_catalog import DRILL, DRILL_LINE
 
     store = tmp_path / "store"
     (store / "_dr").mkdir(parents=True)
