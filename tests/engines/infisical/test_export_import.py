@@ -15,7 +15,7 @@ from workers.context import Context
 from workers.core.errors import ConfigError, UsageError
 from workers.core.manifest import VerificationState
 from workers.engines.infisical import export, restoration, verification
-from workers.engines.infisical.restoration import ImportOptions
+from workers.engines.infisical.options import InfisicalRestoreOptions
 
 
 def test_export_counts_every_path_and_stores_only_ciphertext(
@@ -54,7 +54,7 @@ def test_changed_value_is_restored_after_a_dry_run_that_counts(
     infisical.put_secret(PROJECT, "prod", "/db", "PG_PASSWORD", "changed-by-intruder")
     infisical.put_secret(PROJECT, "prod", "/", "EXTRA", "left-alone")
     dry = restoration.restore(
-        ctx, "secrets", manifest, ImportOptions(target_env="prod", dry_run=True)
+        ctx, "secrets", manifest, InfisicalRestoreOptions(target_env="prod", dry_run=True)
     )
     assert dry.paths == {
         "/": {"create": 0, "update": 0, "unchanged": 1},
@@ -62,12 +62,12 @@ def test_changed_value_is_restored_after_a_dry_run_that_counts(
         "/db/replica": {"create": 0, "update": 0, "unchanged": 1},
     }
     assert infisical.value(PROJECT, "prod", "/db", "PG_PASSWORD") == "changed-by-intruder"
-    done = restoration.restore(ctx, "secrets", manifest, ImportOptions(target_env="prod"))
+    done = restoration.restore(ctx, "secrets", manifest, InfisicalRestoreOptions(target_env="prod"))
     assert done.totals == {"create": 0, "update": 1, "unchanged": 2}
     assert infisical.value(PROJECT, "prod", "/db", "PG_PASSWORD") == "pg-Zr2-prod"
     assert infisical.value(PROJECT, "prod", "/", "EXTRA") == "left-alone"
     again = restoration.restore(
-        ctx, "secrets", manifest, ImportOptions(target_env="prod", dry_run=True)
+        ctx, "secrets", manifest, InfisicalRestoreOptions(target_env="prod", dry_run=True)
     )
     assert again.totals == {"create": 0, "update": 0, "unchanged": 3}
 
@@ -76,7 +76,7 @@ def test_import_into_an_empty_environment_creates_its_folders(
     ctx: Context, infisical: FakeInfisical
 ) -> None:
     manifest = export.backup(ctx, "secrets")
-    options = ImportOptions(target_env="dr-scratch", source_env="prod")
+    options = InfisicalRestoreOptions(target_env="dr-scratch", source_env="prod")
     result = restoration.restore(ctx, "secrets", manifest, options)
     assert result.totals == {"create": 3, "update": 0, "unchanged": 0}
     assert result.target == f"{PROJECT}/dr-scratch"
@@ -90,7 +90,9 @@ def test_an_ambiguous_source_is_refused_before_anything_changes(
     manifest = export.backup(ctx, "secrets")
     calls = len(infisical.requests)
     with pytest.raises(UsageError, match="ambiguous") as caught:
-        restoration.restore(ctx, "secrets", manifest, ImportOptions(target_env="dr-scratch"))
+        restoration.restore(
+            ctx, "secrets", manifest, InfisicalRestoreOptions(target_env="dr-scratch")
+        )
     assert f"{PROJECT}/prod, {PROJECT}/staging" in caught.value.hint
     assert len(infisical.requests) == calls
     assert infisical.keys(PROJECT, "dr-scratch") == set()

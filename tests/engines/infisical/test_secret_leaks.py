@@ -19,7 +19,7 @@ from tests.fakes.infisical import FakeInfisical
 from tests.pgcluster import PgCluster
 from workers.context import Context
 from workers.engines.infisical import export, restoration, rotation, verification
-from workers.engines.infisical.restoration import ImportOptions
+from workers.engines.infisical.options import InfisicalRestoreOptions
 from workers.state.audit_log import AuditLog
 
 SEEDED = ("LEAKCANARY-Aa81-value", "LEAKCANARY-Bb92-db", "LEAKCANARY-Cc03-deep")
@@ -82,7 +82,7 @@ def test_no_value_reaches_any_output(
     said.append(deep.model_dump_json())
     infisical.put_secret(PROJECT, "prod", "/", "CANARY", "changed")
     for dry in (True, False):
-        options = ImportOptions(target_env="prod", source_env="prod", dry_run=dry)
+        options = InfisicalRestoreOptions(target_env="prod", source_env="prod", dry_run=dry)
         result = restoration.restore(ctx, "secrets", manifest, options, progress=progress)
         said += [result.model_dump_json(), result.summary]
     argv.append(argv_of_every_process())

@@ -6,7 +6,7 @@ create / update / unchanged counts per path. Nothing here ever reports a value.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, computed_field
+from pydantic import BaseModel, ConfigDict, computed_field
 
 from workers.context import Context
 from workers.core.errors import UsageError
@@ -15,21 +15,8 @@ from workers.core.ports import Progress, no_progress
 from workers.engines.infisical import document
 from workers.engines.infisical.api import InfisicalApi
 from workers.engines.infisical.component import identities, settings_of
+from workers.engines.infisical.options import InfisicalRestoreOptions
 from workers.engines.infisical.verification import read_export
-
-
-class ImportOptions(BaseModel):
-    """Where an import goes; hashed into the approved plan."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    target_env: str = Field(min_length=1, description="the environment to import into")
-    target_project: str | None = Field(default=None, description="default: the source project")
-    source_project: str | None = Field(default=None, description="default: the only one")
-    source_env: str | None = Field(
-        default=None, description="default: the target's slug if exported, else the only one"
-    )
-    dry_run: bool = False
 
 
 class ImportResult(BaseModel):
@@ -72,7 +59,7 @@ class ImportResult(BaseModel):
 
 
 def choose_source(
-    export: document.SecretsExport, options: ImportOptions
+    export: document.SecretsExport, options: InfisicalRestoreOptions
 ) -> document.EnvironmentExport:
     """The exported environment an import reads, or a UsageError listing the choices."""
     have = [(e.project, e.environment) for e in export.environments]
@@ -99,7 +86,7 @@ def restore(
     ctx: Context,
     component: str,
     manifest: Manifest,
-    options: ImportOptions,
+    options: InfisicalRestoreOptions,
     *,
     progress: Progress = no_progress,
 ) -> ImportResult:

@@ -16,7 +16,7 @@ from workers.core.manifest import Manifest
 from workers.core.ports import Progress, no_progress
 from workers.engines.infisical import restoration, rotation
 from workers.engines.infisical.component import identities, settings_of
-from workers.engines.infisical.restoration import ImportOptions
+from workers.engines.infisical.options import InfisicalRestoreOptions
 from workers.engines.infisical.verification import read_export
 
 YES = ("yes", "true", "1", "y")
@@ -36,7 +36,7 @@ def recover(
     export = read_export(ctx, manifest, identities(ctx.settings))
     imported: dict[str, Any] = {}
     for env in export.environments:
-        options = ImportOptions(
+        options = InfisicalRestoreOptions(
             target_env=env.environment, source_project=env.project, source_env=env.environment
         )
         result = restoration.restore(ctx, component, manifest, options, progress=progress)
@@ -64,7 +64,7 @@ def drill(
     if not export.environments:
         raise IntegrityError(f"backup {manifest.id} exported no environment")
     source = export.environments[0]
-    options = ImportOptions(
+    options = InfisicalRestoreOptions(
         target_env=scratch, source_project=source.project, source_env=source.environment
     )
     restoration.restore(ctx, component, manifest, options, progress=progress)
