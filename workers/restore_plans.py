@@ -18,7 +18,13 @@ from workers.context import Context
 from workers.core.approvals import BackupFacts
 from workers.core.catalog import FACT_RECOVERABLE_UNTIL, find_backup, good_backups
 from workers.core.config import PostgresComponent
-from workers.core.errors import ConfigError, NotFoundError, PermissionDenied, UsageError
+from workers.core.errors import (
+    ConfigError,
+    KosmosError,
+    NotFoundError,
+    PermissionDenied,
+    UsageError,
+)
 from workers.core.manifest import BackupSummary, Manifest
 from workers.core.restore_plan import (
     RestorePlan,
@@ -138,7 +144,28 @@ def validate_plan(ctx: Context, plan: RestorePlan) -> BackupFacts:
     if _names_a_database(ctx, plan):
         check_database_name(plan.target)
     check_plan(plan, live=live, window=_window(ctx, manifest))
-    return facts_of(manifest)
+    return facts_of(manifest).model_copy(update={"dry_run": dry_run(ctx, plan)})
+
+
+def dry_run(ctx: Context, plan: RestorePlan) -> tuple[str, ...]:
+    """What a dry run of ``plan`` finds, for engines whose options can ask for one."""
+    from workers.engines import engine_for
+
+    kind = ctx.settings.component(plan.component).kind
+    if not plan.options or "dry_run" not in engine_for(kind).restore_options.model_fields:
+        return ()
+    options: dict[str, Any] = {**plan.options, "dry_run": True}
+    try:
+        result = engine.restore(ctx, plan.component, plan.backup_id, **options)
+    except UsageError:
+        raise  # the plan itself is wrong (no such environment in the backup): refuse it
+    except KosmosError as exc:
+        # The dry run runs again in the worker before anything is written.
+        return (f"not run here ({exc.message}); the worker runs it first",)
+    summary = getattr(result, "summary", None)
+    return tuple(
+        str(line) for line in ([summary] if summary else []) + getattr(result, "lines", [])
+    )
 
 
 def target_identity(

@@ -105,6 +105,8 @@ def card_facts(request: ApprovalRequest, now: datetime, rto_seconds: float) -> C
         facts.append(("Database", plan.database))
     facts += [("Requested by", user_ref(request.requester)), ("Reason", request.reason)]
     facts.append(("Request", request.id))
+    if backup is not None and backup.dry_run:
+        facts.append(("Dry run", "\n".join(backup.dry_run)))
     warnings = []
     if plan.target_identity is not None and not plan.target_identity.reachable:
         warnings.append("The target did not answer at plan time; the worker asks again first.")

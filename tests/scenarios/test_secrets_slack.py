@@ -96,7 +96,10 @@ def test_secrets_backup_verify_and_approved_import_from_slack(tmp_path: Path) ->
                 world, "secrets latest --target-env prod -- intruder rewrote it", "UALICE"
             )
             request_id = request_from(asked)
-            assert "prod" in card_text(world, request_id)
+            before = card_text(world, request_id)
+            # The dry run's counts are on the card before anyone approves.
+            assert "/db: 0 to create, 1 to update, 0 unchanged" in before, before
+            assert "/: 0 to create, 0 to update, 1 unchanged" in before
             assert click(world, request_id, "UBOB", "approve").status == 200
             wait_until(
                 lambda: infisical.value(PROJECT, "prod", "/db", "DB_PASSWORD") == SEEDED["/db"][1],
