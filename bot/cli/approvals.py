@@ -83,7 +83,7 @@ def _groups(settings: Settings) -> Any:
 
     if settings.slack.bot_token is None:
         return _NoGroups()
-    from bot.app import web_client
+    from bot.slack.app import web_client
 
     return SlackGroups(web_client(settings, retry_rate_limits=False), ttl=0.0)
 

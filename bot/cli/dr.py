@@ -22,8 +22,8 @@ import click
 from rich.markup import escape
 
 from bot.cli.options import context_from, json_option
+from bot.console.terminal import console
 from bot.replies.runbook import DrReply
-from bot.terminal import console
 from workers.context import Context
 from workers.core.errors import ConfigError, KosmosError, PermissionDenied, UsageError
 

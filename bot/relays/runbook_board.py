@@ -22,9 +22,9 @@ import structlog
 from pydantic import ValidationError
 from slack_sdk.errors import SlackApiError
 
-from bot import stream_group
 from bot.blocks.runbook import board, step_card
 from bot.mrkdwn import escape
+from bot.relays import stream_group
 from bot.replies.runbook_feed import failure_text, report_lines
 from workers.context import Context
 from workers.core.events import EVENT_STREAM, Event, EventType

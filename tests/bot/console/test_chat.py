@@ -16,7 +16,7 @@ from typing import Any
 import redis as redis_lib
 from rich.console import Console
 
-from bot.console import ConsoleChat
+from bot.console.chat import ConsoleChat
 from tests.conftest import EXAMPLE_CONFIG
 from tests.console_session import Session
 from workers.context import Context
