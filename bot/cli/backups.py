@@ -368,4 +368,4 @@ def prune(
     click.echo(f"{len(deleted)} backup{'s' * (len(deleted) != 1)} {verb}")
 
 
-postgres_commands = [backup, verify, restore, prune]
+backup_commands = [backup, verify, restore, prune]

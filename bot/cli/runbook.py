@@ -286,4 +286,4 @@ def _print(reply: DrReply) -> None:
             console().print(escape(line))
 
 
-dr_commands = [runbook, dr]
+runbook_commands = [runbook, dr]
