@@ -144,40 +144,53 @@ def _request(desk: Desk, caller: Caller, command: RestoreRequest) -> CardReply:
 
     try:
         plan, facts = desk.read(prepare)
-        if isinstance(command, RestoreBreakGlass):
-            request = break_glass(
-                ctx,
-                plan,
-                commander=caller.user,
-                holds_commander_role=COMMANDERS in fresh_roles(desk, caller.user),
-                reason=command.reason,
-                chat=caller.chat,
-                request_id=request_id,
-            )
-            notice = (
-                f"Break-glass restore {request.id} runs as {request.op_id}: it is announced "
-                f"and audited, and an approver must review it (/restore review {request.id} -- …)."
-            )
-        else:
-            request = open_restore_request(
-                ctx,
-                plan,
-                caller.user,
-                command.reason,
-                caller.chat,
-                facts=facts,
-                request_id=request_id,
-            )
-            ttl = ctx.settings.approvals.ttl
-            notice = (
-                f"Restore request {request.id} is waiting for {request.required} approver(s) "
-                f"other than you; it expires in {int(ttl.total_seconds() // 60)} minutes."
-            )
+        request, notice = _open(desk, caller, command, plan, facts, request_id)
     except BaseException:
         if caller.request_key:
             desk.forget(caller.request_key)
         raise
     return CardReply(request, ctx.clock(), _rto(ctx), notice)
+
+
+def _open(
+    desk: Desk,
+    caller: Caller,
+    command: RestoreRequest,
+    plan: Any,
+    facts: Any,
+    request_id: str,
+) -> tuple[ApprovalRequest, str]:
+    """Open the request (or run a break-glass restore) and say what happens next."""
+    if isinstance(command, RestoreBreakGlass):
+        request = break_glass(
+            desk.ctx,
+            plan,
+            commander=caller.user,
+            holds_commander_role=COMMANDERS in fresh_roles(desk, caller.user),
+            reason=command.reason,
+            chat=caller.chat,
+            request_id=request_id,
+        )
+        notice = (
+            f"Break-glass restore {request.id} runs as {request.op_id}: it is announced "
+            f"and audited, and an approver must review it (/restore review {request.id} -- …)."
+        )
+    else:
+        request = open_restore_request(
+            desk.ctx,
+            plan,
+            caller.user,
+            command.reason,
+            caller.chat,
+            facts=facts,
+            request_id=request_id,
+        )
+        ttl = desk.ctx.settings.approvals.ttl
+        notice = (
+            f"Restore request {request.id} is waiting for {request.required} approver(s) "
+            f"other than you; it expires in {int(ttl.total_seconds() // 60)} minutes."
+        )
+    return request, notice
 
 
 def _decision_reply(
