@@ -8,18 +8,6 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
-from workers.adapters import pg_archive, pg_catalog
-from workers.adapters.pg_conninfo import Conninfo
-from workers.adapters.pg_health import config_problems as config_problems  # the engine's checks
-from workers.adapters.pg_health import unreachable as unreachable
-from workers.adapters.pg_restoration import (
-    Restoration,
-    RestoreResult,
-    dumps_of,
-    identities,
-    plan,
-    scratch_check,
-)
 from workers.context import Context
 from workers.core.catalog import find_backup, good_backups
 from workers.core.config import PostgresComponent
@@ -27,12 +15,27 @@ from workers.core.errors import EngineError, IntegrityError, KosmosError, NotFou
 from workers.core.manifest import Manifest, VerificationRecord, VerificationState
 from workers.core.ports import Progress, no_progress
 from workers.core.retention import Deletion
+from workers.engines.postgres import archives as pg_archive
+from workers.engines.postgres import queries
+from workers.engines.postgres.conninfo import Conninfo
+from workers.engines.postgres.health import (
+    config_problems as config_problems,  # the engine's checks
+)
+from workers.engines.postgres.health import unreachable as unreachable
+from workers.engines.postgres.restoration import (
+    Restoration,
+    RestoreResult,
+    dumps_of,
+    identities,
+    plan,
+    scratch_check,
+)
 from workers.storage import expiry
 from workers.storage.repository import BackupWriter
 
 KIND_LOGICAL = "postgres-logical"
 KIND_BASE = "postgres-base"
-BARMAN_MODULE = "workers.adapters.barman"
+BARMAN_MODULE = "workers.engines.postgres.base_backups"
 
 
 def settings_of(ctx: Context, component: str) -> PostgresComponent:
@@ -61,9 +64,9 @@ def backup(
         return _barman().base_backup(ctx, component, progress=progress)  # type: ignore[no-any-return]
     settings = settings_of(ctx, component)
     source = Conninfo.parse(settings.dsn.get_secret_value())
-    with contextlib.closing(pg_catalog.connect(source)) as conn:
-        databases = list(settings.databases) or pg_catalog.list_databases(conn)
-        server = pg_catalog.server_facts(conn)
+    with contextlib.closing(queries.connect(source)) as conn:
+        databases = list(settings.databases) or queries.list_databases(conn)
+        server = queries.server_facts(conn)
     encrypted = bool(ctx.repo.options.recipients)
     # The version probe and the globals each cost a process start (Debian's pg_wrapper is
     # slow to start): run them beside the dumps, not before or after.
@@ -71,7 +74,7 @@ def backup(
         version = side.submit(pg_archive.tool_version, "pg_dump")
         globals_sql = side.submit(pg_archive.read_globals, source, role_passwords=encrypted)
         with ctx.repo.begin(component, KIND_LOGICAL) as writer:
-            dumped, failed = _dump_each(writer, source, databases, progress)
+            dumped, failed = _dump_each(writer, source, databases, settings.dump_jobs, progress)
             if failed and not dumped:
                 raise _nothing_dumped(failed)
             progress("dump globals")
@@ -80,7 +83,7 @@ def backup(
                 source={**server, "databases": databases},
                 details={
                     "format": f"pg_dump custom ({pg_archive.archive_compression()} inside)",
-                    "hash_scheme": pg_catalog.HASH_SCHEME,
+                    "hash_scheme": queries.HASH_SCHEME,
                     "databases": dumped,
                     pg_archive.FAILED_DATABASES: {n: e.message for n, e in failed.items()},
                 },
@@ -99,19 +102,29 @@ def backup(
 
 
 def _dump_each(
-    writer: BackupWriter, source: Conninfo, databases: list[str], progress: Progress
+    writer: BackupWriter, source: Conninfo, databases: list[str], jobs: int, progress: Progress
 ) -> tuple[dict[str, Any], dict[str, EngineError]]:
-    """Dump every database in turn: (facts of those dumped, the error of each that failed)."""
+    """Dump the databases, ``jobs`` at once: (facts of those dumped, the error of each failed)."""
     dumped: dict[str, Any] = {}
     failed: dict[str, EngineError] = {}
-    for database in databases:
-        try:
-            dumped[database] = pg_archive.dump_database(writer, source, database, progress)
-        except EngineError as exc:
-            # The database's own problem (gone, refused, a pg_dump error): the store's
-            # errors are not caught, as every other dump would fail the same way.
-            failed[database] = exc
-            progress(f"dump {database}", note=f"failed: {exc.message}")
+    workers = max(1, min(jobs, len(databases)))
+    with ThreadPoolExecutor(workers, thread_name_prefix="pg-dump") as pool:
+        running = {
+            name: pool.submit(pg_archive.dump_database, writer, source, name, progress)
+            for name in databases
+        }
+        for database, future in running.items():
+            try:
+                dumped[database] = future.result()
+            except EngineError as exc:
+                # The database's own problem (gone, refused, a pg_dump error): the store's
+                # errors are not caught, as every other dump would fail the same way.
+                failed[database] = exc
+                progress(f"dump {database}", note=f"failed: {exc.message}")
+            except BaseException:
+                for other in running.values():
+                    other.cancel()  # the ones not started; those running end with the writer
+                raise
     return dumped, failed
 
 
@@ -166,7 +179,7 @@ def verify(
     keys = identities(ctx.settings)
     if deep:
         # An unreachable server is not the backup's fault: fail here, before recording.
-        with contextlib.closing(pg_catalog.connect(source_of(ctx, component).maintenance())):
+        with contextlib.closing(queries.connect(source_of(ctx, component).maintenance())):
             pass
     for database, entry in dumps_of(manifest).items():
         if checks[entry.name]["sha256"] != "ok":
