@@ -1,10 +1,12 @@
-"""Keeps restore cards true after the fact: expiry, the worker's verdict, the final results.
+"""Restore approval cards in the channel: posted, remembered, and kept true after the fact.
 
-Decisions made in Slack update their card at once. What happens elsewhere (a request runs
-out of time, a worker refuses or finishes the restore, an approval arrives from the CLI)
-is picked up here: each tick expires what is due, nags about unreviewed break-glass
-restores, and re-renders every recent card whose request changed since it was shown.
-Several bot replicas may run one each; the worst case is the same update sent twice.
+``post_card`` posts a new request's card and ``show_card`` re-renders one; each remembers a
+digest of what the card shows. Decisions made in Slack update their card at once. What
+happens elsewhere (a request runs out of time, a worker refuses or finishes the restore, an
+approval arrives from the CLI) is picked up by the keeper: each tick expires what is due,
+nags about unreviewed break-glass restores, and re-renders every recent card whose request
+changed since it was shown. Several bot replicas may run one each; the worst case is the
+same update sent twice.
 """
 
 from __future__ import annotations
