@@ -17,6 +17,8 @@ from tests.services import MotoServer
 from workers.core.config import Settings
 from workers.settings import parse_settings
 
+# Fixtures that live beside their helpers; registered here so no test module imports them.
+pytest_plugins = ("tests.jobs.harness", "tests.pgsample", "tests.scenarios.restore_world")
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_CONFIG = ROOT / "examples" / "kosmos-backup.yaml"
 # Each parallel developer run may pick its own database; CI uses the default.
