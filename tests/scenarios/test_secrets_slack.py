@@ -26,8 +26,8 @@ from tests.scenarios.restore_world import (
     click,
     request_from,
     slash,
-    wait_until,
 )
+from tests.sync import wait_until
 from workers.context import Context
 from workers.settings import parse_settings
 

@@ -73,11 +73,11 @@ class InfisicalEngine:
         progress: Progress,
     ) -> Any:
         """Import one exported environment (dry run: only the counts)."""
-        from workers.engine import resolve
         from workers.engines.infisical import restoration
+        from workers.storage.refs import resolve
 
         chosen = InfisicalRestoreOptions.model_validate(options.model_dump())
-        manifest = resolve(ctx, component, ref)
+        manifest = resolve(ctx.repo, component, ref)
         return restoration.restore(ctx, component, manifest, chosen, progress=progress)
 
     def prune(self, ctx: Context, component: str, *, dry_run: bool) -> list[Deletion | str]:

@@ -24,12 +24,12 @@ def _component(call: Call) -> str:
 
 def restore(call: Call) -> dict[str, Any]:
     """Import the chosen backup: back into place (and rotate), or into the drill's scratch."""
-    from workers.engine import resolve
     from workers.engines.infisical import runbook_steps
     from workers.state.audit_log import AuditLog
+    from workers.storage.refs import resolve
 
     component = _component(call)
-    manifest = resolve(call.ctx, component, call.text("backup", "latest") or "latest")
+    manifest = resolve(call.ctx.repo, component, call.text("backup", "latest") or "latest")
     if call.flag("scratch"):
         return runbook_steps.drill(call.ctx, component, manifest, progress=call.progress)
     audit = AuditLog(call.ctx.redis, call.ctx.settings.redis.key_prefix)
@@ -46,11 +46,12 @@ def restore(call: Call) -> dict[str, Any]:
 
 def verify(call: Call) -> dict[str, Any]:
     """A deep verify of the chosen backup: decrypted in memory, counts compared."""
-    from workers.engine import verify as verify_backup
+    from workers.engines.infisical import verification
+    from workers.storage.refs import resolve
 
     component = _component(call)
-    ref = call.text("backup", "latest") or "latest"
-    manifest = verify_backup(call.ctx, component, ref, deep=True, progress=call.progress)
+    chosen = resolve(call.ctx.repo, component, call.text("backup", "latest") or "latest")
+    manifest = verification.verify(call.ctx, component, chosen, deep=True, progress=call.progress)
     record = manifest.verification
     if record is None or record.state.value != "passed":
         raise IntegrityError(f"backup {manifest.id} failed verification")
