@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -35,17 +36,11 @@ component_option = click.option(
 @click.pass_context
 def wal_push(ctx: click.Context, wal_path: str, component: str | None, in_background: bool) -> None:
     """Archive one WAL file (archive_command: wal-push %p, or wal-push --async %p)."""
-    # Imported here: archive_command runs once per segment, so it loads only what it uses.
     if in_background:
-        from workers.adapters import wal_async
-
         # The console script answers this before importing the CLI (bot.launch); this is
         # the same answer when the CLI is entered another way.
-        pg_wal = Path(wal_path).absolute().parent
-        ctx.exit(wal_async.confirm(wal_path, wal_async.launch_argv(sys.argv[1:], pg_wal)))
-    from workers.adapters import wal_shipping
-
-    wal_shipping.wal_push(context_from(ctx).settings, wal_path, component)
+        ctx.exit(_shipping().confirm_async(wal_path, sys.argv[1:]))
+    _shipping().wal_push(context_from(ctx).settings, wal_path, component)
 
 
 @click.command(name="wal-archiver")
@@ -59,9 +54,7 @@ def wal_push(ctx: click.Context, wal_path: str, component: str | None, in_backgr
 @click.pass_context
 def wal_archiver(ctx: click.Context, pg_wal: str, component: str | None) -> None:
     """Push ready WAL segments in the background (started by wal-push --async)."""
-    from workers.adapters import wal_archiver
-
-    wal_archiver.run(context_from(ctx).settings, Path(pg_wal), component)
+    _shipping().run_archiver(context_from(ctx).settings, Path(pg_wal), component)
 
 
 @click.command(name="wal-fetch")
@@ -71,9 +64,14 @@ def wal_archiver(ctx: click.Context, pg_wal: str, component: str | None) -> None
 @click.pass_context
 def wal_fetch(ctx: click.Context, wal_name: str, dest_path: str, component: str | None) -> None:
     """Restore one archived WAL file (restore_command: wal-fetch %f %p)."""
+    _shipping().wal_fetch(context_from(ctx).settings, wal_name, dest_path, component)
+
+
+def _shipping() -> Any:
+    # Imported on use: archive_command runs once per segment, so it loads only what it uses.
     from workers.adapters import wal_shipping
 
-    wal_shipping.wal_fetch(context_from(ctx).settings, wal_name, dest_path, component)
+    return wal_shipping
 
 
 wal_commands = [wal_push, wal_fetch, wal_archiver]

@@ -118,6 +118,9 @@ def test_nothing_is_acknowledged_before_it_is_stored_and_postgres_retries(
     assert (cluster.data_dir / "pg_wal" / "archive_status" / f"{first}.ready").exists()
 
     s3_client(uploader.archive.storage.endpoint_url).create_bucket(Bucket=bucket)
+    # New WAL, so that wait_archived's switch closes a segment and wakes the archiver,
+    # which otherwise rests a minute after three failed attempts.
+    cluster.execute("INSERT INTO t VALUES (0)")
     last = wait_archived(cluster)
 
     stored = stored_segments(uploader)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 
 from workers.adapters import barman_cloud, wal_archive
 from workers.adapters.barman_cloud import KIND_BASE, BarmanFailed, BarmanTarget
@@ -35,6 +36,21 @@ def wal_push(settings: Settings, wal_path: str, component: str | None = None) ->
     written = WalUploader(settings, component).push(wal_path)
     if written and wal_archive.is_segment(name):
         record_freshness(settings, component, name, wal_path)
+
+
+def confirm_async(wal_path: str, argv: list[str]) -> int:
+    """``wal-push --async``: wait for the background archiver's mark (wal_async)."""
+    from workers.adapters import wal_async
+
+    pg_wal = Path(wal_path).absolute().parent
+    return wal_async.confirm(wal_path, wal_async.launch_argv(argv, pg_wal))
+
+
+def run_archiver(settings: Settings, pg_wal: Path, component: str | None = None) -> None:
+    """``wal-archiver``: the background archiver's process (wal_archiver)."""
+    from workers.adapters import wal_archiver
+
+    wal_archiver.run(settings, pg_wal, component)
 
 
 def record_freshness(settings: Settings, component: str, name: str, wal_path: str) -> None:
