@@ -34,7 +34,7 @@ if str(ROOT) not in sys.path:  # run as a script: python3 bench/wal_archive.py
 
 from tests.conftest import s3_client  # noqa: E402
 from tests.services import moto_server  # noqa: E402
-from workers.adapters import wal_async  # noqa: E402
+from workers.engines.postgres import wal_async  # noqa: E402
 
 SEGMENT = 16 << 20
 BUCKET = "kosmos-bench-wal"

@@ -13,7 +13,7 @@ def main() -> None:
     """Answer ``wal-push --async`` from the spool, or run the full CLI."""
     argv = sys.argv[1:]
     if "wal-push" in argv and "--async" in argv:
-        from workers.adapters import wal_async
+        from workers.engines.postgres import wal_async
 
         code = wal_async.lean_push(argv)
         if code is not None:

@@ -69,7 +69,7 @@ def wal_fetch(ctx: click.Context, wal_name: str, dest_path: str, component: str 
 
 def _shipping() -> Any:
     # Imported on use: archive_command runs once per segment, so it loads only what it uses.
-    from workers.adapters import wal_shipping
+    from workers.engines.postgres import wal_shipping
 
     return wal_shipping
 

@@ -28,9 +28,9 @@ from tests.pgcluster import (
     wait_archived,
 )
 from tests.services import MotoServer
-from workers.adapters import wal_async
-from workers.adapters.wal_archive import check_chain, is_segment
-from workers.adapters.wal_upload import WalUploader
+from workers.engines.postgres import wal_async
+from workers.engines.postgres.wal_archive import check_chain, is_segment
+from workers.engines.postgres.wal_upload import WalUploader
 from workers.settings import load_settings
 
 SEGMENT_BYTES = 1 << 20  # tests.pgcluster's initdb --wal-segsize=1
