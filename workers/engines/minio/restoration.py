@@ -1,0 +1,142 @@
+"""Restore a snapshot, as of a time, into the same buckets, a new one or another endpoint."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from workers.adapters.store_s3 import storage_errors
+from workers.context import Context
+from workers.core.catalog import find_backup, missing_backup
+from workers.core.errors import IntegrityError, NotFoundError, UsageError
+from workers.core.manifest import Manifest
+from workers.core.ports import Progress, no_progress
+from workers.engines.minio.blobs import Blobs, is_large
+from workers.engines.minio.buckets import Bucket, source_client
+from workers.engines.minio.mirror import blobs_of, entries_of, settings_of
+from workers.engines.minio.snapshot import Entry, RestoreCounts, as_of, plan_restore
+
+
+class MinioRestoreOptions(BaseModel):
+    """What a MinIO restore writes where; hashed into the approved plan."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    point: datetime | None = Field(default=None, description="as of: newest snapshot at or before")
+    bucket: str | None = Field(default=None, description="only this source bucket")
+    target: str | None = Field(default=None, description="target bucket; default the same")
+    endpoint: str | None = Field(default=None, description="target endpoint; default the source")
+    prune_target: bool = Field(default=False, description="delete target keys not in the snapshot")
+    dry_run: bool = False
+
+
+class MinioRestoreResult(BaseModel):
+    """What a restore did (or, dry, would do), per target bucket and in total."""
+
+    model_config = ConfigDict(frozen=True)
+
+    backup_id: str
+    endpoint: str
+    dry_run: bool
+    buckets: dict[str, dict[str, int]]
+    total: dict[str, int]
+
+
+def choose(ctx: Context, component: str, ref: str, point: datetime | None) -> Manifest:
+    """The snapshot to restore: as of ``point`` when given, else ``ref``."""
+    index = ctx.repo.index(component)
+    if point is not None:
+        return ctx.repo.manifest(as_of(index.backups, point).id)
+    found = find_backup(index, ref)
+    if found is None:
+        raise NotFoundError(missing_backup(component, ref), see=("list", component))
+    return ctx.repo.manifest(found.id)
+
+
+def restore(
+    ctx: Context,
+    component: str,
+    ref: str = "latest",
+    options: MinioRestoreOptions | None = None,
+    *,
+    progress: Progress = no_progress,
+) -> MinioRestoreResult:
+    """Restore (or with ``dry_run`` count) a snapshot into its target buckets."""
+    options = options or MinioRestoreOptions()
+    settings = settings_of(ctx, component)
+    manifest = choose(ctx, component, ref, options.point)
+    groups = _targets(entries_of(ctx.repo, manifest), options)
+    client = source_client(settings, options.endpoint)
+    blobs = blobs_of(ctx, component)
+    counts: dict[str, dict[str, int]] = {}
+    for target, entries in groups.items():
+        bucket = Bucket(client, target)
+        exists = bucket.exists_bucket()
+        present = {i.key: (i.size, i.etag) for i in bucket.listing()} if exists else {}
+        plan = plan_restore(entries, present, prune=options.prune_target)
+        counts[target] = plan.counts.as_dict()
+        if options.dry_run:
+            continue
+        if not exists:
+            with storage_errors("create bucket", target):
+                client.create_bucket(Bucket=target)
+        progress(f"restore {target}", total_bytes=plan.counts.bytes)
+        _write_all(blobs, bucket, plan.writes, settings.workers)
+        bucket.delete(plan.deletes)
+    total = RestoreCounts()
+    for figures in counts.values():
+        for name, value in figures.items():
+            setattr(total, name, getattr(total, name) + value)
+    return MinioRestoreResult(
+        backup_id=manifest.id,
+        endpoint=options.endpoint or settings.endpoint_url,
+        dry_run=options.dry_run,
+        buckets=counts,
+        total=total.as_dict(),
+    )
+
+
+def _targets(entries: list[Entry], options: MinioRestoreOptions) -> dict[str, list[Entry]]:
+    """Entries grouped by target bucket; UsageError for a bucket the snapshot lacks."""
+    by_bucket: dict[str, list[Entry]] = defaultdict(list)
+    for entry in entries:
+        by_bucket[entry.bucket].append(entry)
+    if options.bucket is not None:
+        if options.bucket not in by_bucket:
+            held = ", ".join(sorted(by_bucket)) or "none"
+            raise UsageError(
+                f"the snapshot holds no bucket {options.bucket!r}", hint=f"it holds: {held}"
+            )
+        by_bucket = {options.bucket: by_bucket[options.bucket]}
+    if options.target is not None:
+        if len(by_bucket) > 1:
+            raise UsageError(
+                f"--target names one bucket but the snapshot holds {len(by_bucket)}",
+                hint="choose the source bucket with --bucket",
+            )
+        return {options.target: next(iter(by_bucket.values()), [])}
+    return dict(by_bucket)
+
+
+def _write_all(blobs: Blobs, bucket: Bucket, entries: list[Entry], workers: int) -> None:
+    """Write every entry's blob to its key, each checked against its sha256 first."""
+    with ThreadPoolExecutor(workers, thread_name_prefix="minio-restore") as pool:
+        for future in [pool.submit(_write, blobs, bucket, entry) for entry in entries]:
+            future.result()
+
+
+def _write(blobs: Blobs, bucket: Bucket, entry: Entry) -> None:
+    if is_large(entry.size):
+        bucket.upload_parts(entry.key, blobs.read(entry.sha256), expect=entry.sha256)
+        return
+    data = b"".join(blobs.read(entry.sha256))
+    if hashlib.sha256(data).hexdigest() != entry.sha256:
+        raise IntegrityError(
+            f"the blob of {entry.bucket}/{entry.key} is damaged (sha256 mismatch)",
+            hint="run a deep verify; restore from an older snapshot",
+        )
+    bucket.put(entry.key, data)
