@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import datetime
 
-from workers.adapters.store_s3 import S3Store
+from workers.storage.store_s3 import S3Store
 from workers.core.errors import ConfigError
 from workers.core.ports import Store
 from workers.engines.minio.buckets import PART, Bucket, Lock

@@ -12,7 +12,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from workers.adapters.store_s3 import storage_errors
+from workers.storage.store_s3 import storage_errors
 from workers.core.config import MinioComponent
 from workers.core.errors import IntegrityError, NotFoundError, StorageError
 from workers.engines.minio.snapshot import Listed

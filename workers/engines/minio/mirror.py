@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from datetime import timedelta
 from typing import Any
 
-from workers.adapters.repository import Repository
+from workers.storage.repository import Repository
 from workers.context import Context
 from workers.core.config import MinioComponent
 from workers.core.errors import EngineError, NotFoundError, UsageError
@@ -70,7 +70,7 @@ def source_buckets(client: Any, settings: MinioComponent) -> list[Bucket]:
 
 
 def _source_errors(settings: MinioComponent) -> Any:
-    from workers.adapters.store_s3 import storage_errors
+    from workers.storage.store_s3 import storage_errors
 
     return storage_errors("list buckets", settings.endpoint_url)
 

@@ -9,7 +9,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from workers.adapters.store_s3 import storage_errors
+from workers.storage.store_s3 import storage_errors
 from workers.context import Context
 from workers.core.catalog import find_backup, missing_backup
 from workers.core.errors import IntegrityError, NotFoundError, UsageError

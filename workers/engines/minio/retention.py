@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
-from workers.adapters.expiry import expire_backups
+from workers.storage.expiry import expire_backups
 from workers.context import Context
 from workers.core.retention import Deletion
 from workers.engines.minio.mirror import blobs_of, entries_of, settings_of
