@@ -162,3 +162,29 @@ def test_retention_drops_old_snapshots_keeps_the_newest_three_then_collects(
     oldest_kept = kept[0]
     restore(ctx, COMPONENT, oldest_kept.id)
     assert world.get("daily", world.buckets[0]) == b"content of day 2"
+
+
+def test_object_lock_blobs_are_locked_and_never_written_twice(
+    make_world: Callable[..., World],
+) -> None:
+    world = make_world(lock_bucket=True, object_lock="governance")
+    ctx = world.context()
+    world.put("a", b"same content")
+    mirror.snapshot(ctx, COMPONENT)
+    world.source.delete_object(Bucket=world.buckets[0], Key="a")
+    world.clock.tick(hours=1)
+    mirror.snapshot(ctx, COMPONENT)  # "same content" is now referenced by no newest snapshot
+    world.put("b", b"same content", bucket=1)
+    world.put("c", b"other content")
+    world.clock.tick(hours=1)
+    third = mirror.snapshot(ctx, COMPONENT)
+
+    versions = world.backup.list_object_versions(
+        Bucket=world.backup_bucket, Prefix=f"kosmos/{COMPONENT}/blobs/"
+    )["Versions"]
+    keys = [v["Key"] for v in versions]
+    assert sorted(keys) == sorted(set(keys)) and len(keys) == 2
+    head = world.backup.head_object(Bucket=world.backup_bucket, Key=keys[0])
+    assert head["ObjectLockMode"] == "GOVERNANCE"
+    assert head["ObjectLockRetainUntilDate"] > world.clock.now
+    assert third.details["objects"] == 2

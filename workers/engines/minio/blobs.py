@@ -7,11 +7,11 @@ import uuid
 from collections.abc import Iterator
 from datetime import datetime
 
-from workers.storage.store_s3 import S3Store
 from workers.core.errors import ConfigError
 from workers.core.ports import Store
 from workers.engines.minio.buckets import PART, Bucket, Lock
 from workers.engines.minio.snapshot import BLOBS, RUNS, blob_key, run_key
+from workers.storage.store_s3 import S3Store
 
 STAGING = "staging"
 

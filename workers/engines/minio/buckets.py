@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 from collections.abc import Iterator
@@ -12,10 +13,10 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from workers.storage.store_s3 import storage_errors
 from workers.core.config import MinioComponent
 from workers.core.errors import IntegrityError, NotFoundError, StorageError
 from workers.engines.minio.snapshot import Listed
+from workers.storage.store_s3 import storage_errors
 
 PART = 8 << 20
 """Objects up to this size are read whole; larger ones stream through multipart parts."""
@@ -116,6 +117,11 @@ class Bucket:
     def put(self, key: str, data: bytes, lock: Lock | None = None) -> None:
         """One PutObject."""
         extra = lock.params() if lock else {}
+        if lock:
+            # S3 refuses a locked PUT without an integrity header; MD5 is the one OSS and
+            # older MinIO accept as well.
+            digest = hashlib.md5(data, usedforsecurity=False).digest()
+            extra["ContentMD5"] = base64.b64encode(digest).decode()
         with storage_errors("upload", self.where(key)):
             self.client.put_object(Bucket=self.name, Key=self.full(key), Body=data, **extra)
 

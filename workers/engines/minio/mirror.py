@@ -8,7 +8,6 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from datetime import timedelta
 from typing import Any
 
-from workers.storage.repository import Repository
 from workers.context import Context
 from workers.core.config import MinioComponent
 from workers.core.errors import EngineError, NotFoundError, UsageError
@@ -25,6 +24,7 @@ from workers.engines.minio.snapshot import (
     load_entries,
     plan_run,
 )
+from workers.storage.repository import Repository
 
 KEYS_STORED = KEYS_OBJECT + ".zst"
 LOCK_MARGIN = timedelta(days=1)

@@ -9,7 +9,6 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from workers.storage.store_s3 import storage_errors
 from workers.context import Context
 from workers.core.catalog import find_backup, missing_backup
 from workers.core.errors import IntegrityError, NotFoundError, UsageError
@@ -19,6 +18,7 @@ from workers.engines.minio.blobs import Blobs, is_large
 from workers.engines.minio.buckets import Bucket, source_client
 from workers.engines.minio.mirror import blobs_of, entries_of, settings_of
 from workers.engines.minio.snapshot import Entry, RestoreCounts, as_of, plan_restore
+from workers.storage.store_s3 import storage_errors
 
 
 class MinioRestoreOptions(BaseModel):

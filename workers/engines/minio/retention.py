@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
-from workers.storage.expiry import expire_backups
 from workers.context import Context
 from workers.core.retention import Deletion
 from workers.engines.minio.mirror import blobs_of, entries_of, settings_of
 from workers.engines.minio.snapshot import collectable
+from workers.storage.expiry import expire_backups
 
 
 class Collected(BaseModel):
