@@ -23,13 +23,20 @@ PART = 8 << 20
 CHUNK = 1 << 20
 
 
-def source_client(settings: MinioComponent, endpoint_url: str | None = None) -> Any:
-    """A boto3 client for the component's endpoint (or ``endpoint_url`` with its credentials)."""
+def source_client(
+    settings: MinioComponent, endpoint_url: str | None = None, *, probe: bool = False
+) -> Any:
+    """A boto3 client for the component's endpoint (or ``endpoint_url`` with its credentials).
+
+    A ``probe`` client answers within seconds: status must not hang on a dead endpoint.
+    """
     config = Config(
         request_checksum_calculation=settings.checksums,
         response_checksum_validation=settings.checksums,
         s3={"addressing_style": settings.addressing_style},
-        retries={"max_attempts": 5, "mode": "standard"},
+        retries={"max_attempts": 1 if probe else 5, "mode": "standard"},
+        connect_timeout=2 if probe else 10,
+        read_timeout=5 if probe else 60,
         max_pool_connections=settings.workers * 2 + 2,
     )
     return boto3.session.Session().client(
