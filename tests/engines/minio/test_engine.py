@@ -47,3 +47,18 @@ def test_the_probe_names_a_dead_endpoint_without_credentials(world: World) -> No
     problem = engine.unreachable(Context(settings), COMPONENT)
     assert problem is not None and dead in problem and "test" not in problem
     assert engine.unreachable(world.context(), COMPONENT) is None
+
+
+def test_a_drill_restores_into_scratch_buckets_and_reads_every_object_back(world: World) -> None:
+    world.put("a", b"first")
+    world.put("b", b"second", bucket=1)
+    ctx = world.context()
+    manifest = engine.backup(ctx, COMPONENT)
+
+    result = engine.restore(ctx, COMPONENT, "latest", scratch="true")
+
+    suffix = manifest.id.split("-", 1)[1].lower()
+    scratch = {f"{world.buckets[0]}-drill-{suffix}", f"{world.buckets[1]}-drill-{suffix}"}
+    assert set(result.buckets) == scratch
+    assert result.compared == 2 and result.mismatched == [] and result.checksums_matched
+    assert world.get("b", f"{world.buckets[1]}-drill-{suffix}") == b"second"

@@ -7,7 +7,7 @@ from typing import Any
 
 from workers.context import Context
 from workers.core.config import Settings
-from workers.core.errors import KosmosError, UsageError
+from workers.core.errors import IntegrityError, KosmosError, UsageError
 from workers.core.manifest import Manifest
 from workers.core.ports import Progress, no_progress
 from workers.core.retention import Deletion
@@ -56,6 +56,7 @@ def restore(
     endpoint: str | None = None,
     prune_target: bool = False,
     dry_run: bool = False,
+    scratch: bool | str = False,
     **ignored: Any,
 ) -> MinioRestoreResult:
     """Restore a snapshot (``point``: as of that time) into ``target`` or the same buckets."""
@@ -69,8 +70,16 @@ def restore(
         endpoint=endpoint,
         prune_target=prune_target,
         dry_run=dry_run,
+        scratch=str(scratch).lower() in ("1", "true", "yes"),
     )
-    return restore_snapshot(ctx, component, ref, options, progress=progress)
+    result = restore_snapshot(ctx, component, ref, options, progress=progress)
+    if result.checksums_matched is False:
+        raise IntegrityError(
+            f"{len(result.mismatched)} restored objects differ from the snapshot: "
+            + ", ".join(result.mismatched[:5]),
+            hint="the backup or the restore is damaged; run a deep verify",
+        )
+    return result
 
 
 def prune(ctx: Context, component: str, *, dry_run: bool = False) -> list[Deletion]:

@@ -32,6 +32,11 @@ class MinioRestoreOptions(BaseModel):
     endpoint: str | None = Field(default=None, description="target endpoint; default the source")
     prune_target: bool = Field(default=False, description="delete target keys not in the snapshot")
     dry_run: bool = False
+    scratch: bool = Field(
+        default=False,
+        description="a drill: each bucket into a new <bucket>-drill-<id> bucket, then every "
+        "restored object read back and compared with the snapshot's sha256",
+    )
 
 
 class MinioRestoreResult(BaseModel):
@@ -44,6 +49,13 @@ class MinioRestoreResult(BaseModel):
     dry_run: bool
     buckets: dict[str, dict[str, int]]
     total: dict[str, int]
+    compared: int | None = Field(default=None, description="objects read back (drills)")
+    mismatched: list[str] = Field(default_factory=list, description="target/key that differ")
+
+    @property
+    def checksums_matched(self) -> bool | None:
+        """Whether what was read back matches the snapshot (None when nothing was compared)."""
+        return None if self.compared is None else not self.mismatched
 
 
 def choose(ctx: Context, component: str, ref: str, point: datetime | None) -> Manifest:
@@ -69,7 +81,7 @@ def restore(
     options = options or MinioRestoreOptions()
     settings = settings_of(ctx, component)
     manifest = choose(ctx, component, ref, options.point)
-    groups = _targets(entries_of(ctx.repo, manifest), options)
+    groups = _targets(entries_of(ctx.repo, manifest), options, manifest.id)
     client = source_client(settings, options.endpoint)
     blobs = blobs_of(ctx, component)
     counts: dict[str, dict[str, int]] = {}
@@ -87,6 +99,11 @@ def restore(
         progress(f"restore {target}", total_bytes=plan.counts.bytes)
         _write_all(blobs, bucket, plan.writes, settings.workers)
         bucket.delete(plan.deletes)
+    compared, mismatched = None, []
+    if options.scratch and not options.dry_run:
+        compared = sum(len(entries) for entries in groups.values())
+        for target, entries in groups.items():
+            mismatched += compare(Bucket(client, target), entries, settings.workers)
     total = RestoreCounts()
     for figures in counts.values():
         for name, value in figures.items():
@@ -97,10 +114,14 @@ def restore(
         dry_run=options.dry_run,
         buckets=counts,
         total=total.as_dict(),
+        compared=compared,
+        mismatched=mismatched,
     )
 
 
-def _targets(entries: list[Entry], options: MinioRestoreOptions) -> dict[str, list[Entry]]:
+def _targets(
+    entries: list[Entry], options: MinioRestoreOptions, backup_id: str
+) -> dict[str, list[Entry]]:
     """Entries grouped by target bucket; UsageError for a bucket the snapshot lacks."""
     by_bucket: dict[str, list[Entry]] = defaultdict(list)
     for entry in entries:
@@ -119,7 +140,27 @@ def _targets(entries: list[Entry], options: MinioRestoreOptions) -> dict[str, li
                 hint="choose the source bucket with --bucket",
             )
         return {options.target: next(iter(by_bucket.values()), [])}
+    if options.scratch:
+        suffix = backup_id.split("-", 1)[1].lower()  # the id's time and random part
+        return {f"{name[:36]}-drill-{suffix}": found for name, found in by_bucket.items()}
     return dict(by_bucket)
+
+
+def compare(bucket: Bucket, entries: list[Entry], workers: int) -> list[str]:
+    """Read every restored object back; the ``bucket/key`` of those whose sha256 differs."""
+
+    def differs(entry: Entry) -> bool:
+        digest = hashlib.sha256()
+        try:
+            for chunk in bucket.read(entry.key):
+                digest.update(chunk)
+        except NotFoundError:
+            return True
+        return digest.hexdigest() != entry.sha256
+
+    with ThreadPoolExecutor(workers, thread_name_prefix="minio-compare") as pool:
+        flags = list(pool.map(differs, entries))
+    return [f"{bucket.name}/{e.key}" for e, bad in zip(entries, flags, strict=True) if bad]
 
 
 def _write_all(blobs: Blobs, bucket: Bucket, entries: list[Entry], workers: int) -> None:
