@@ -49,6 +49,13 @@ def test_verify_names_the_keys_whose_blobs_are_damaged(world: World) -> None:
         f"{world.buckets[1]}/bad-2": "missing",
     }
 
+    world.clock.tick(hours=1)
+    repaired = mirror.snapshot(ctx, COMPONENT)  # the damaged keys are copied afresh
+    assert repaired.details["changed_objects"] == 2
+    again = verification.verify(ctx, COMPONENT, repaired, full=True)
+    assert again.verification is not None
+    assert again.verification.state == VerificationState.PASSED
+
 
 def _sha(data: bytes) -> str:
     import hashlib

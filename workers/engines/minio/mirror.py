@@ -110,12 +110,22 @@ def snapshot(ctx: Context, component: str, *, progress: Progress = no_progress) 
 
 
 def _previous(ctx: Context, component: str) -> dict[tuple[str, str], Entry]:
-    """The newest snapshot's entries by (bucket, key); empty for the first run."""
+    """The newest snapshot's entries by (bucket, key); empty for the first run.
+
+    Keys a verify found damaged are left out, so this run copies them afresh instead of
+    carrying the damage into every later snapshot.
+    """
     backups = ctx.repo.index(component).backups
     if not backups:
         return {}
     newest = ctx.repo.manifest(backups[-1].id)
-    return {entry.where: entry for entry in entries_of(ctx.repo, newest)}
+    verdict = newest.verdict
+    damaged = verdict.checks.get("damaged", {}) if verdict and verdict.state == "failed" else {}
+    return {
+        entry.where: entry
+        for entry in entries_of(ctx.repo, newest)
+        if f"{entry.bucket}/{entry.key}" not in damaged
+    }
 
 
 class _Copier:
