@@ -6,24 +6,25 @@ import hashlib
 import uuid
 from collections.abc import Iterator
 from datetime import datetime
+from typing import Any
 
+from workers.core.config import StorageSettings
 from workers.core.errors import ConfigError
-from workers.core.ports import Store
 from workers.engines.minio.buckets import PART, Bucket, Lock
+from workers.engines.minio.clients import store_client
 from workers.engines.minio.snapshot import BLOBS, RUNS, blob_key, run_key
-from workers.storage.store_s3 import S3Store
 
 STAGING = "staging"
 
 
-def backup_bucket(store: Store) -> Bucket:
+def backup_bucket(storage: StorageSettings, workers: int, session: Any = None) -> Bucket:
     """The backup store as a Bucket; the engine needs an S3-compatible store."""
-    if not isinstance(store, S3Store):
+    if storage.scheme != "s3":
         raise ConfigError(
             "the minio engine needs an s3:// backup store",
             hint="set storage.url to an S3-compatible bucket (OSS, MinIO, AWS)",
         )
-    return Bucket(store.client, store.bucket, store.prefix)
+    return Bucket(store_client(storage, workers, session), storage.bucket, storage.prefix)
 
 
 class Blobs:

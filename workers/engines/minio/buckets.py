@@ -5,15 +5,12 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import boto3
-from botocore.config import Config
-
-from workers.core.config import MinioComponent
 from workers.core.errors import IntegrityError, NotFoundError, StorageError
 from workers.engines.minio.snapshot import Listed
 from workers.storage.store_s3 import storage_errors
@@ -21,36 +18,8 @@ from workers.storage.store_s3 import storage_errors
 PART = 8 << 20
 """Objects up to this size are read whole; larger ones stream through multipart parts."""
 CHUNK = 1 << 20
-
-
-def source_client(
-    settings: MinioComponent, endpoint_url: str | None = None, *, probe: bool = False
-) -> Any:
-    """A boto3 client for the component's endpoint (or ``endpoint_url`` with its credentials).
-
-    A ``probe`` client answers within seconds: status must not hang on a dead endpoint.
-    """
-    config = Config(
-        request_checksum_calculation=settings.checksums,
-        response_checksum_validation=settings.checksums,
-        s3={"addressing_style": settings.addressing_style},
-        retries={"max_attempts": 1 if probe else 5, "mode": "standard"},
-        connect_timeout=2 if probe else 10,
-        read_timeout=5 if probe else 60,
-        max_pool_connections=settings.workers * 2 + 2,
-    )
-    return boto3.session.Session().client(
-        "s3",
-        endpoint_url=endpoint_url or settings.endpoint_url,
-        region_name=settings.region,
-        aws_access_key_id=_secret(settings.access_key_id),
-        aws_secret_access_key=_secret(settings.secret_access_key),
-        config=config,
-    )
-
-
-def _secret(value: Any) -> str | None:
-    return (value.get_secret_value() or None) if value is not None else None
+UPLOADS_AT_ONCE = 2
+"""Multipart uploads one Bucket runs at the same time."""
 
 
 @dataclass(frozen=True)
@@ -72,6 +41,9 @@ class Bucket:
         self.client = client
         self.name = name
         self.prefix = prefix.strip("/")
+        # Each multipart upload holds a part or two in memory; a few at a time keep the
+        # peak flat whatever the pool size, while small objects keep the other threads busy.
+        self.uploads = threading.BoundedSemaphore(UPLOADS_AT_ONCE)
 
     def full(self, key: str) -> str:
         """The key inside the bucket."""
@@ -167,6 +139,12 @@ class Bucket:
 
         With ``expect``, a stream whose sha256 differs is aborted before it becomes visible.
         """
+        with self.uploads:
+            return self._upload_parts(key, chunks, lock, expect)
+
+    def _upload_parts(
+        self, key: str, chunks: Iterator[bytes], lock: Lock | None, expect: str | None
+    ) -> tuple[int, str]:
         extra = lock.params() if lock else {}
         full = self.full(key)
         with storage_errors("start upload", self.where(key)):

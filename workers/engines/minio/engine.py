@@ -12,7 +12,7 @@ from workers.core.manifest import Manifest
 from workers.core.ports import Progress, no_progress
 from workers.core.retention import Deletion
 from workers.engines.minio import mirror, retention, verification
-from workers.engines.minio.buckets import source_client
+from workers.engines.minio.clients import source_client
 from workers.engines.minio.restoration import MinioRestoreOptions, MinioRestoreResult
 from workers.engines.minio.restoration import restore as restore_snapshot
 from workers.storage.store_s3 import storage_errors

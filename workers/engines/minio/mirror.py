@@ -14,7 +14,8 @@ from workers.core.errors import EngineError, NotFoundError, UsageError
 from workers.core.manifest import Manifest
 from workers.core.ports import Progress, no_progress
 from workers.engines.minio.blobs import Blobs, backup_bucket, is_large
-from workers.engines.minio.buckets import Bucket, Lock, source_client
+from workers.engines.minio.buckets import Bucket, Lock
+from workers.engines.minio.clients import new_session, source_client
 from workers.engines.minio.snapshot import (
     KEYS_OBJECT,
     KIND,
@@ -39,13 +40,13 @@ def settings_of(ctx: Context, component: str) -> MinioComponent:
     return settings
 
 
-def blobs_of(ctx: Context, component: str) -> Blobs:
+def blobs_of(ctx: Context, component: str, session: Any = None) -> Blobs:
     """The component's blobs in the backup store, locked as configured."""
     settings = settings_of(ctx, component)
     lock = None
     if settings.object_lock != "off":
         lock = Lock(settings.object_lock, ctx.clock() + settings.retention + LOCK_MARGIN)
-    return Blobs(backup_bucket(ctx.repo.store), component, lock)
+    return Blobs(backup_bucket(ctx.settings.storage, settings.workers, session), component, lock)
 
 
 def entries_of(repo: Repository, manifest: Manifest) -> list[Entry]:
@@ -78,8 +79,9 @@ def _source_errors(settings: MinioComponent) -> Any:
 def snapshot(ctx: Context, component: str, *, progress: Progress = no_progress) -> Manifest:
     """Take one incremental snapshot of the component's buckets and commit its manifest."""
     settings = settings_of(ctx, component)
-    blobs = blobs_of(ctx, component)
-    client = source_client(settings)
+    session = new_session()
+    blobs = blobs_of(ctx, component, session)
+    client = source_client(settings, session=session)
     buckets = source_buckets(client, settings)
     previous = _previous(ctx, component)
     progress("list")

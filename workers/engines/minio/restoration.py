@@ -15,7 +15,8 @@ from workers.core.errors import IntegrityError, NotFoundError, UsageError
 from workers.core.manifest import Manifest
 from workers.core.ports import Progress, no_progress
 from workers.engines.minio.blobs import Blobs, is_large
-from workers.engines.minio.buckets import Bucket, source_client
+from workers.engines.minio.buckets import Bucket
+from workers.engines.minio.clients import new_session, source_client
 from workers.engines.minio.mirror import blobs_of, entries_of, settings_of
 from workers.engines.minio.snapshot import Entry, RestoreCounts, as_of, plan_restore
 from workers.storage.store_s3 import storage_errors
@@ -82,8 +83,9 @@ def restore(
     settings = settings_of(ctx, component)
     manifest = choose(ctx, component, ref, options.point)
     groups = _targets(entries_of(ctx.repo, manifest), options, manifest.id)
-    client = source_client(settings, options.endpoint)
-    blobs = blobs_of(ctx, component)
+    session = new_session()
+    client = source_client(settings, options.endpoint, session=session)
+    blobs = blobs_of(ctx, component, session)
     counts: dict[str, dict[str, int]] = {}
     for target, entries in groups.items():
         bucket = Bucket(client, target)
