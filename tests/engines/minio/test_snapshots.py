@@ -9,7 +9,8 @@ import pytest
 from tests.engines.minio.world import COMPONENT, Recorder, World
 from workers.core.errors import UsageError
 from workers.engines.minio import mirror
-from workers.engines.minio.restoration import MinioRestoreOptions, restore
+from workers.engines.minio.options import MinioRestoreOptions
+from workers.engines.minio.restoration import restore
 
 
 def test_a_deleted_object_comes_back_as_of_the_day_before(world: World) -> None:

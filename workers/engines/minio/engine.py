@@ -1,112 +1,156 @@
-"""The MinIO engine as the registry calls it: backup, verify, restore, prune, its checks."""
+"""The MinIO engine: what the contract (``workers.core.engine``) asks of a kind.
+
+Imports stay light here (the registry loads this module in front doors); boto3 and the
+operations are imported by the methods that use them.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 from workers.context import Context
-from workers.core.config import Settings
-from workers.core.errors import IntegrityError, KosmosError, UsageError
+from workers.core.catalog import ComponentStatus
+from workers.core.config import ComponentSettings, MinioComponent, Settings
+from workers.core.engine import StatusFact
+from workers.core.errors import IntegrityError, UsageError
 from workers.core.manifest import Manifest
-from workers.core.ports import Progress, no_progress
+from workers.core.operations import OperationRequest, RestoreOptions
+from workers.core.ports import Progress
+from workers.core.restore_plan import RestorePlan
 from workers.core.retention import Deletion
-from workers.engines.minio import mirror, retention, verification
-from workers.engines.minio.clients import source_client
-from workers.engines.minio.restoration import MinioRestoreOptions, MinioRestoreResult
-from workers.engines.minio.restoration import restore as restore_snapshot
-from workers.storage.store_s3 import storage_errors
+from workers.engines.minio.options import MinioRestoreOptions
+from workers.runbooks.operation import Operation
 
 LIVE = ("live", "in-place")
-"""Targets that mean "the component's own buckets" on the generic restore command."""
+"""Targets that name the component's own buckets."""
 
 
-def backup(
-    ctx: Context, component: str, *, base: bool = False, progress: Progress = no_progress
-) -> Manifest:
-    """Take one incremental snapshot (there is no separate base backup for MinIO)."""
-    if base:
-        raise UsageError("minio has no base backups: every snapshot is complete")
-    return mirror.snapshot(ctx, component, progress=progress)
+class MinioEngine:
+    """MinIO: incremental, content-addressed snapshots of buckets, restorable as of a time."""
 
+    kind = "minio"
+    config_model: type[ComponentSettings] = MinioComponent
+    base_backups = False
+    restore_options: type[RestoreOptions] = MinioRestoreOptions
 
-def verify(
-    ctx: Context,
-    component: str,
-    manifest: Manifest,
-    *,
-    deep: bool = False,
-    full: bool = False,
-    progress: Progress = no_progress,
-) -> Manifest:
-    """Shallow: every blob present with its size; deep: re-hash a sample, ``full``: all."""
-    return verification.verify(ctx, component, manifest, deep=deep, full=full, progress=progress)
+    def queues(self, component: ComponentSettings) -> list[str]:
+        """The component's own queue: the copy runs anywhere that reaches both endpoints."""
+        return [component.queue]
 
+    def queue_for(self, component: ComponentSettings, request: OperationRequest) -> str:
+        """The component's queue."""
+        return component.queue
 
-def restore(
-    ctx: Context,
-    component: str,
-    ref: str = "latest",
-    *,
-    progress: Progress = no_progress,
-    target: str | None = None,
-    point: datetime | None = None,
-    in_place: bool = False,
-    bucket: str | None = None,
-    endpoint: str | None = None,
-    prune_target: bool = False,
-    dry_run: bool = False,
-    scratch: bool | str = False,
-    **ignored: Any,
-) -> MinioRestoreResult:
-    """Restore a snapshot (``point``: as of that time) into ``target`` or the same buckets."""
-    unknown = sorted(name for name, value in ignored.items() if value not in (None, False))
-    if unknown:
-        raise UsageError(f"a minio restore takes no {', '.join(unknown)}")
-    options = MinioRestoreOptions(
-        point=point,
-        bucket=bucket,
-        target=None if in_place or target in LIVE else target,
-        endpoint=endpoint,
-        prune_target=prune_target,
-        dry_run=dry_run,
-        scratch=str(scratch).lower() in ("1", "true", "yes"),
-    )
-    result = restore_snapshot(ctx, component, ref, options, progress=progress)
-    if result.checksums_matched is False:
-        raise IntegrityError(
-            f"{len(result.mismatched)} restored objects differ from the snapshot: "
-            + ", ".join(result.mismatched[:5]),
-            hint="the backup or the restore is damaged; run a deep verify",
+    def backup_tracks(self, component: ComponentSettings) -> list[bool]:
+        """Snapshots only: each is complete, there are no base backups."""
+        return [False]
+
+    def backup(
+        self, ctx: Context, component: str, *, base: bool = False, progress: Progress
+    ) -> Manifest:
+        """One incremental snapshot of the component's buckets."""
+        if base:
+            raise UsageError("minio has no base backups: every snapshot is complete")
+        from workers.engines.minio import mirror
+
+        return mirror.snapshot(ctx, component, progress=progress)
+
+    def verify(
+        self, ctx: Context, component: str, manifest: Manifest, *, deep: bool, progress: Progress
+    ) -> Manifest:
+        """Every referenced blob present with its size; ``deep`` re-hashes a sample."""
+        from workers.engines.minio import verification
+
+        return verification.verify(ctx, component, manifest, deep=deep, progress=progress)
+
+    def restore(
+        self,
+        ctx: Context,
+        component: str,
+        ref: str,
+        options: RestoreOptions,
+        *,
+        progress: Progress,
+    ) -> Any:
+        """The snapshot ``ref`` (or the newest by ``point``) into its buckets or ``target``."""
+        from workers.engines.minio import restoration
+
+        if not isinstance(options, MinioRestoreOptions):
+            options = MinioRestoreOptions.model_validate(options.model_dump())
+        target = None if options.in_place or options.target in LIVE else options.target
+        result = restoration.restore(
+            ctx, component, ref, options.model_copy(update={"target": target}), progress=progress
         )
-    return result
+        if result.checksums_matched is False:
+            raise IntegrityError(
+                f"{len(result.mismatched)} restored objects differ from the snapshot: "
+                + ", ".join(result.mismatched[:5]),
+                hint="the backup or the restore is damaged; run a deep verify",
+            )
+        return result
+
+    def prune(self, ctx: Context, component: str, *, dry_run: bool) -> list[Deletion | str]:
+        """Snapshots past the window (newest ``keep_last`` kept), then unreferenced blobs."""
+        from workers.engines.minio import retention
+
+        return list(retention.prune(ctx, component, dry_run=dry_run))
+
+    def check_plan(self, ctx: Context, plan: RestorePlan, manifest: Manifest) -> RestorePlan:
+        """Nothing beyond the generic checks: a restore never deletes unless asked."""
+        return plan
+
+    def recheck_plan(self, ctx: Context, plan: RestorePlan) -> None:
+        """Nothing to re-check: the target buckets are listed again when the restore starts."""
+
+    def runbook_operations(self) -> Mapping[str, Operation]:
+        """minio.restore (a parameter for the endpoint; ``scratch`` for drills), minio.verify."""
+        from workers.engines.minio.runbook_ops import OPERATIONS
+
+        return OPERATIONS
+
+    def status_facts(self, status: ComponentStatus, now: datetime) -> list[StatusFact]:
+        """Objects and bytes in the last snapshot, and how many changed since the one before."""
+        facts = status.facts
+        if "objects" not in facts:
+            return []
+        objects, changed = int(facts["objects"]), int(facts.get("changed_objects", 0))
+        size = _size(int(facts.get("bytes", 0)))
+        return [
+            StatusFact(
+                short=f"{objects} objects, {size}, {changed} changed",
+                long=f"last snapshot: {objects} objects, {size}; {changed} changed since the one "
+                "before",
+            )
+        ]
+
+    def unreachable(self, ctx: Context, component: str) -> str | None:
+        """Why the source endpoint cannot be listed (no credentials shown), or None."""
+        from workers.engines.minio.health import unreachable
+
+        return unreachable(ctx, component)
+
+    def config_problems(self, settings: Settings, component: str) -> list[tuple[str, str]]:
+        """Blobs live in object storage: a file:// store cannot hold them."""
+        if settings.storage.scheme == "s3":
+            return []
+        return [
+            (
+                f"components.{component}: the minio engine needs an s3:// store, and "
+                f"storage.url is {settings.storage.scheme}://",
+                "set storage.url: s3://bucket/prefix (OSS, MinIO or AWS)",
+            )
+        ]
 
 
-def prune(ctx: Context, component: str, *, dry_run: bool = False) -> list[Deletion]:
-    """Drop snapshots past the window (newest ``keep_last`` kept), then collect blobs."""
-    return retention.prune(ctx, component, dry_run=dry_run)
+def _size(count: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if count < 1024:
+            return f"{count} {unit}"
+        count //= 1024
+    return f"{count} TiB"
 
 
-def config_problems(settings: Settings, component: str) -> list[tuple[str, str]]:
-    """Blobs live in object storage: a file:// store cannot hold them."""
-    if settings.storage.scheme == "s3":
-        return []
-    return [
-        (
-            f"components.{component}: the minio engine needs an s3:// store, and storage.url "
-            f"is {settings.storage.scheme}://",
-            "set storage.url: s3://bucket/prefix (OSS, MinIO or AWS)",
-        )
-    ]
-
-
-def unreachable(ctx: Context, component: str) -> str | None:
-    """Why the source endpoint cannot be listed right now (no credentials shown), or None."""
-    settings = mirror.settings_of(ctx, component)
-    client = source_client(settings, probe=True)
-    try:
-        with storage_errors("list buckets", settings.endpoint_url):
-            client.list_buckets()
-    except KosmosError as exc:
-        return exc.message
-    return None
+ENGINE = MinioEngine()
+"""The one MinIO engine the registry lists."""

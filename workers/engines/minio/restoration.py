@@ -17,27 +17,10 @@ from workers.core.ports import Progress, no_progress
 from workers.engines.minio.blobs import Blobs, is_large
 from workers.engines.minio.buckets import Bucket
 from workers.engines.minio.clients import new_session, source_client
+from workers.engines.minio.options import MinioRestoreOptions
 from workers.engines.minio.mirror import blobs_of, entries_of, settings_of
 from workers.engines.minio.snapshot import Entry, RestoreCounts, as_of, plan_restore
 from workers.storage.store_s3 import storage_errors
-
-
-class MinioRestoreOptions(BaseModel):
-    """What a MinIO restore writes where; hashed into the approved plan."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    point: datetime | None = Field(default=None, description="as of: newest snapshot at or before")
-    bucket: str | None = Field(default=None, description="only this source bucket")
-    target: str | None = Field(default=None, description="target bucket; default the same")
-    endpoint: str | None = Field(default=None, description="target endpoint; default the source")
-    prune_target: bool = Field(default=False, description="delete target keys not in the snapshot")
-    dry_run: bool = False
-    scratch: bool = Field(
-        default=False,
-        description="a drill: each bucket into a new <bucket>-drill-<id> bucket, then every "
-        "restored object read back and compared with the snapshot's sha256",
-    )
 
 
 class MinioRestoreResult(BaseModel):
