@@ -115,8 +115,8 @@ class MinioEngine:
         facts = status.facts
         if "objects" not in facts:
             return []
-        objects, changed = int(facts["objects"]), int(facts.get("changed_objects", 0))
-        size = _size(int(facts.get("bytes", 0)))
+        objects, changed = _count(facts["objects"]), _count(facts.get("changed_objects"))
+        size = _size(_count(facts.get("bytes")))
         return [
             StatusFact(
                 short=f"{objects} objects, {size}, {changed} changed",
@@ -142,6 +142,10 @@ class MinioEngine:
                 "set storage.url: s3://bucket/prefix (OSS, MinIO or AWS)",
             )
         ]
+
+
+def _count(value: object) -> int:
+    return int(value) if isinstance(value, int | float | str) else 0
 
 
 def _size(count: int) -> str:

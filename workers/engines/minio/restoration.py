@@ -17,8 +17,8 @@ from workers.core.ports import Progress, no_progress
 from workers.engines.minio.blobs import Blobs, is_large
 from workers.engines.minio.buckets import Bucket
 from workers.engines.minio.clients import new_session, source_client
-from workers.engines.minio.options import MinioRestoreOptions
 from workers.engines.minio.mirror import blobs_of, entries_of, settings_of
+from workers.engines.minio.options import MinioRestoreOptions
 from workers.engines.minio.snapshot import Entry, RestoreCounts, as_of, plan_restore
 from workers.storage.store_s3 import storage_errors
 
