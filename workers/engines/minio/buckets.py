@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+import mmap
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -156,7 +157,7 @@ class Bucket:
         try:
             for number, part in enumerate(_parts(chunks), start=1):
                 digest.update(part)
-                size += len(part)
+                size += len(part)  # a full part's map is exactly PART long
                 with storage_errors(f"upload part {number}", self.where(key)):
                     etag = self.client.upload_part(
                         Bucket=self.name, Key=full, UploadId=upload_id, PartNumber=number, Body=part
@@ -175,13 +176,26 @@ class Bucket:
         return size, digest.hexdigest()
 
 
-def _parts(chunks: Iterator[bytes]) -> Iterator[bytes]:
-    """Regroup a stream into PART-sized parts (the last may be smaller, never empty)."""
-    held = bytearray()
-    for chunk in chunks:
-        held += chunk
-        while len(held) >= PART:
-            yield bytes(held[:PART])
-            del held[:PART]
-    if held:
-        yield bytes(held)
+def _parts(chunks: Iterator[bytes]) -> Iterator[mmap.mmap | bytes]:
+    """Regroup a stream into PART-sized parts (the last may be smaller, never empty).
+
+    Full parts are anonymous maps, valid until the next one is asked for: as bytes, each
+    freed part stayed with malloc's arenas, and the peak RSS grew with the threads.
+    """
+    part = mmap.mmap(-1, PART)
+    try:
+        for chunk in chunks:
+            view = memoryview(chunk)
+            while view:
+                taken = min(len(view), PART - part.tell())
+                part.write(view[:taken])
+                view = view[taken:]
+                if part.tell() == PART:
+                    part.seek(0)
+                    yield part
+                    part.close()
+                    part = mmap.mmap(-1, PART)
+        if part.tell():
+            yield part[: part.tell()]
+    finally:
+        part.close()

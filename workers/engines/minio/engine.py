@@ -14,7 +14,7 @@ from workers.context import Context
 from workers.core.catalog import ComponentStatus
 from workers.core.config import ComponentSettings, MinioComponent, Settings
 from workers.core.engine import StatusFact
-from workers.core.errors import IntegrityError, UsageError
+from workers.core.errors import UsageError
 from workers.core.manifest import Manifest
 from workers.core.operations import OperationRequest, RestoreOptions
 from workers.core.ports import Progress
@@ -22,9 +22,6 @@ from workers.core.restore_plan import RestorePlan
 from workers.core.retention import Deletion
 from workers.engines.minio.options import MinioRestoreOptions
 from workers.runbooks.operation import Operation
-
-LIVE = ("live", "in-place")
-"""Targets that name the component's own buckets."""
 
 
 class MinioEngine:
@@ -79,17 +76,7 @@ class MinioEngine:
 
         if not isinstance(options, MinioRestoreOptions):
             options = MinioRestoreOptions.model_validate(options.model_dump())
-        target = None if options.in_place or options.target in LIVE else options.target
-        result = restoration.restore(
-            ctx, component, ref, options.model_copy(update={"target": target}), progress=progress
-        )
-        if result.checksums_matched is False:
-            raise IntegrityError(
-                f"{len(result.mismatched)} restored objects differ from the snapshot: "
-                + ", ".join(result.mismatched[:5]),
-                hint="the backup or the restore is damaged; run a deep verify",
-            )
-        return result
+        return restoration.restore(ctx, component, ref, options, progress=progress)
 
     def prune(self, ctx: Context, component: str, *, dry_run: bool) -> list[Deletion | str]:
         """Snapshots past the window (newest ``keep_last`` kept), then unreferenced blobs."""

@@ -22,6 +22,9 @@ from workers.engines.minio.options import MinioRestoreOptions
 from workers.engines.minio.snapshot import Entry, RestoreCounts, as_of, plan_restore
 from workers.storage.store_s3 import storage_errors
 
+LIVE = ("live", "in-place")
+"""Targets that name the component's own buckets."""
+
 
 class MinioRestoreResult(BaseModel):
     """What a restore did (or, dry, would do), per target bucket and in total."""
@@ -61,8 +64,13 @@ def restore(
     *,
     progress: Progress = no_progress,
 ) -> MinioRestoreResult:
-    """Restore (or with ``dry_run`` count) a snapshot into its target buckets."""
+    """Restore (or with ``dry_run`` count) a snapshot into its target buckets.
+
+    A drill (``scratch``) reads every object back; one that differs fails the restore.
+    """
     options = options or MinioRestoreOptions()
+    if options.in_place or options.target in LIVE:
+        options = options.model_copy(update={"target": None})
     settings = settings_of(ctx, component)
     manifest = choose(ctx, component, ref, options.point)
     groups = _targets(entries_of(ctx.repo, manifest), options, manifest.id)
@@ -93,7 +101,7 @@ def restore(
     for figures in counts.values():
         for name, value in figures.items():
             setattr(total, name, getattr(total, name) + value)
-    return MinioRestoreResult(
+    result = MinioRestoreResult(
         backup_id=manifest.id,
         endpoint=options.endpoint or settings.endpoint_url,
         dry_run=options.dry_run,
@@ -102,6 +110,13 @@ def restore(
         compared=compared,
         mismatched=mismatched,
     )
+    if mismatched:
+        raise IntegrityError(
+            f"{len(mismatched)} restored objects differ from the snapshot: "
+            + ", ".join(mismatched[:5]),
+            hint="the backup or the restore is damaged; run a deep verify",
+        )
+    return result
 
 
 def _targets(

@@ -22,8 +22,8 @@ def _component(call: Call) -> str:
 
 def minio_restore(call: Call) -> dict[str, Any]:
     """Restore a snapshot: ``endpoint`` for a fresh MinIO, ``scratch`` for a drill."""
-    from workers.engines.minio.engine import ENGINE
     from workers.engines.minio.options import MinioRestoreOptions
+    from workers.engines.minio.restoration import restore
 
     options = MinioRestoreOptions(
         endpoint=call.text("endpoint"),
@@ -31,13 +31,8 @@ def minio_restore(call: Call) -> dict[str, Any]:
         bucket=call.text("bucket"),
         scratch=call.flag("scratch"),
     )
-    result = ENGINE.restore(
-        call.ctx,
-        _component(call),
-        call.text("backup", "latest") or "latest",
-        options,
-        progress=call.progress,
-    )
+    ref = call.text("backup", "latest") or "latest"
+    result = restore(call.ctx, _component(call), ref, options, progress=call.progress)
     return {
         "backup_id": result.backup_id,
         "buckets": sorted(result.buckets),
