@@ -49,12 +49,15 @@ def verify(
     except KosmosError as exc:
         return _record(ctx, manifest, deep, f"keys listing unreadable: {exc.message}", {})
     findings = check(blobs, entries, deep=deep or full, full=full, seed=manifest.id)
-    checks = {
-        "objects": len(entries),
-        "blobs": findings.checked,
-        "rehashed": findings.rehashed,
-        "damaged": findings.damaged,
+    checks: dict[str, object] = {
+        "snapshot": {
+            "objects": len(entries),
+            "blobs": findings.checked,
+            "rehashed": findings.rehashed,
+        }
     }
+    if findings.damaged:
+        checks["damaged"] = findings.damaged
     if findings.damaged:
         names = sorted(findings.damaged)
         shown = ", ".join(names[:NAMED]) + (" …" if len(names) > NAMED else "")
