@@ -63,3 +63,40 @@ def test_backup_list_and_verify_minio_from_the_command_line(
     record = repo.manifest(first).verification
     assert record is not None and record.state.value == "passed"
     assert repo.manifest(ids[0]).details["objects"] == 1
+
+
+def test_backup_list_and_verify_minio_at_the_console(
+    tmp_path: Path,
+    minio_source_server: MotoServer,
+    small_stack: harness.Stack,  # noqa: F811
+) -> None:
+    import io
+
+    from rich.console import Console
+
+    from bot.console import ConsoleChat
+    from workers.context import Context
+
+    source = s3_client(minio_source_server.url)
+    bucket = f"console-{uuid.uuid4().hex[:8]}"
+    source.create_bucket(Bucket=bucket)
+    source.put_object(Bucket=bucket, Key="a/b.txt", Body=b"hello")
+    config, settings = small_stack(extra={"minio": minio_component(minio_source_server, bucket)})
+    screen = io.StringIO()
+    chat = ConsoleChat(
+        Context(settings),
+        Console(file=screen, width=200),
+        user="@sre",
+        log_file=tmp_path / "console.log",
+    )
+    typed = ["/backup run minio", "/wait 120", "/backup verify minio latest", "/wait 120"]
+    with harness.running(harness.worker(config, tmp_path)):
+        chat.run([*typed, "/quit"])
+
+    [made] = harness.repository(settings).index("minio").backups
+    out = screen.getvalue()
+    assert "Backup of minio queued as op-" in out
+    assert f"backup {made.id}" in out
+    assert "verification passed" in out, out
+    record = harness.repository(settings).manifest(made.id).verification
+    assert record is not None and record.state.value == "passed"
