@@ -213,6 +213,7 @@ class PostgresComponent(ComponentSettings):
     kind: Literal["postgres"]
     dsn: SecretStr = SecretStr("host=127.0.0.1 port=5432 user=postgres dbname=postgres")
     databases: tuple[str, ...] = ()
+    dump_jobs: int = Field(default=2, ge=1, le=16, description="databases dumped at once")
     continuous: bool = True
     data_directory: str = "/var/lib/postgresql/data"
     base_frequency: Duration = timedelta(days=1)

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import EXAMPLE_CONFIG
+from tests.drill_sample import DRILL, DRILL_LINE
 from tests.services import MotoServer, free_port
 from tests.storage.stores import local_store, s3_store
 from workers.core.manifest import Manifest, VerificationRecord, VerificationState
@@ -345,20 +346,6 @@ def test_piped_output_never_wraps_or_cuts_ids(local_catalog: Catalog) -> None:
     for entry in newer.objects:
         assert entry.sha256 in shown
     assert max(len(line) for line in shown.splitlines()) < 300  # no panel padded to the pipe
-
-
-DRILL = {
-    "run_id": "dr-20261204T214210Z-7f3a",
-    "runbook": "dr-test",
-    "finished_at": "2026-12-04T21:42:26.100000+00:00",
-    "result": "done",
-    "rto_seconds": 15.9,
-    "rto_objective_seconds": 14400.0,
-    "rto_met": True,
-    "rpo_seconds": 812.0,
-    "rpo_met": True,
-}
-DRILL_LINE = "✅ last DR drill 2026-12-04 21:42 UTC: done · measured RTO 15.9s of 4h"
 
 
 def test_status_shows_the_last_drill_a_finished_drill_left_in_storage(

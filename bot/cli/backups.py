@@ -19,9 +19,9 @@ from typing import Any
 import click
 
 from bot.cli.options import context_from, json_option
+from bot.console.terminal import console, manifest_panel
 from bot.formats import size
 from bot.replies.results import restore_facts
-from bot.terminal import console, manifest_panel
 from workers import engine
 from workers.context import Context
 from workers.core.catalog import require_backup
@@ -368,4 +368,4 @@ def prune(
     click.echo(f"{len(deleted)} backup{'s' * (len(deleted) != 1)} {verb}")
 
 
-postgres_commands = [backup, verify, restore, prune]
+backup_commands = [backup, verify, restore, prune]

@@ -22,10 +22,10 @@ import structlog
 from pydantic import ValidationError
 from slack_sdk.errors import SlackApiError
 
-from bot import stream_group
 from bot.blocks import operation as operation_blocks
-from bot.messages import MessageBook, MessageRecord
 from bot.metrics import BotMetrics
+from bot.relays import stream_group
+from bot.relays.message_book import MessageBook, MessageRecord
 from bot.replies.progress import fold
 from workers.core.config import Settings
 from workers.core.events import EVENT_STREAM, Event, EventType

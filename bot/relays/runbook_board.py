@@ -22,9 +22,9 @@ import structlog
 from pydantic import ValidationError
 from slack_sdk.errors import SlackApiError
 
-from bot import stream_group
 from bot.blocks.runbook import board, step_card
 from bot.mrkdwn import escape
+from bot.relays import stream_group
 from bot.replies.runbook_feed import failure_text, report_lines
 from workers.context import Context
 from workers.core.events import EVENT_STREAM, Event, EventType
@@ -210,23 +210,18 @@ class DrBoard:
 
     def _report(self, run: RunState) -> None:
         from workers import runbook_flow
-        from workers.adapters.dr_report import RunReport, upload_report
 
         key = f"{self.cards_prefix}:{run.run_id}"
         if not run.report or not self.ctx.redis.hsetnx(key, "_report", "uploading"):
             return
         store = runbook_flow.runs(self.ctx)
         try:
-            report = RunReport(
-                summary=run.report,
-                markdown=store.artifact(run.run_id, "report.md").decode(),
-                png=store.artifact(run.run_id, "report.png"),
-            )
             upload_report(
                 self.client,
                 channel=str(run.chat.channel),
-                thread_ts=None,
-                report=report,
+                run_id=str(run.report["run_id"]),
+                markdown=store.artifact(run.run_id, "report.md").decode(),
+                png=store.artifact(run.run_id, "report.png"),
                 comment=escape("\n".join(report_lines(run.report))),
             )
         except Exception as exc:  # noqa: BLE001 - the report stays in storage; say so in the log
@@ -243,6 +238,32 @@ class DrBoard:
         except OSError as exc:
             self.log.warning("slack unreachable", method=method, error=str(exc))
         return None
+
+
+def upload_report(
+    client: Any, *, channel: str, run_id: str, markdown: str, png: bytes, comment: str
+) -> list[str]:
+    """Upload a run's chart and Markdown report with Slack's two-step external upload.
+
+    ``files_upload_v2`` asks ``files.getUploadURLExternal`` for each file, POSTs the bytes
+    to the URL it got, then shares them with ``files.completeUploadExternal``; the files go
+    to ``channel`` with ``comment``. Returns the file ids.
+    """
+    response = client.files_upload_v2(
+        channel=channel,
+        thread_ts=None,
+        initial_comment=comment,
+        file_uploads=[
+            {"content": png, "filename": f"{run_id}-timeline.png", "title": "Timeline"},
+            {
+                "content": markdown.encode(),
+                "filename": f"{run_id}-report.md",
+                "title": "Report (Markdown)",
+            },
+        ],
+    )
+    files = response.get("files") or []
+    return [str(f.get("id")) for f in files if isinstance(f, dict)]
 
 
 def start_dr_board(ctx: Context, client: Any, consumer: str) -> DrBoard:

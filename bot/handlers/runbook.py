@@ -2,9 +2,9 @@
 
 ``answer`` is shared by every front door: start (in a channel, operators and incident
 commanders only), status, abort, resume, and a step's answers typed (``/dr done <step>``,
-the console's way to the buttons). Slack also gets ``register``: the buttons on a manual
-step's card (Done / Skip / Failed) and on a step that asks for a decision. Every rule
-lives in the run's state machine; a button only names its run and step.
+the console's way to the buttons), and ``press``, what a step card's button does (its Slack
+listener is :mod:`bot.slack.runbook`). Every rule lives in the run's state machine; a
+button only names its run and step.
 """
 
 from __future__ import annotations
@@ -21,8 +21,6 @@ from bot.blocks.runbook import (
     APPROVE_ACTION,
     CONFIRM_ACTIONS,
     DECIDE_ACTIONS,
-    NOTE_ACTION,
-    NOTE_BLOCK,
 )
 from bot.grammar.command import Command
 from bot.grammar.runbook import (
@@ -160,35 +158,6 @@ def _follow(ctx: Any, run_id: str) -> None:
         structlog.get_logger().warning("approval gates not followed", error=exc.message)
 
 
-def register(app: Any, desk: Desk, client: Any) -> None:
-    """Add the step buttons to a Bolt app (``/dr`` itself goes through ``dispatch``)."""
-
-    def on_button(ack: Any, body: dict[str, Any]) -> None:
-        ack()
-        action = (body.get("actions") or [{}])[0]
-        user = str((body.get("user") or {}).get("id", ""))
-        channel = str((body.get("channel") or {}).get("id", ""))
-        try:
-            press(desk, user, str(action.get("action_id")), str(action.get("value")), note_of(body))
-        except KosmosError as exc:
-            _ephemeral(client, channel, user, error_message(exc).payload())
-
-    for action_id in (*CONFIRM_ACTIONS, *DECIDE_ACTIONS, APPROVE_ACTION):
-        app.action(action_id)(on_button)
-    threading.Thread(target=_warm_up, args=(desk.ctx,), name="kb-dr-warm-up", daemon=True).start()
-
-
-def _warm_up(ctx: Any) -> None:
-    """Load the DR machinery now, so the first /dr in an incident answers within Slack's 3 s."""
-    try:
-        from workers import runbook_flow
-
-        runbook_flow.load(ctx, ctx.settings.dr.dr_test_runbook)
-        ctx.repo.store.exists("_dr/warm-up")
-    except Exception as exc:  # noqa: BLE001 - only a head start; the command reports real errors
-        structlog.get_logger().info("dr warm-up incomplete", error=str(exc))
-
-
 def press(desk: Desk, user: str, action_id: str, value: str, note: str | None) -> Any:
     """Carry out one step button for ``user``: authorize, then confirm or decide."""
     from workers import runbook_flow
@@ -210,20 +179,6 @@ def press(desk: Desk, user: str, action_id: str, value: str, note: str | None) -
             desk.ctx, run_id, step_id, DECIDE_ACTIONS[action_id], by=user, note=note
         )
     raise UsageError(f"unknown step button {action_id!r}")
-
-
-def note_of(body: dict[str, Any]) -> str | None:
-    """The reason or note typed into the card's text field, if any."""
-    values = ((body.get("state") or {}).get("values") or {}).get(NOTE_BLOCK) or {}
-    text = (values.get(NOTE_ACTION) or {}).get("value")
-    return str(text).strip() or None if text else None
-
-
-def _ephemeral(client: Any, channel: str, user: str, payload: dict[str, Any]) -> None:
-    try:
-        client.chat_postEphemeral(channel=channel, user=user, **payload)
-    except Exception as exc:  # noqa: BLE001 - the refusal is logged; the click changed nothing
-        structlog.get_logger().warning("ephemeral answer failed", error=str(exc))
 
 
 def last_drill_of(ctx: Any) -> dict[str, Any] | None:

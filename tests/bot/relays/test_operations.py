@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import redis as redis_lib
 
-from bot.app import web_client
-from bot.relay import GROUP, Relay
+from bot.relays.operations import GROUP, Relay
+from bot.slack.app import web_client
 from tests.fakes.slack import Call, FakeSlack
 from workers.core.config import Settings
 from workers.core.events import ChatContext, Event, EventType

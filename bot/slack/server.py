@@ -21,12 +21,12 @@ from typing import Any
 import structlog
 from slack_bolt import App
 
-from bot.app import create_app, web_client
-from bot.card_keeper import start_card_keeper
-from bot.dr_relay import start_dr_board
-from bot.gate import Gate
 from bot.metrics import BotMetrics, forget_process, serve_multiprocess
-from bot.relay import Relay
+from bot.relays.operations import Relay
+from bot.relays.restore_cards import start_card_keeper
+from bot.relays.runbook_board import start_dr_board
+from bot.slack.app import create_app, web_client
+from bot.slack.gate import Gate
 from workers.context import Context
 from workers.core.config import Settings
 from workers.core.errors import ConfigError

@@ -21,7 +21,7 @@ import structlog
 from workers.context import Context
 from workers.core.catalog import ComponentStatus, component_status
 from workers.core.manifest import BackupSummary, CatalogIndex
-from workers.engine import has_engine, reachability
+from workers.engine import has_engine, index_version, reachability
 
 TTL_SECONDS = 5.0
 STATUS_SECONDS = 1.0
@@ -175,10 +175,4 @@ class CatalogCache:
 
     def _version(self, component: str) -> tuple[int, str] | None:
         """Size and modification time of the stored index: one listing, not a download."""
-        from workers.storage.repository import index_key
-
-        key = index_key(component)
-        for info in self.ctx.repo.store.list_objects(key):
-            if info.key == key:
-                return info.size, info.modified.isoformat()
-        return None
+        return index_version(self.ctx, component)

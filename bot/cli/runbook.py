@@ -22,10 +22,10 @@ import click
 from rich.markup import escape
 
 from bot.cli.options import context_from, json_option
+from bot.console.terminal import console
 from bot.replies.runbook import DrReply
-from bot.terminal import console
 from workers.context import Context
-from workers.core.errors import ConfigError, KosmosError, PermissionDenied, UsageError
+from workers.core.errors import ConfigError, KosmosError, PermissionDenied
 
 
 @click.group()
@@ -39,18 +39,9 @@ def runbook() -> None:
 @click.pass_context
 def check(click_ctx: click.Context, files: tuple[Path, ...], as_json: bool) -> None:
     """Validate runbooks (default: every shipped one); exit 2 when any has an error."""
-    from workers import runbook_ops
-    from workers.adapters.runbook_files import check_files, runbook_dir, runbook_files
+    from workers import dr
 
-    ctx = context_from(click_ctx)
-    paths = list(files) or runbook_files(runbook_dir(ctx.settings.dr.runbooks_dir))
-    if not paths:
-        raise UsageError("no runbook files to check", hint="name a FILE, or set dr.runbooks_dir")
-    loaded, found = check_files(
-        paths,
-        available=lambda op: runbook_ops.available(ctx, op),
-        objective=ctx.settings.objectives.rto,
-    )
+    loaded, found = dr.check_runbooks(context_from(click_ctx), list(files))
     errors = [p for p in found if not p.warning]
     if as_json:
         click.echo(json.dumps(_check_json(loaded, found), indent=1))
@@ -286,4 +277,4 @@ def _print(reply: DrReply) -> None:
             console().print(escape(line))
 
 
-dr_commands = [runbook, dr]
+runbook_commands = [runbook, dr]

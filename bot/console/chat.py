@@ -27,7 +27,8 @@ import structlog
 from rich.console import Console
 from rich.markup import escape
 
-from bot.console_log import default_log_file, logs_to_file
+from bot.console.log import default_log_file, logs_to_file
+from bot.console.terminal import backups_table, status_notes, status_table
 from bot.grammar.command import chat_command
 from bot.handlers import Caller, Desk, dispatch
 from bot.replies import Reply
@@ -37,7 +38,6 @@ from bot.replies.restore import AuditReply, CardReply, DecisionReply, card_facts
 from bot.replies.runbook import DrReply, drill_line
 from bot.replies.runbook_feed import APPROVAL_REQUESTED, Line, event_lines, request_lines
 from bot.roles import Authorizer, SelfNamedGroups
-from bot.terminal import backups_table, status_notes, status_table
 from workers import engine, queues
 from workers.context import Context
 from workers.core.errors import KosmosError

@@ -23,9 +23,10 @@ from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from bot.blocks import reply_messages
 from bot.blocks.message import Message
 from bot.blocks.operation import error_message, internal_error
-from bot.handlers import Caller, Desk, dispatch, dr, restore
+from bot.handlers import Caller, Desk, dispatch
 from bot.metrics import BotMetrics
 from bot.roles import Authorizer, SlackGroups
+from bot.slack import restore, runbook
 from workers.context import Context
 from workers.core.config import Settings
 from workers.core.errors import ConfigError, KosmosError, PermissionDenied, UsageError
@@ -83,7 +84,7 @@ def create_app(
     # comes first so `/backup status` never pays for the interactive listeners below.
     app.command("/backup")(on_command)
     restore.register(app, desk, client)  # before the catch-all: it posts cards
-    dr.register(app, desk, client)
+    runbook.register(app, desk, client)
     app.command(ANY_COMMAND)(on_command)
     app.error(_error_handler(ctx, metrics))
     return app
