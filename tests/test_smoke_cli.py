@@ -25,7 +25,7 @@ def test_example_config_checks_ok() -> None:
     assert "5 components" in result.stdout
 
 
-def test_status_json_on_empty_store_lists_five_components_breaching_the_built_one(
+def test_status_json_on_empty_store_lists_five_components_breaching_the_built_ones(
     tmp_path: Path,
 ) -> None:
     result = run_cli(
@@ -42,6 +42,6 @@ def test_status_json_on_empty_store_lists_five_components_breaching_the_built_on
     for component in doc["components"]:
         assert component["last_backup"] is None
         # Engines not built are never an RPO breach; secrets ships disabled (no recipients).
-        built = component["name"] in ("postgres", "secrets")
-        assert component["rpo_breached"] is (component["name"] == "postgres")
+        built = component["name"] in ("postgres", "minio", "secrets")
+        assert component["rpo_breached"] is (component["name"] in ("postgres", "minio"))
         assert component["engine"] == ("built" if built else "not built")

@@ -229,7 +229,23 @@ class MinioComponent(ComponentSettings):
     region: str | None = None
     access_key_id: SecretStr | None = None
     secret_access_key: SecretStr | None = None
-    buckets: tuple[str, ...] = ()
+    addressing_style: Literal["path", "virtual", "auto"] = "path"
+    checksums: Literal["when_required", "when_supported"] = Field(
+        default="when_required",
+        description="boto3 checksum trailers; OSS and older MinIO refuse 'when_supported'",
+    )
+    buckets: tuple[str, ...] = Field(default=(), description="empty: every bucket of the source")
+    workers: int = Field(default=8, ge=1, le=64, description="objects copied in parallel")
+    gc_grace: Duration = Field(
+        default=timedelta(days=1),
+        description="an unreferenced blob younger than this is kept: a running snapshot may "
+        "be about to reference it; longer than the longest snapshot run",
+    )
+    object_lock: Literal["off", "governance", "compliance"] = Field(
+        default="off",
+        description="S3 Object Lock on blobs, retained for the retention window; the backup "
+        "bucket must have Object Lock enabled",
+    )
 
 
 class EtcdComponent(ComponentSettings):
