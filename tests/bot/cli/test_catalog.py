@@ -128,14 +128,14 @@ def test_status_json_reports_every_component(catalog: Catalog) -> None:
     assert etcd["rpo_seconds"] == 6 * 3600 and etcd["next_due"] is None
     assert etcd["last_verification"] is None
 
+    minio = rows["minio"]  # built, but off in these tests
+    assert minio["engine"] == "built" and minio["last_backup"] is None
+    assert minio["rpo_breached"] is False and minio["enabled"] is False
+
     # secrets has an engine but ships disabled (its exports need age recipients).
     secrets = rows["secrets"]
     assert secrets["engine"] == "built" and secrets["state"] == "disabled"
     assert secrets["last_backup"] is None and secrets["rpo_breached"] is False
-
-    minio = rows["minio"]  # built, but off in these tests
-    assert minio["engine"] == "built" and minio["last_backup"] is None
-    assert minio["rpo_breached"] is False and minio["enabled"] is False
 
     for name in ("kubernetes",):
         assert rows[name]["last_backup"] is None
