@@ -15,15 +15,24 @@ from botocore.config import Config
 
 from tests.services import MotoServer
 from workers.core.config import Settings
+from workers.engines import ENGINES
 from workers.settings import parse_settings
 
-# Fixtures that live beside their helpers; registered here so no test module imports them.
-pytest_plugins = ("tests.jobs.harness", "tests.pgsample", "tests.scenarios.restore_world")
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_CONFIG = ROOT / "examples" / "kosmos-backup.yaml"
 # Each parallel developer run may pick its own database; CI uses the default.
 REDIS_DB = int(os.environ.get("KOSMOS_TEST_REDIS_DB", "15"))
 PG_DSN = os.environ.get("KOSMOS_TEST_PG_DSN", "host=127.0.0.1 port=5432 user=postgres")
+
+# Fixtures that live beside their helpers, registered here so no test module imports them;
+# and each registered kind's contract fixture (tests/engines/<kind>/contract.py): a kind
+# registered without one fails collection, so it cannot skip the contract test.
+pytest_plugins = [
+    "tests.jobs.harness",
+    "tests.pgsample",
+    "tests.scenarios.restore_world",
+    *(f"tests.engines.{kind}.contract" for kind in sorted(ENGINES)),
+]
 
 
 @pytest.fixture(scope="session")

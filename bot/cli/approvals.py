@@ -40,6 +40,7 @@ from workers.restore_requests import (
     decide_request,
     review_request,
     store_of,
+    verify_exported_audit,
 )
 
 USER_ENV = "KOSMOS_USER"
@@ -83,7 +84,7 @@ def _groups(settings: Settings) -> Any:
 
     if settings.slack.bot_token is None:
         return _NoGroups()
-    from bot.app import web_client
+    from bot.slack.app import web_client
 
     return SlackGroups(web_client(settings, retry_rate_limits=False), ttl=0.0)
 
@@ -228,12 +229,7 @@ def audit() -> None:
 def audit_verify(ctx: click.Context, exported: bool) -> None:
     """Check the whole hash chain; name the first broken record (exit 1 if any)."""
     work = context_from(ctx)
-    if exported:
-        from workers.state.audit_log import verify_export
-
-        report = verify_export(work.repo.store)
-    else:
-        report = audit_of(work).verify()
+    report = verify_exported_audit(work) if exported else audit_of(work).verify()
     click.echo(report.describe())
     if not report.ok:
         ctx.exit(1)

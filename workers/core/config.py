@@ -195,7 +195,9 @@ class Objectives(_Model):
     rto: Duration = timedelta(hours=4)
 
 
-class _ComponentBase(_Model):
+class ComponentSettings(_Model):
+    """What every component kind's settings hold; each kind's model adds its ``kind`` literal."""
+
     enabled: bool = True
     frequency: Duration
     retention: Duration
@@ -205,12 +207,13 @@ class _ComponentBase(_Model):
     approvers_required: int = Field(default=1, ge=1, le=5)
 
 
-class PostgresComponent(_ComponentBase):
+class PostgresComponent(ComponentSettings):
     """PostgreSQL: hourly logical dumps plus continuous WAL (barman-cloud)."""
 
     kind: Literal["postgres"]
     dsn: SecretStr = SecretStr("host=127.0.0.1 port=5432 user=postgres dbname=postgres")
     databases: tuple[str, ...] = ()
+    dump_jobs: int = Field(default=2, ge=1, le=16, description="databases dumped at once")
     continuous: bool = True
     data_directory: str = "/var/lib/postgresql/data"
     base_frequency: Duration = timedelta(days=1)
@@ -218,7 +221,7 @@ class PostgresComponent(_ComponentBase):
     server_name: str = "postgres"
 
 
-class MinioComponent(_ComponentBase):
+class MinioComponent(ComponentSettings):
     """MinIO: incremental S3-to-S3 mirror of buckets."""
 
     kind: Literal["minio"]
@@ -226,10 +229,26 @@ class MinioComponent(_ComponentBase):
     region: str | None = None
     access_key_id: SecretStr | None = None
     secret_access_key: SecretStr | None = None
-    buckets: tuple[str, ...] = ()
+    addressing_style: Literal["path", "virtual", "auto"] = "path"
+    checksums: Literal["when_required", "when_supported"] = Field(
+        default="when_required",
+        description="boto3 checksum trailers; OSS and older MinIO refuse 'when_supported'",
+    )
+    buckets: tuple[str, ...] = Field(default=(), description="empty: every bucket of the source")
+    workers: int = Field(default=8, ge=1, le=64, description="objects copied in parallel")
+    gc_grace: Duration = Field(
+        default=timedelta(days=1),
+        description="an unreferenced blob younger than this is kept: a running snapshot may "
+        "be about to reference it; longer than the longest snapshot run",
+    )
+    object_lock: Literal["off", "governance", "compliance"] = Field(
+        default="off",
+        description="S3 Object Lock on blobs, retained for the retention window; the backup "
+        "bucket must have Object Lock enabled",
+    )
 
 
-class EtcdComponent(_ComponentBase):
+class EtcdComponent(ComponentSettings):
     """K3s etcd: snapshots with etcdctl or k3s etcd-snapshot."""
 
     kind: Literal["etcd"]
@@ -241,7 +260,7 @@ class EtcdComponent(_ComponentBase):
     queue: str = QUEUE_ETCD
 
 
-class VeleroComponent(_ComponentBase):
+class VeleroComponent(ComponentSettings):
     """Kubernetes resources through Velero Backup/Restore/Schedule objects."""
 
     kind: Literal["velero"]
@@ -251,7 +270,7 @@ class VeleroComponent(_ComponentBase):
     storage_location: str = "default"
 
 
-class InfisicalComponent(_ComponentBase):
+class InfisicalComponent(ComponentSettings):
     """Secrets exported from Infisical, always age-encrypted."""
 
     kind: Literal["infisical"]

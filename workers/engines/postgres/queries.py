@@ -1,0 +1,310 @@
+"""PostgreSQL queries through psycopg 3: databases, snapshots, per-table row counts and hashes."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Collection, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, LiteralString
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+
+from workers.core.errors import EngineError
+from workers.engines.postgres.conninfo import Conninfo
+
+CONNECT_TIMEOUT = "10"
+APPLICATION = "kosmos-backup"
+# Row text depends on these settings; pinning them makes the text hash reproducible
+# on any server and session.
+SESSION_SETTINGS = (
+    ("TimeZone", "UTC"),
+    ("DateStyle", "ISO, YMD"),
+    ("IntervalStyle", "postgres"),
+    ("extra_float_digits", "3"),
+    ("bytea_output", "hex"),
+)
+HASH_SCHEME = "sum-hash64-columns-v1"
+"""Per table: count(*) and the sum over rows of a 64-bit row hash: order-free, needs no key.
+
+A row's hash XORs one hash per column, each seeded with the column's position: the type's
+own extended hash function where it has one (``h``, fast, no text conversion), else the
+hash of the value's text form (``t``: json, arrays, enums, composites). The per-column
+choice is recorded as the method, ``columns:hhth``, so a check elsewhere hashes alike.
+"""
+METHOD_PREFIX = "columns:"
+
+_TABLE_FILTER = """
+WHERE c.relkind = 'r'
+  AND n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\\_%'
+  AND NOT EXISTS (SELECT 1 FROM pg_depend d
+                  WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
+"""
+_TABLES: LiteralString = (
+    "SELECT format('%I.%I', n.nspname, c.relname), n.nspname, c.relname"
+    " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace" + _TABLE_FILTER + " ORDER BY 1"
+)
+# Each column with the extended hash function of its type's default hash opclass, when
+# that function takes the type itself (bytea's takes ``internal``, date's an integer...).
+_COLUMNS: LiteralString = (
+    """
+SELECT format('%I.%I', n.nspname, c.relname), a.attname, hp.nspname, hp.proname,
+       format_type(CASE WHEN ty.typtype = 'd' THEN ty.typbasetype ELSE a.atttypid END, NULL)
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+JOIN pg_type ty ON ty.oid = a.atttypid
+LEFT JOIN LATERAL (
+    SELECT pn.nspname, p.proname
+    FROM pg_opclass oc
+    JOIN pg_am am ON am.oid = oc.opcmethod AND am.amname = 'hash'
+    JOIN pg_amproc ap ON ap.amprocfamily = oc.opcfamily AND ap.amprocnum = 2
+        AND ap.amproclefttype = oc.opcintype AND ap.amprocrighttype = oc.opcintype
+    JOIN pg_proc p ON p.oid = ap.amproc
+    JOIN pg_namespace pn ON pn.oid = p.pronamespace
+    WHERE oc.opcdefault
+      AND oc.opcintype = CASE WHEN ty.typtype = 'd' THEN ty.typbasetype ELSE a.atttypid END
+      AND p.proargtypes[0] = oc.opcintype
+    LIMIT 1
+) hp ON true
+"""
+    + _TABLE_FILTER
+    + " ORDER BY 1, a.attnum"
+)
+# Common types whose opclass function takes a sibling type: hashed through an exact cast
+# (timestamptz to timestamp is exact in the pinned UTC session).
+_CAST_HASHES: dict[str, tuple[LiteralString, tuple[str, str]]] = {
+    "timestamp with time zone": ("timestamp", ("pg_catalog", "timestamp_hash_extended"))
+}
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column and the type hash function to use on it (None: hash its text)."""
+
+    name: str
+    hash_function: tuple[str, str] | None
+    cast: LiteralString | None = None
+
+    @classmethod
+    def from_row(cls, name: str, schema: str | None, function: str | None, kind: str) -> Column:
+        """A column as the catalog query describes it."""
+        if function and schema:
+            return cls(name, (schema, function))
+        if kind in _CAST_HASHES:
+            cast, found = _CAST_HASHES[kind]
+            return cls(name, found, cast)
+        return cls(name, None)
+
+
+@dataclass(frozen=True)
+class TableFact:
+    """What a table held at one snapshot: its row count and content hash."""
+
+    rows: int
+    digest: str
+    method: str
+
+    def to_json(self) -> dict[str, Any]:
+        """The form kept in a manifest's details."""
+        return {"rows": self.rows, "digest": self.digest, "method": self.method}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> TableFact:
+        """Read back what ``to_json`` wrote."""
+        return cls(int(data["rows"]), str(data["digest"]), str(data["method"]))
+
+
+@contextlib.contextmanager
+def pg_errors(action: str, where: str) -> Iterator[None]:
+    """Translate psycopg failures into EngineError with libpq's own first line."""
+    try:
+        yield
+    except psycopg.OperationalError as exc:
+        raise EngineError(
+            f"{action} {where}: {_first_line(exc)}",
+            hint="check components.postgres.dsn and that the server is reachable",
+        ) from exc
+    except psycopg.Error as exc:
+        raise EngineError(f"{action} {where}: {_first_line(exc)}") from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def connect(info: Conninfo) -> psycopg.Connection[Any]:
+    """An autocommit connection with the session settings the hashes rely on."""
+    extra = {"connect_timeout": CONNECT_TIMEOUT} if "connect_timeout" not in info.params else {}
+    with pg_errors("cannot connect to", info.describe()):
+        conn = psycopg.connect(
+            make_conninfo(info.client_dsn(), **extra),
+            autocommit=True,
+            application_name=APPLICATION,
+        )
+        for name, value in SESSION_SETTINGS:
+            conn.execute(sql.SQL("SET {} = {}").format(sql.Identifier(name), sql.Literal(value)))
+    return conn
+
+
+def list_databases(conn: psycopg.Connection[Any]) -> list[str]:
+    """Every database that accepts connections and is not a template."""
+    with pg_errors("list databases on", _where(conn)):
+        rows = conn.execute(
+            "SELECT datname FROM pg_database WHERE NOT datistemplate AND datallowconn"
+            " ORDER BY datname"
+        ).fetchall()
+    return [row[0] for row in rows]
+
+
+def server_facts(conn: psycopg.Connection[Any]) -> dict[str, str]:
+    """Host, port, user and version of the server, as the connection saw them (no password)."""
+    info = conn.info
+    return {
+        "host": info.host,
+        "port": str(info.port),
+        "user": info.user,
+        "server_version": info.parameter_status("server_version") or "unknown",
+    }
+
+
+def system_identifier(conn: psycopg.Connection[Any]) -> str:
+    """The cluster's system identifier: one value for every address that reaches the server."""
+    with pg_errors("read the system identifier of", _where(conn)):
+        row = conn.execute("SELECT system_identifier FROM pg_control_system()").fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+def database_exists(conn: psycopg.Connection[Any], name: str) -> bool:
+    """Whether a database of that name exists on the connection's server."""
+    with pg_errors("look up database on", _where(conn)):
+        row = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+    return row is not None
+
+
+def database_size(conn: psycopg.Connection[Any]) -> int:
+    """Bytes on disk of the connected database: the dump's progress estimate."""
+    with pg_errors("size database on", _where(conn)):
+        row = conn.execute("SELECT pg_database_size(current_database())").fetchone()
+    return int(row[0]) if row else 0
+
+
+def create_database(conn: psycopg.Connection[Any], name: str) -> None:
+    """CREATE DATABASE from template0, so nothing in template1 collides with the restore."""
+    with pg_errors(f"create database {name} on", _where(conn)):
+        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(name)))
+
+
+def drop_database(conn: psycopg.Connection[Any], name: str) -> None:
+    """DROP DATABASE, disconnecting anyone still in it."""
+    with pg_errors(f"drop database {name} on", _where(conn)):
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+
+
+@contextlib.contextmanager
+def exported_snapshot(conn: psycopg.Connection[Any]) -> Iterator[str]:
+    """Open a REPEATABLE READ transaction, export its snapshot, keep it open for the block."""
+    with pg_errors("export a snapshot on", _where(conn)):
+        conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        row = conn.execute("SELECT pg_export_snapshot()").fetchone()
+    assert row is not None
+    try:
+        yield str(row[0])
+    finally:
+        with contextlib.suppress(psycopg.Error):
+            conn.execute("ROLLBACK")
+
+
+def table_names(conn: psycopg.Connection[Any]) -> dict[str, tuple[str, str]]:
+    """Every user table (leaf tables, no extension tables): quoted name -> (schema, name)."""
+    with pg_errors("list tables on", _where(conn)):
+        rows = conn.execute(_TABLES).fetchall()
+    return {row[0]: (row[1], row[2]) for row in rows}
+
+
+def table_facts(
+    conn: psycopg.Connection[Any], methods: Mapping[str, str] | None = None
+) -> dict[str, TableFact]:
+    """Row count and content hash of every user table.
+
+    With ``methods`` (as recorded at backup time) only those tables are hashed, each
+    column the way it was then. Run inside ``exported_snapshot`` to see exactly what
+    pg_dump sees.
+    """
+    names = table_names(conn)
+    if methods is not None:
+        names = {table: parts for table, parts in names.items() if table in methods}
+    with pg_errors("list columns on", _where(conn)):
+        columns: dict[str, list[Column]] = {table: [] for table in names}
+        for table, column, schema, function, kind in conn.execute(_COLUMNS).fetchall():
+            if table in columns:
+                columns[table].append(Column.from_row(column, schema, function, kind))
+    return {
+        table: _table_fact(conn, parts, columns[table], (methods or {}).get(table))
+        for table, parts in names.items()
+    }
+
+
+def _table_fact(
+    conn: psycopg.Connection[Any],
+    parts: tuple[str, str],
+    columns: list[Column],
+    recorded: str | None,
+) -> TableFact:
+    flags = "".join("h" if c.hash_function else "t" for c in columns)
+    if recorded is not None and recorded.startswith(METHOD_PREFIX):
+        wanted = recorded[len(METHOD_PREFIX) :]
+        if len(wanted) == len(columns):
+            flags = wanted
+    terms = []
+    for position, (column, flag) in enumerate(zip(columns, flags, strict=True), start=1):
+        value = sql.SQL("t.{}").format(sql.Identifier(column.name))
+        if flag == "h" and column.hash_function is not None:
+            if column.cast:
+                value = sql.SQL("{}::{}").format(value, sql.SQL(column.cast))
+            term = sql.SQL("{}({}, {})").format(
+                sql.Identifier(*column.hash_function), value, sql.Literal(position)
+            )
+        else:
+            term = sql.SQL("hashtextextended({}::text, {})").format(value, sql.Literal(position))
+        # A NULL must still change the row's hash, and differently per column.
+        terms.append(sql.SQL("coalesce({}, {})").format(term, sql.Literal(-position)))
+    row_hash = sql.SQL(" # ").join(terms) if terms else sql.SQL("0")
+    query = sql.SQL("SELECT count(*), coalesce(sum({}), 0)::text FROM {} AS t").format(
+        row_hash, sql.Identifier(*parts)
+    )
+    with pg_errors(f"hash table {'.'.join(parts)} on", _where(conn)):
+        row = conn.execute(query).fetchone()
+    assert row is not None
+    return TableFact(int(row[0]), str(row[1]), METHOD_PREFIX + flags)
+
+
+def compare_facts(
+    recorded: Mapping[str, Mapping[str, Any]],
+    restored: Mapping[str, TableFact],
+    present: Collection[str] = (),
+) -> tuple[list[str], list[str]]:
+    """(mismatches, notes): recorded tables missing or differing; present ones not recorded."""
+    mismatches = []
+    for table, data in sorted(recorded.items()):
+        want = TableFact.from_json(data)
+        got = restored.get(table)
+        if got is None:
+            mismatches.append(f"{table}: missing after restore")
+        elif got.rows != want.rows:
+            mismatches.append(f"{table}: {got.rows} rows, backup recorded {want.rows}")
+        elif got.method != want.method:
+            mismatches.append(f"{table}: columns differ ({got.method}, backup {want.method})")
+        elif got.digest != want.digest:
+            mismatches.append(f"{table}: content hash differs ({want.rows} rows)")
+    notes = [f"{table}: not in the backup" for table in sorted(set(present) - set(recorded))]
+    return mismatches, notes
+
+
+def _where(conn: psycopg.Connection[Any]) -> str:
+    info = conn.info
+    return f"{info.user}@{info.host}:{info.port}/{info.dbname}"

@@ -1,0 +1,99 @@
+"""PostgreSQL's archive_command and restore_command: wal-push and wal-fetch, barman's layout.
+
+PostgreSQL's rules: exit 0 only when the segment is durably stored; never overwrite an
+archived segment with different content; answer well within archive_timeout. wal-push
+writes with a conditional PUT (wal_upload: the store refuses an overwrite, and the copy
+there is compared byte for byte); wal-fetch runs barman-cloud-wal-restore.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from workers.core.catalog import FACT_RECOVERABLE_UNTIL
+from workers.core.config import Settings
+from workers.core.errors import KosmosError, NotFoundError, UsageError
+from workers.engines.postgres import barman_cloud, wal_archive
+from workers.engines.postgres.barman_cloud import KIND_BASE, BarmanFailed, BarmanTarget
+from workers.engines.postgres.wal_upload import WalUploader
+from workers.storage.configured import open_repository
+
+FETCH_TIMEOUT = 300.0
+FACT_LAST_ARCHIVED = "wal_last_archived"
+FACT_LAST_SEGMENT = "wal_last_segment"
+
+
+def wal_push(settings: Settings, wal_path: str, component: str | None = None) -> None:
+    """Archive one WAL file (``%p``); raise unless it is stored, identical, in the archive."""
+    name = os.path.basename(wal_path)
+    if not wal_archive.is_wal_name(name):
+        raise UsageError(f"{name!r} is not a WAL file name", hint="archive_command passes %p")
+    component = component or barman_cloud.default_component(settings)
+    # One conditional PUT in this process (wal_upload), not barman-cloud-wal-archive.
+    written = WalUploader(settings, component).push(wal_path)
+    if written and wal_archive.is_segment(name):
+        record_freshness(settings, component, name, wal_path)
+
+
+def confirm_async(wal_path: str, argv: list[str]) -> int:
+    """``wal-push --async``: wait for the background archiver's mark (wal_async)."""
+    from workers.engines.postgres import wal_async
+
+    pg_wal = Path(wal_path).absolute().parent
+    return wal_async.confirm(wal_path, wal_async.launch_argv(argv, pg_wal))
+
+
+def run_archiver(settings: Settings, pg_wal: Path, component: str | None = None) -> None:
+    """``wal-archiver``: the background archiver's process (wal_archiver)."""
+    from workers.engines.postgres import wal_archiver
+
+    wal_archiver.run(settings, pg_wal, component)
+
+
+def record_freshness(settings: Settings, component: str, name: str, wal_path: str) -> None:
+    """Note the archive's newest instant in the catalog, once a base backup makes it count."""
+    now = datetime.now(UTC)
+    written = datetime.fromtimestamp(os.stat(wal_path).st_mtime, UTC)
+    try:
+        repo = open_repository(settings)
+        if not any(b.kind == KIND_BASE for b in repo.index(component).backups):
+            return
+        repo.set_facts(
+            component,
+            **{
+                FACT_LAST_ARCHIVED: now.isoformat(),
+                FACT_RECOVERABLE_UNTIL: min(written, now).isoformat(),
+                FACT_LAST_SEGMENT: name,
+            },
+        )
+    except KosmosError as exc:
+        # The segment is stored: PostgreSQL must hear success. Status just lags one segment.
+        print(f"warning: {name} archived, catalog not updated: {exc.message}", file=sys.stderr)
+
+
+def wal_fetch(
+    settings: Settings, wal_name: str, dest_path: str, component: str | None = None
+) -> None:
+    """Restore one archived WAL file (``%f``) to ``%p``; NotFoundError when it is not there."""
+    if not wal_archive.is_wal_name(wal_name):
+        raise UsageError(f"{wal_name!r} is not a WAL file name", hint="restore_command passes %f")
+    component = component or barman_cloud.default_component(settings)
+    _fetch(barman_cloud.target_for(settings, component), wal_name, dest_path)
+
+
+def _fetch(target: BarmanTarget, name: str, dest: str) -> None:
+    try:
+        barman_cloud.run(
+            target,
+            "barman-cloud-wal-restore",
+            [],
+            positional=[name, dest],
+            timeout=FETCH_TIMEOUT,
+        )
+    except BarmanFailed as exc:
+        if exc.returncode == barman_cloud.EXIT_OPERATION:
+            raise NotFoundError(f"WAL file {name} is not in {target.describe()}") from exc
+        raise
