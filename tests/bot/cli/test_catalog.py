@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import EXAMPLE_CONFIG
+from tests.drill_sample import DRILL, DRILL_LINE
 from tests.services import MotoServer, free_port
 from tests.storage.stores import local_store, s3_store
 from workers.core.manifest import Manifest, VerificationRecord, VerificationState
@@ -70,7 +71,11 @@ def fill(repo: Repository, env: dict[str, str]) -> Catalog:
     )
     newer = repo.record_verification(newer, record)
     etcd = backup(repo, "etcd", now - timedelta(hours=8), timedelta(minutes=1))
-    return Catalog(env, repo, [older, newer], etcd, now)
+    # MinIO's engine is built, but its example endpoint answers nowhere here: off, it is
+    # neither probed nor due, and the boards below speak of postgres and the kinds not built.
+    return Catalog(
+        {**env, "KOSMOS__COMPONENTS__MINIO__ENABLED": "false"}, repo, [older, newer], etcd, now
+    )
 
 
 @pytest.fixture
@@ -123,7 +128,16 @@ def test_status_json_reports_every_component(catalog: Catalog) -> None:
     assert etcd["rpo_seconds"] == 6 * 3600 and etcd["next_due"] is None
     assert etcd["last_verification"] is None
 
-    for name in ("minio", "kubernetes", "secrets"):
+    minio = rows["minio"]  # built, but off in these tests
+    assert minio["engine"] == "built" and minio["last_backup"] is None
+    assert minio["rpo_breached"] is False and minio["enabled"] is False
+
+    # secrets has an engine but ships disabled (its exports need age recipients).
+    secrets = rows["secrets"]
+    assert secrets["engine"] == "built" and secrets["state"] == "disabled"
+    assert secrets["last_backup"] is None and secrets["rpo_breached"] is False
+
+    for name in ("kubernetes",):
         assert rows[name]["last_backup"] is None
         assert rows[name]["rpo_breached"] is False and rows[name]["next_due"] is None
         assert rows[name]["state"] == "not built yet" and rows[name]["engine"] == "not built"
@@ -154,7 +168,7 @@ def test_status_board_for_people(local_catalog: Catalog) -> None:
     assert "passed" in lines["postgres"]
     assert "not built yet" in lines["etcd"] and "7h" in lines["etcd"]
     assert "RPO breached" not in out and "never backed up" not in out
-    assert "not built yet" in lines["minio"] and "now" not in lines["minio"]
+    assert "not built yet" in lines["kubernetes"] and "now" not in lines["kubernetes"]
 
 
 def test_status_of_one_component(local_catalog: Catalog) -> None:
@@ -271,8 +285,8 @@ def test_status_on_an_empty_store_breaches_what_has_an_engine(tmp_path: Path) ->
     doc = json.loads(ok(run_cli("status", "--json", env=env)))
     assert [
         (r["name"], r["last_backup"], r["rpo_breached"], r["engine"]) for r in doc["components"]
-    ] == [("postgres", None, True, "built")] + [
-        (name, None, False, "not built") for name in NAMES[1:]
+    ] == [("postgres", None, True, "built"), ("minio", None, True, "built")] + [
+        (name, None, False, "built" if name == "secrets" else "not built") for name in NAMES[2:]
     ]
 
 
@@ -331,26 +345,12 @@ def test_piped_output_never_wraps_or_cuts_ids(local_catalog: Catalog) -> None:
     lines = {line.split()[1]: line for line in board.splitlines() if line.startswith("│ ")}
     assert list(lines) == NAMES  # one line per component: nothing wrapped onto a second
     assert "RPO breached (by " in lines["postgres"] and "(postgres)" in lines["postgres"]
-    assert "(infisical)" in lines["secrets"] and "not built yet" in lines["secrets"]
+    assert "(infisical)" in lines["secrets"] and "disabled" in lines["secrets"]
     shown = piped("show", newer.id, env=env)
     assert "…" not in shown and newer.id in shown
     for entry in newer.objects:
         assert entry.sha256 in shown
     assert max(len(line) for line in shown.splitlines()) < 300  # no panel padded to the pipe
-
-
-DRILL = {
-    "run_id": "dr-20261204T214210Z-7f3a",
-    "runbook": "dr-test",
-    "finished_at": "2026-12-04T21:42:26.100000+00:00",
-    "result": "done",
-    "rto_seconds": 15.9,
-    "rto_objective_seconds": 14400.0,
-    "rto_met": True,
-    "rpo_seconds": 812.0,
-    "rpo_met": True,
-}
-DRILL_LINE = "✅ last DR drill 2026-12-04 21:42 UTC: done · measured RTO 15.9s of 4h"
 
 
 def test_status_shows_the_last_drill_a_finished_drill_left_in_storage(

@@ -17,6 +17,7 @@ from rich.console import Console
 from bot.console.chat import ConsoleChat
 from tests.conftest import EXAMPLE_CONFIG
 from tests.console_session import Session
+from tests.drill_sample import DRILL, DRILL_LINE
 from tests.sync import Checked, wait_until
 from workers.context import Context
 from workers.core.config import Settings
@@ -307,7 +308,6 @@ def test_console_help_refusals_and_hints_speak_the_chat(redis_url: str, tmp_path
 
 
 def test_the_console_board_shows_the_last_drill(redis_url: str, tmp_path: Path) -> None:
-    from tests.bot.cli.test_catalog import DRILL, DRILL_LINE
 
     store = tmp_path / "store"
     (store / "_dr").mkdir(parents=True)

@@ -1,5 +1,4 @@
 """The PostgreSQL dump driver against the machine's PostgreSQL and real stores."""
-# ruff: noqa: F811 - fixtures imported from tests.pgsample are used as parameters
 
 from __future__ import annotations
 
@@ -17,16 +16,14 @@ import pytest
 import zstandard
 
 from tests.conftest import PG_DSN
-from tests.jobs.harness import wait_until
-from tests.pgsample import (  # noqa: F401
+from tests.pgsample import (
     admin,
     create_database,
-    db_names,
     postgres_settings,
     rows_of,
-    sample_db,
 )
 from tests.services import free_port
+from tests.sync import wait_until
 from workers import engine
 from workers.context import Context
 from workers.core.config import Settings
