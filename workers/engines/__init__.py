@@ -1,0 +1,1 @@
+"""One folder per component kind: each engine's policy and I/O."""
