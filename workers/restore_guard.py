@@ -20,7 +20,6 @@ from typing import Any
 
 import structlog
 
-from workers.adapters.redis_state import RedisState
 from workers.context import Context
 from workers.core.approvals import (
     Approval,
@@ -44,6 +43,7 @@ from workers.restore_requests import (
     remind_unreviewed,
     store_of,
 )
+from workers.state.redis_state import RedisState
 
 SUMMARY_KEYS = ("backup_id", "duration_seconds", "checksums_matched")
 

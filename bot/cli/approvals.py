@@ -229,7 +229,7 @@ def audit_verify(ctx: click.Context, exported: bool) -> None:
     """Check the whole hash chain; name the first broken record (exit 1 if any)."""
     work = context_from(ctx)
     if exported:
-        from workers.adapters.audit_log import verify_export
+        from workers.state.audit_log import verify_export
 
         report = verify_export(work.repo.store)
     else:

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.adapters.stores import local_store, s3_store
 from tests.conftest import EXAMPLE_CONFIG
 from tests.services import MotoServer, free_port
-from workers.adapters.repository import PipelineOptions, Repository, index_key
+from tests.storage.stores import local_store, s3_store
 from workers.core.manifest import Manifest, VerificationRecord, VerificationState
+from workers.storage.repository import PipelineOptions, Repository, index_key
 
 NAMES = ["postgres", "minio", "etcd", "kubernetes", "secrets"]
 

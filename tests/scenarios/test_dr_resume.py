@@ -33,9 +33,9 @@ from tests.scenarios.dr_world import (
 )
 from tests.services import MotoServer
 from workers import engine, runbook_flow
-from workers.adapters.redis_state import RedisState
 from workers.core.errors import KosmosError
 from workers.core.runbook_run import Awaiting, RunState, RunStatus, StepStatus
+from workers.state.redis_state import RedisState
 
 SLOW = """
 name: slow

@@ -12,11 +12,12 @@ from typing import Any
 
 import psycopg
 
-from workers.adapters import pg_catalog, process
+from workers import process
+from workers.adapters import pg_catalog
 from workers.adapters.pg_conninfo import Conninfo
-from workers.adapters.repository import BackupWriter
 from workers.core.manifest import ObjectEntry, encode_name_part
 from workers.core.ports import Progress
+from workers.storage.repository import BackupWriter
 
 DUMP_SUFFIX = ".dump"
 GLOBALS = "globals.sql"

@@ -6,8 +6,8 @@ import random
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
-from workers.adapters.repository import Repository
 from workers.core.manifest import Manifest
+from workers.storage.repository import Repository
 
 START = datetime(2026, 11, 24, 3, 0, 12, tzinfo=UTC)
 

@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import s3_client
-from workers.adapters.store_local import LocalStore
-from workers.adapters.store_s3 import S3Store
 from workers.core.config import StorageSettings
+from workers.storage.store_local import LocalStore
+from workers.storage.store_s3 import S3Store
 
 PREFIX = "kosmos"
 

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.adapters.backups import Clock
-from tests.adapters.stores import local_store, s3_store
 from tests.services import MotoServer
-from workers.adapters.repository import PipelineOptions, Repository
-from workers.adapters.store_local import LocalStore
-from workers.adapters.store_s3 import S3Store
+from tests.storage.backups import Clock
+from tests.storage.stores import local_store, s3_store
+from workers.storage.repository import PipelineOptions, Repository
+from workers.storage.store_local import LocalStore
+from workers.storage.store_s3 import S3Store
 
 
 @pytest.fixture(params=["local", "s3"])

@@ -10,17 +10,17 @@ from pathlib import Path
 import pytest
 import redis as redis_lib
 
-from tests.adapters.backups import Clock, commit_one
-from tests.adapters.stores import Inspector, local_store, s3_store
 from tests.services import MotoServer, free_port
-from workers.adapters.repository import PipelineOptions, Repository, index_key
-from workers.adapters.storage import open_repository
-from workers.adapters.store_local import LocalStore
-from workers.adapters.store_s3 import S3Store
+from tests.storage.backups import Clock, commit_one
+from tests.storage.stores import Inspector, local_store, s3_store
 from workers.core.catalog import FACT_RECOVERABLE_UNTIL, find_backup
 from workers.core.config import Settings
 from workers.core.errors import NotFoundError
 from workers.core.manifest import VerificationRecord, VerificationState
+from workers.storage.configured import open_repository
+from workers.storage.repository import PipelineOptions, Repository, index_key
+from workers.storage.store_local import LocalStore
+from workers.storage.store_s3 import S3Store
 
 # -- the index ------------------------------------------------------------------------------
 

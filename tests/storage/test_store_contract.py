@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.adapters.stores import s3_store
 from tests.services import MotoServer
-from workers.adapters.store_local import LocalStore
+from tests.storage.stores import s3_store
 from workers.core.errors import KosmosError, NotFoundError
 from workers.core.ports import Store
+from workers.storage.store_local import LocalStore
 
 MIB = 1 << 20
 

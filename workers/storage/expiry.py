@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Collection
 from datetime import datetime, timedelta
 
-from workers.adapters.repository import Repository
 from workers.core.errors import NotFoundError
 from workers.core.retention import Deletion, deletion, expired
+from workers.storage.repository import Repository
 
 
 def expire_backups(

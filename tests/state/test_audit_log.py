@@ -12,15 +12,15 @@ import redis as redis_lib
 
 from tests.conftest import s3_client
 from tests.services import MotoServer
-from workers.adapters.audit_log import AuditLog, export_key, verify_export
-from workers.adapters.storage import open_store
-from workers.adapters.store_local import LocalStore
 from workers.context import Context
 from workers.core.audit import AuditAction
 from workers.core.config import Settings
 from workers.core.retention import Deletion
 from workers.restore_guard import upkeep
 from workers.settings import parse_settings
+from workers.state.audit_log import AuditLog, export_key, verify_export
+from workers.storage.configured import open_store
+from workers.storage.store_local import LocalStore
 
 T0 = datetime(2026, 11, 24, 23, 58, tzinfo=UTC)
 

@@ -10,18 +10,18 @@ from datetime import timedelta
 import pytest
 from pyrage import x25519
 
-from tests.adapters.backups import START, Clock, chunks, commit_one, data
-from tests.adapters.stores import Inspector
-from workers.adapters.repository import (
+from tests.storage.backups import START, Clock, chunks, commit_one, data
+from tests.storage.stores import Inspector
+from workers.core.catalog import good_backups
+from workers.core.errors import ConfigError, IntegrityError, NotFoundError, StorageError
+from workers.core.manifest import VerificationRecord, VerificationState
+from workers.storage.repository import (
     PipelineOptions,
     Repository,
     manifest_key,
 )
-from workers.adapters.store_local import LocalStore
-from workers.adapters.store_s3 import S3Store
-from workers.core.catalog import good_backups
-from workers.core.errors import ConfigError, IntegrityError, NotFoundError, StorageError
-from workers.core.manifest import VerificationRecord, VerificationState
+from workers.storage.store_local import LocalStore
+from workers.storage.store_s3 import S3Store
 
 MIB = 1 << 20
 

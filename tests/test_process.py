@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from workers.adapters import process
+from workers import process
 from workers.core.errors import EngineError, IntegrityError
 
 PY = sys.executable

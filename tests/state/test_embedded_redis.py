@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import redis as redis_lib
 
-from workers.adapters.embedded_redis import EmbeddedRedis, resolve_url, server_binary
 from workers.core.config import DEFAULT_REDIS_URL, Settings
 from workers.core.errors import ConfigError
+from workers.state.embedded_redis import EmbeddedRedis, resolve_url, server_binary
 
 
 @pytest.fixture

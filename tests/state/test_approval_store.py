@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 import redis as redis_lib
 
-from workers.adapters.approval_store import ApprovalStore
 from workers.core.approvals import (
     ApprovalRequest,
     RequestState,
@@ -23,6 +22,7 @@ from workers.core.approvals import (
 from workers.core.break_glass import open_break_glass, review
 from workers.core.errors import ConflictError, NotFoundError, PermissionDenied
 from workers.core.restore_plan import RestorePlan
+from workers.state.approval_store import ApprovalStore
 
 KEY = b"shared-approval-key"
 T0 = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)

@@ -1,6 +1,6 @@
 """A backup writer in its own process, for tests that kill it mid-upload.
 
-Run as ``python -m tests.adapters.writer_process --store s3 --endpoint URL --bucket B`` (or
+Run as ``python -m tests.storage.writer_process --store s3 --endpoint URL --bucket B`` (or
 ``--store local --root DIR``). It writes a small object, prints ``{"id": …}``, then streams a
 large generated object slowly, and prints ``{"committed": …, "max_rss_kib": …}`` if it lives.
 """
@@ -15,8 +15,8 @@ import sys
 import time
 from collections.abc import Iterator
 
-from tests.adapters.stores import local_store, s3_store
-from workers.adapters.repository import PipelineOptions, Repository
+from tests.storage.stores import local_store, s3_store
+from workers.storage.repository import PipelineOptions, Repository
 
 MIB = 1 << 20
 

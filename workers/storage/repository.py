@@ -14,7 +14,6 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from workers.adapters import pipeline
 from workers.core.config import Settings
 from workers.core.errors import IntegrityError, NotFoundError, StorageError
 from workers.core.ids import new_backup_id, parse_backup_id
@@ -27,6 +26,7 @@ from workers.core.manifest import (
     VerificationRecord,
 )
 from workers.core.ports import Store
+from workers.storage import pipeline
 
 INDEX_PREFIX = "_index"
 _INDEX_ATTEMPTS = 8

@@ -22,10 +22,10 @@ from typing import Any
 
 import redis
 
-from workers.adapters.process import spawn
 from workers.core.config import DEFAULT_REDIS_URL, EMBEDDED_REDIS, Settings, shown_url
 from workers.core.errors import ConfigError
 from workers.local_state import STATE_ENV, ensure_private_dir, state_dir
+from workers.process import spawn
 
 SOCKET = "redis.sock"
 MAX_SOCKET_PATH = 100

@@ -12,13 +12,13 @@ import redis as redis_lib
 
 from tests.conftest import s3_client
 from tests.services import MotoServer
-from workers.adapters.runbook_store import RunStore, state_key
-from workers.adapters.store_s3 import S3Store
 from workers.core.config import StorageSettings
 from workers.core.errors import ConflictError, NotFoundError, StorageError
 from workers.core.events import ChatContext
 from workers.core.runbook import Runbook
 from workers.core.runbook_run import RunState, StepStatus, new_run
+from workers.state.runbook_store import RunStore, state_key
+from workers.storage.store_s3 import S3Store
 
 T0 = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
 

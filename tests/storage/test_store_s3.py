@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from tests.adapters.stores import s3_store
 from tests.conftest import s3_client
 from tests.services import MotoServer
-from workers.adapters.store_s3 import S3Store
+from tests.storage.stores import s3_store
 from workers.core.errors import NotFoundError, StorageError, StorageUnavailable
+from workers.storage.store_s3 import S3Store
 
 MIB = 1 << 20
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
-from workers.adapters.repository import Clock, IndexLock, PipelineOptions, Repository, utc_now
-from workers.adapters.store_local import LocalStore
 from workers.core.config import Settings
 from workers.core.ports import Store
+from workers.storage.repository import Clock, IndexLock, PipelineOptions, Repository, utc_now
+from workers.storage.store_local import LocalStore
 
 INDEX_LOCK_TTL = 60
 """Seconds a crashed holder can keep a component's index lock."""
@@ -20,7 +20,7 @@ def open_store(settings: Settings) -> Store:
     """The S3 or local store named by ``storage.url``."""
     if settings.storage.scheme == "file":
         return LocalStore(settings.storage.path)
-    from workers.adapters.store_s3 import S3Store
+    from workers.storage.store_s3 import S3Store
 
     return S3Store(settings.storage)
 
@@ -42,7 +42,7 @@ def redis_index_lock(settings: Settings) -> IndexLock:
     Best effort on purpose: the WAL archiver records freshness through the index, and an
     archive_command must not fail (and stall PostgreSQL) because Redis is down.
     """
-    from workers.adapters.embedded_redis import resolve_url
+    from workers.state.embedded_redis import resolve_url
 
     url = resolve_url(settings)
     name = f"{settings.redis.key_prefix}:index-lock:"

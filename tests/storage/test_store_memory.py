@@ -25,8 +25,8 @@ if os.fork():
     sys.exit(os.waitstatus_to_exitcode(os.wait()[1]))
 
 import json, random, re, resource, time
-from workers.adapters.repository import PipelineOptions, Repository
-from workers.adapters.store_s3 import S3Store
+from workers.storage.repository import PipelineOptions, Repository
+from workers.storage.store_s3 import S3Store
 from workers.core.config import StorageSettings
 
 endpoint, bucket, mib = sys.argv[1], sys.argv[2], int(sys.argv[3])

@@ -14,20 +14,20 @@ from pathlib import Path
 
 import pytest
 
-from tests.adapters.stores import Inspector, local_store, s3_store
 from tests.conftest import ROOT
 from tests.services import MotoServer
-from workers.adapters.repository import Repository, manifest_key
-from workers.adapters.store_local import LocalStore
-from workers.adapters.store_s3 import S3Store
+from tests.storage.stores import Inspector, local_store, s3_store
 from workers.core.catalog import find_backup
 from workers.core.errors import NotFoundError
+from workers.storage.repository import Repository, manifest_key
+from workers.storage.store_local import LocalStore
+from workers.storage.store_s3 import S3Store
 
 
 def start_writer(*args: str) -> tuple[subprocess.Popen[str], str]:
     """Start the writer process; return it and the id of the backup it is writing."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.adapters.writer_process", *args],
+        [sys.executable, "-m", "tests.storage.writer_process", *args],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import redis as redis_lib
 
-from workers.adapters.redis_state import Heartbeat, RedisState
 from workers.core.events import ChatContext, Event, EventType
 from workers.core.operations import OperationKind, OperationRequest, OperationState
 from workers.core.rpo import AlertState
+from workers.state.redis_state import Heartbeat, RedisState
 
 NOW = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
 

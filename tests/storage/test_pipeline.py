@@ -11,8 +11,8 @@ from collections.abc import Iterator
 import pyrage
 import pytest
 
-from workers.adapters import pipeline
 from workers.core.errors import ConfigError, EngineError, IntegrityError
+from workers.storage import pipeline
 
 MIB = 1 << 20
 

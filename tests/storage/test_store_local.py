@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from workers.adapters.store_local import LocalStore
 from workers.core.errors import NotFoundError, StorageError
 from workers.core.ports import PendingUpload
+from workers.storage.store_local import LocalStore
 
 MIB = 1 << 20
 
