@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from workers.adapters import expiry
+from workers.storage import expiry
 from workers.context import Context
 from workers.core.errors import EngineError, IntegrityError, KosmosError, UsageError
 from workers.core.manifest import Manifest, VerificationRecord, VerificationState
