@@ -56,6 +56,7 @@ class FakeKubernetes:
         self.events: list[tuple[int, Key, str, dict[str, Any]]] = []
         self.watches: list[dict[str, str]] = []
         self.forbidden: set[tuple[str, str]] = set()
+        self.calls: set[tuple[str, str, str]] = set()
         self.drop_watches = 0
         self.drop_after_events = 2
         self.ready_delay = 0.0
@@ -281,6 +282,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._route(verb, parts, body)
 
     def _allowed(self, verb: str, resource: str, group: str, namespace: str) -> bool:
+        self.fake.calls.add((group, resource, verb))
         if (verb, resource) not in self.fake.forbidden:
             return True
         self._status(

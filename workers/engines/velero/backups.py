@@ -14,7 +14,6 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from workers.storage import expiry
 from workers.context import Context
 from workers.core.errors import EngineError, IntegrityError, KosmosError, UsageError
 from workers.core.manifest import Manifest, VerificationRecord, VerificationState
@@ -24,6 +23,7 @@ from workers.engines.velero import objects
 from workers.engines.velero.cluster import connected, settings_of
 from workers.engines.velero.objects import Outcome, outcome, relay
 from workers.engines.velero.restores import scratch_check
+from workers.storage import expiry
 
 KIND = "velero"
 RECORD = "velero-backup.json"

@@ -21,6 +21,8 @@ API_VERSION = f"{GROUP}/{VERSION}"
 DAILY_AT_THREE = "0 3 * * *"
 """The reference page's schedule: daily at 03:00."""
 SCHEDULE_NAME = "kosmos-daily"
+SCRATCH_SUFFIX = "kbverify"
+"""Scratch namespaces are ``<namespace>-kbverify``: fixed, so the chart can name them."""
 LABEL = "kosmos-backup/id"
 """Label on every object we create: the backup id (or run) it belongs to."""
 

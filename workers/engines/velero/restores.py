@@ -16,7 +16,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from workers.context import Context
 from workers.core.catalog import find_backup, missing_backup
-from workers.core.errors import EngineError, IntegrityError, NotFoundError, UsageError
+from workers.core.errors import (
+    ConflictError,
+    EngineError,
+    IntegrityError,
+    NotFoundError,
+    UsageError,
+)
 from workers.core.manifest import Manifest
 from workers.core.ports import Progress, no_progress
 from workers.engines.velero import objects, scaling
@@ -162,8 +168,14 @@ def scratch_check(
     inventory: dict[str, list[str]] = dict(manifest.details.get("inventory") or {})
     if not inventory:
         raise IntegrityError(f"backup {manifest.id} records no namespaces to check")
-    mapping = objects.scratch_mapping(tuple(inventory), f"verify-{secrets.token_hex(2)}")
+    mapping = objects.scratch_mapping(tuple(inventory), objects.SCRATCH_SUFFIX)
     name = str(manifest.details.get("velero_backup") or objects.velero_name(manifest.id))
+    leftover = [ns for ns in mapping.values() if cluster.workloads(ns)]
+    if leftover:
+        raise ConflictError(
+            "scratch namespace(s) still hold workloads: " + ", ".join(leftover),
+            hint="another verify is running, or one is being deleted; try again later",
+        )
     try:
         result = run_restore(cluster, name, tuple(inventory), mapping, progress, label=manifest.id)
         missing = []
