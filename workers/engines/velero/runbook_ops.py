@@ -7,6 +7,9 @@
 - ``velero.restore``: a Velero restore of ``backup`` (``namespaces`` for a part), then the
   health probe over what was restored; ``scratch`` (the drill) restores into mapped scratch
   namespaces instead, checks the workloads came back, and deletes them.
+
+The kubernetes client is imported by the operations themselves: the registry (and so this
+module) is loaded by front doors, which must stay light.
 """
 
 from __future__ import annotations
@@ -19,8 +22,6 @@ from workers.core.durations import parse_duration
 from workers.core.errors import NotFoundError, UsageError
 from workers.core.ports import Progress
 from workers.core.runbook_run import RunState
-from workers.engines.velero import restores, scaling
-from workers.engines.velero.cluster import connected
 
 KIND = "velero"
 
@@ -71,6 +72,9 @@ def scale_down(call: StepCall) -> dict[str, Any]:
     names = namespaces_of(call)
     if not names:
         raise UsageError("scale-down needs namespaces", hint="e.g. namespaces: kosmos-agents")
+    from workers.engines.velero import scaling
+    from workers.engines.velero.cluster import connected
+
     with connected(call.ctx, component(call)) as cluster:
         recorded = scaling.scale_down(cluster, names, call.run.run_id, call.progress)
     return {"replicas": recorded, "namespaces": list(names), "workloads": len(recorded)}
@@ -88,6 +92,9 @@ def scale_up(call: StepCall) -> dict[str, Any]:
         )
     counts = {str(key): int(value) for key, value in recorded.items()}
     budget = budget_of(call)
+    from workers.engines.velero import scaling
+    from workers.engines.velero.cluster import connected
+
     with connected(call.ctx, component(call)) as cluster:
         scaling.scale_up(cluster, counts, call.progress)
         if budget:
@@ -102,6 +109,8 @@ def restore(call: StepCall) -> dict[str, Any]:
     ref = call.text("backup", "latest") or "latest"
     if str(call.params.get("scratch", "")).lower() in ("1", "true", "yes"):
         return _scratch(call, name, ref)
+    from workers.engines.velero import restores
+
     result = restores.restore(
         call.ctx,
         name,
@@ -118,6 +127,9 @@ def _scratch(call: StepCall, name: str, ref: str) -> dict[str, Any]:
     if found is None:
         raise NotFoundError(missing_backup(name, ref), see=("list", name))
     manifest = call.ctx.repo.manifest(found.id)
+    from workers.engines.velero import restores
+    from workers.engines.velero.cluster import connected
+
     with connected(call.ctx, name) as cluster:
         checks = restores.scratch_check(call.ctx, cluster, manifest, call.progress)
     return {"backup_id": manifest.id, **checks}
