@@ -170,3 +170,19 @@ def test_verify_fails_when_velero_lost_the_backup(ctx: Context, velero: FakeVele
     checked = backups.verify(ctx, "kubernetes", manifest)
     assert checked.verification is not None and checked.verification.state == "failed"
     assert "not found" in checked.verification.detail
+
+
+def test_each_backup_keeps_velero_daily_schedule(ctx: Context, velero: FakeVelero) -> None:
+    manifest = backups.backup(ctx, "kubernetes")
+    schedule = velero.kube.get(VELERO, "velero", "schedules", "kosmos-daily")
+    assert schedule is not None and schedule["spec"]["schedule"] == "0 3 * * *"
+    assert manifest.details["schedule"] == "kosmos-daily at 0 3 * * *"
+
+
+def test_a_schedule_it_may_not_manage_does_not_stop_the_backup(
+    ctx: Context, velero: FakeVelero
+) -> None:
+    velero.kube.forbidden.add(("create", "schedules"))
+    manifest = backups.backup(ctx, "kubernetes")
+    assert manifest.details["phase"] == "Completed"
+    assert manifest.details["schedule"].startswith("not kept: kubernetes forbids create")

@@ -20,7 +20,7 @@ from workers.core.manifest import Manifest, VerificationRecord, VerificationStat
 from workers.core.ports import Progress, no_progress
 from workers.core.retention import Deletion
 from workers.engines.velero import objects
-from workers.engines.velero.cluster import connected, settings_of
+from workers.engines.velero.cluster import Cluster, connected, settings_of
 from workers.engines.velero.objects import Outcome, outcome, relay
 from workers.engines.velero.restores import scratch_check
 from workers.storage import expiry
@@ -41,6 +41,7 @@ def backup(
     settings = settings_of(ctx, component)
     spec = objects.backup_spec(settings.namespaces, settings.retention, settings.storage_location)
     with connected(ctx, component) as cluster, ctx.repo.begin(component, KIND) as writer:
+        schedule = _keep_schedule(cluster, spec, progress)
         name = objects.velero_name(writer.id)
         inventory = {ns: sorted(w.key for w in cluster.workloads(ns)) for ns in settings.namespaces}
         cluster.create("backups", objects.backup_body(name, writer.id, spec, cluster.namespace))
@@ -60,7 +61,7 @@ def backup(
                 "velero_namespace": settings.velero_namespace,
                 "storage_location": settings.storage_location,
             },
-            details={**result.details(), "inventory": inventory},
+            details={**result.details(), "inventory": inventory, "schedule": schedule},
             tool_versions={"velero": str((final.get("status") or {}).get("version") or "")},
             verification=_unsuccessful(ctx, result),
         )
@@ -85,13 +86,30 @@ def ensure_schedule(ctx: Context, component: str) -> dict[str, Any]:
     settings = settings_of(ctx, component)
     spec = objects.backup_spec(settings.namespaces, settings.retention, settings.storage_location)
     with connected(ctx, component) as cluster:
-        wanted = objects.schedule_body(spec, cluster.namespace)
-        current = cluster.find("schedules", objects.SCHEDULE_NAME)
-        if current is None:
-            return cluster.create("schedules", wanted)
-        if current.get("spec") != wanted["spec"]:
-            return cluster.patch("schedules", objects.SCHEDULE_NAME, {"spec": wanted["spec"]})
-        return current
+        return _schedule(cluster, spec)
+
+
+def _schedule(cluster: Cluster, spec: dict[str, Any]) -> dict[str, Any]:
+    wanted = objects.schedule_body(spec, cluster.namespace)
+    current = cluster.find("schedules", objects.SCHEDULE_NAME)
+    if current is None:
+        return cluster.create("schedules", wanted)
+    if current.get("spec") != wanted["spec"]:
+        return cluster.patch("schedules", objects.SCHEDULE_NAME, {"spec": wanted["spec"]})
+    return current
+
+
+def _keep_schedule(cluster: Cluster, spec: dict[str, Any], progress: Progress) -> str:
+    """Keep Velero's own daily Schedule (it runs even when we are down) in step with config.
+
+    A failure here is noted, not fatal: the backup asked for now matters more.
+    """
+    try:
+        _schedule(cluster, spec)
+    except KosmosError as exc:
+        progress("schedule", note=f"daily schedule not kept: {exc.message}")
+        return f"not kept: {exc.message}"[:300]
+    return f"{objects.SCHEDULE_NAME} at {objects.DAILY_AT_THREE}"
 
 
 class Listed(BaseModel):
