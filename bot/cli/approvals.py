@@ -25,7 +25,7 @@ import click
 
 from bot.cli.jobs import follow_to_end
 from bot.cli.options import context_from, json_option
-from bot.restore_replies import audit_line, card_facts, plain
+from bot.replies.restore import audit_line, card_facts, plain
 from workers import queues
 from workers.context import Context
 from workers.core.approvals import ApprovalRequest, Verdict

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import redis as redis_lib
 
+from tests.sync import wait_until
 from workers.core.events import ChatContext, Event, EventType
 from workers.core.operations import OperationKind, OperationRequest, OperationState
 from workers.core.rpo import AlertState
@@ -113,8 +114,9 @@ def test_lease_excludes_others_and_dies_with_its_ttl(redis_url: str) -> None:
     assert not store.renew("postgres", "op-b", ttl)
     assert not store.release("postgres", "op-b")
     assert store.holder("postgres") == "op-a"
-    time.sleep(0.8)  # the holder died: its TTL frees the lease
-    assert store.holder("postgres") is None
+    assert 0 < store.client.pttl(store.key("lock", "postgres")) <= 600
+    # The holder died: its TTL frees the lease.
+    wait_until(lambda: store.holder("postgres") is None, 5, "the lease to expire")
     assert store.acquire("postgres", "op-b", ttl) is None
     assert store.release("postgres", "op-b")
     assert store.holder("postgres") is None
@@ -123,17 +125,20 @@ def test_lease_excludes_others_and_dies_with_its_ttl(redis_url: str) -> None:
 def test_heartbeat_keeps_a_lease_alive_past_its_ttl(redis_url: str) -> None:
     store = state(redis_url)
     ttl = timedelta(milliseconds=600)
+    acquired = time.monotonic()
     store.acquire("postgres", "op-a", ttl)
-    beat = Heartbeat(
-        lambda: store.renew("postgres", "op-a", ttl) and None,
-        timedelta(milliseconds=150),
-        name="t",
-    ).start()
-    time.sleep(1.2)
+    renewals: list[float] = []
+
+    def renew() -> None:
+        if store.renew("postgres", "op-a", ttl):
+            renewals.append(time.monotonic() - acquired)
+
+    beat = Heartbeat(renew, timedelta(milliseconds=150), name="t").start()
+    # Held by renewals alone: the last one came after the first TTL had run out.
+    wait_until(lambda: renewals and renewals[-1] > 2 * ttl.total_seconds(), 10, "renewals")
     assert store.holder("postgres") == "op-a"
     beat.stop()
-    time.sleep(0.8)
-    assert store.holder("postgres") is None
+    wait_until(lambda: store.holder("postgres") is None, 5, "the lease to expire")
 
 
 def test_stale_running_finds_silent_operations(redis_url: str) -> None:

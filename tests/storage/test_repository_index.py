@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import redis as redis_lib
 from tests.services import MotoServer, free_port
 from tests.storage.backups import Clock, commit_one
 from tests.storage.stores import Inspector, local_store, s3_store
+from tests.sync import Checked
 from workers.core.catalog import FACT_RECOVERABLE_UNTIL, find_backup
 from workers.core.config import Settings
 from workers.core.errors import NotFoundError
@@ -110,12 +110,13 @@ def hammer(repo: Repository, committers: int = 2, each: int = 6, facts: int = 20
         for number in range(facts):
             repo.set_facts("postgres", segment=number)
 
-    threads = [threading.Thread(target=commit_many) for _ in range(committers)]
-    threads.append(threading.Thread(target=record_facts))
+    threads = [Checked(commit_many) for _ in range(committers)]
+    threads.append(Checked(record_facts))
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join()
+        thread.check(120)  # a commit that raised fails the test here
+    assert len(ids) == committers * each
     return ids
 
 

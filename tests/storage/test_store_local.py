@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.sync import Checked
 from workers.core.errors import NotFoundError, StorageError
 from workers.core.ports import PendingUpload
 from workers.storage.store_local import LocalStore
@@ -31,7 +32,7 @@ def test_a_write_in_progress_is_only_a_hidden_temp_file(tmp_path: Path) -> None:
         assert release.wait(30)
         yield os.urandom(MIB)
 
-    writer = threading.Thread(target=store.put_stream, args=("pg/b1/dump.zst", source()))
+    writer = Checked(store.put_stream, "pg/b1/dump.zst", source())
     writer.start()
     try:
         assert reached.wait(30)
@@ -43,7 +44,7 @@ def test_a_write_in_progress_is_only_a_hidden_temp_file(tmp_path: Path) -> None:
         assert (pending.key, pending.upload_id) == ("pg/b1/dump.zst", temp)
     finally:
         release.set()
-        writer.join(30)
+        writer.check(30)  # the generator's assert, or the store's error, fails the test here
     assert files_under(tmp_path) == ["pg/b1/dump.zst"]
     assert (tmp_path / "pg/b1/dump.zst").stat().st_size == 2 * MIB
 

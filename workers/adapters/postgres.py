@@ -79,7 +79,7 @@ def backup(
             manifest = writer.commit(
                 source={**server, "databases": databases},
                 details={
-                    "format": f"pg_dump custom, zlib level {pg_archive.PG_DUMP_COMPRESS}",
+                    "format": f"pg_dump custom ({pg_archive.archive_compression()} inside)",
                     "hash_scheme": pg_catalog.HASH_SCHEME,
                     "databases": dumped,
                     pg_archive.FAILED_DATABASES: {n: e.message for n, e in failed.items()},

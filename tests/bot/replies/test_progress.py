@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bot.progress import Stage, fold, percent_of, stage_text
+from bot.replies.progress import Stage, fold, percent_of, stage_text
 from workers.core.events import ChatContext, Event, EventType
 
 T0 = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)

@@ -13,19 +13,12 @@ import json
 from datetime import datetime
 from typing import Any
 
-from bot.blocks import MAX_BLOCKS, Message, clip, escape
-from bot.dr_replies import DrReply
-from workers.core.durations import format_duration, humanize
+from bot.blocks.message import MAX_BLOCKS, Message
+from bot.mrkdwn import clip, escape
+from bot.replies.runbook import MARKS, DrReply, clock_line, seconds_text, step_line, who
 from workers.core.runbook import CheckStep, JobStep
 from workers.core.runbook_run import Awaiting, RunState, RunStatus, StepRun, StepStatus
 
-MARKS = {
-    StepStatus.PENDING: "☐",
-    StepStatus.RUNNING: "⏳",
-    StepStatus.DONE: "✅",
-    StepStatus.FAILED: "❌",
-    StepStatus.SKIPPED: "⏭",
-}
 RESULT_MARKS = {
     RunStatus.RUNNING: "⏳",
     RunStatus.DONE: "✅",
@@ -44,57 +37,12 @@ DECIDE_ACTIONS = {
 }
 
 
-def seconds_text(seconds: float | None) -> str:
-    """A step duration: ``4.2s`` under a minute, else humanized."""
-    if seconds is None:
-        return ""
-    return f"{seconds:.1f}s" if seconds < 60 else humanize(seconds)
-
-
-def step_line(run: RunState, step_id: str, now: datetime) -> str:
-    """One checklist line: mark, number, title, duration and what it waits for."""
-    step, state = run.runbook.step(step_id), run.steps[step_id]
-    number = run.runbook.ids.index(step_id) + 1
-    parts = [f"{MARKS[state.status]} {number}. {escape(step.title)}"]
-    took = seconds_text(state.seconds(now))
-    if took and state.status != StepStatus.PENDING:
-        parts.append(took)
-    if state.mode.value != "automated":
-        parts.append(state.mode.value)
-    if state.awaiting == Awaiting.CONFIRMATION:
-        parts.append("waiting for a person")
-    elif state.awaiting == Awaiting.APPROVAL:
-        parts.append("waiting for a two-person approval")
-    elif state.awaiting == Awaiting.DECISION:
-        parts.append("needs a decision")
-    if state.confirmed_by and state.status in (StepStatus.DONE, StepStatus.SKIPPED):
-        parts.append(f"by {_who(state.confirmed_by)}")
-    if state.status == StepStatus.FAILED and state.error:
-        parts.append(escape(clip(state.error, 200)))
-    return " · ".join(parts)
-
-
-def clock_line(run: RunState, now: datetime) -> str:
-    """The RTO clock: elapsed against the objective, warned at 75%, stopped at recovery."""
-    clock = run.rto_clock(now)
-    elapsed = clock.elapsed.total_seconds()
-    percent = int(clock.fraction * 100)
-    text = f"⏱ RTO clock {_clock(elapsed)} of {format_duration(clock.objective)} ({percent}%)"
-    if clock.level == "breached":
-        text += " · :rotating_light: objective breached"
-    elif clock.level == "warning":
-        text += " · :warning: past 75% of the objective"
-    if clock.stopped:
-        text += " · stopped"
-    return text
-
-
 def board(run: RunState, now: datetime) -> Message:
     """The checklist board of a run."""
     mark = RESULT_MARKS[run.status]
     header = f"{mark} {run.runbook.title}"
     lines = [step_line(run, step_id, now) for step_id in run.runbook.ids]
-    facts = f"run `{run.run_id}` · runbook `{run.runbook.name}` · started by {_who(run.started_by)}"
+    facts = f"run `{run.run_id}` · runbook `{run.runbook.name}` · started by {who(run.started_by)}"
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": clip(header, 150)}},
         {"type": "context", "elements": [{"type": "mrkdwn", "text": clip(facts)}]},
@@ -110,7 +58,7 @@ def board(run: RunState, now: datetime) -> Message:
 
 def _ending(run: RunState) -> str:
     if run.abort_reason:
-        return f"⏹ aborted by {_who(run.aborted_by or '?')}: {escape(run.abort_reason)}"
+        return f"⏹ aborted by {who(run.aborted_by or '?')}: {escape(run.abort_reason)}"
     if run.failure:
         return f"❌ {escape(run.failure)}"
     headline = run.report.get("headline")
@@ -160,7 +108,7 @@ def _detail_lines(state: StepRun, now: datetime) -> list[str]:
         mark = "✅" if probe.ok else "❌"
         lines.append(f"{mark} {escape(probe.label)}: {escape(clip(probe.detail, 300))}")
     if state.confirmed_by:
-        lines.append(f"confirmed by {_who(state.confirmed_by)}")
+        lines.append(f"confirmed by {who(state.confirmed_by)}")
     if state.note:
         lines.append(f"note: {escape(clip(state.note, 500))}")
     if state.error:
@@ -233,15 +181,6 @@ def _section(text: str) -> dict[str, Any]:
     return {"type": "section", "text": {"type": "mrkdwn", "text": clip(text) or " "}}
 
 
-def _who(user: str) -> str:
-    return f"<@{user}>" if user[:1] in ("U", "W") and user[1:].isalnum() else escape(user)
-
-
-def _clock(seconds: float) -> str:
-    whole = int(seconds)
-    return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
-
-
 def reply_messages(reply: DrReply) -> list[Message]:
     """A ``/dr`` answer: the note, then the board when there is a run."""
     note = Message(clip(reply.note), [_section(escape(reply.note))])
@@ -249,13 +188,3 @@ def reply_messages(reply: DrReply) -> list[Message]:
         return [note]
     shown = board(reply.run, reply.now)
     return [Message(shown.text, [_section(escape(reply.note)), *shown.blocks][:MAX_BLOCKS])]
-
-
-def drill_line(drill: dict[str, Any]) -> str:
-    """The status board's line about the last DR drill: date, result, measured RTO."""
-    mark = "✅" if drill.get("result") == "done" else "❌"
-    when = str(drill.get("finished_at") or "?")[:16].replace("T", " ")
-    rto = seconds_text(drill.get("rto_seconds"))
-    objective = drill.get("rto_objective_seconds")
-    of = f" of {humanize(float(objective))}" if objective else ""
-    return f"{mark} last DR drill {when} UTC: {drill.get('result')} · measured RTO {rto}{of}"

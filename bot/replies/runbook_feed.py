@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from bot.dr_blocks import seconds_text
+from bot.replies.runbook import seconds_text
 from workers.core.events import Event, EventType
 from workers.core.runbook import ApprovalStep
 from workers.core.runbook_run import Awaiting, RunState

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.results import database_lines, restore_facts, rto_share, verify_facts
+from bot.replies.results import database_lines, restore_facts, rto_share, verify_facts
 
 RTO = 4 * 3600.0
 

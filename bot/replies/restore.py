@@ -1,6 +1,6 @@
 """What the restore handlers answer, and the facts a restore card shows, as plain data.
 
-Slack renders these with ``bot.approval_blocks``; the console and the CLI print ``lines()``.
+Slack renders these with ``bot.blocks.restore``; the console and the CLI print ``lines()``.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.terminal import size
+from bot.formats import size
 from workers.core.approvals import ApprovalRequest, BackupFacts, RequestState
 from workers.core.audit import AuditRecord
 from workers.core.durations import humanize

@@ -23,7 +23,7 @@ from typing import ClassVar
 
 from pydantic import Field, ValidationError, field_validator
 
-from bot.grammar import Command, tokenize
+from bot.grammar.command import Command, tokenize
 from workers.core.errors import UsageError
 from workers.core.restore_plan import MAX_DATABASE_BYTES
 
@@ -118,7 +118,7 @@ class RestoreHelp(Command):
 def parse_restore(text: str, components: Sequence[str]) -> Command:
     """Parse the text after ``/restore``."""
     head, free = _split(text)
-    tokens = tokenize(head)
+    tokens = tokenize(head, USAGE)
     if not tokens or tokens[0].lower() == "help":
         return RestoreHelp()
     verb = tokens[0].lower()

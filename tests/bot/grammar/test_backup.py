@@ -6,18 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.grammar import (
-    BACKUP,
-    BackupHelp,
-    BackupList,
-    BackupRun,
-    BackupStatus,
-    BackupVerify,
-    Command,
-    chat_command,
-    parse,
-    parse_line,
-)
+from bot.grammar import parse, parse_line
+from bot.grammar.backup import BACKUP, BackupHelp, BackupList, BackupRun, BackupStatus, BackupVerify
+from bot.grammar.command import Command, chat_command
 from workers.core.errors import NotFoundError, UsageError
 
 COMPONENTS = ["postgres", "minio", "etcd", "kubernetes", "secrets"]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bot.dr_grammar import DrAnswer, DrApprove, DrStatus, parse_dr
-from bot.grammar import Command
+from bot.grammar.command import Command
+from bot.grammar.runbook import DrAnswer, DrApprove, DrStatus, parse_dr
 from workers.core.errors import UsageError
 
 RUN = "dr-20261124T030000Z-7f3a"

@@ -24,8 +24,9 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
-from bot.blocks import MAX_HEADER, Message, clip, escape, fit, sections
-from bot.restore_replies import (
+from bot.blocks.message import MAX_HEADER, Message, fit, sections
+from bot.mrkdwn import clip, escape
+from bot.replies.restore import (
     USER_END,
     USER_START,
     AuditReply,

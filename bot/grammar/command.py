@@ -1,8 +1,9 @@
-"""The one command grammar: chat text -> request models, or a UsageError showing the right form.
+"""What every command group's grammar is built from: the command model, verb tables, tokens.
 
-Pure: no I/O. Slack, the console and the CLI all parse through :func:`parse`. A command
-group (``/backup``; later ``/restore``, ``/dr``) is a table of verbs; each verb names its
-model, its positional arguments and its options, so a new verb is one table entry.
+Pure: no I/O. A table-driven group (``/backup``) is a :class:`Group` of verbs; each verb
+names its model, its positional arguments and its options, so a new verb is one table entry,
+and :func:`parse_group` binds typed words to it. ``/restore`` and ``/dr`` read their own
+free-text forms on top of :func:`tokenize`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from workers.core.errors import UsageError, cli_command
 
@@ -54,52 +55,6 @@ class Command(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     action: ClassVar[str] = ""
-
-
-class BackupStatus(Command):
-    """``/backup status [component]``."""
-
-    action: ClassVar[str] = "backup.status"
-    component: str | None = None
-
-
-class BackupRun(Command):
-    """``/backup run <component> [--base]``."""
-
-    action: ClassVar[str] = "backup.run"
-    component: str
-    base: bool = False
-
-
-class BackupList(Command):
-    """``/backup list <component> [--limit N]``."""
-
-    action: ClassVar[str] = "backup.list"
-    component: str
-    limit: int = Field(default=10, ge=1, le=200)
-
-
-class BackupVerify(Command):
-    """``/backup verify <component> [id|latest] [--deep]``."""
-
-    action: ClassVar[str] = "backup.verify"
-    component: str
-    ref: str = Field(default="latest", pattern=BACKUP_REF.pattern)
-    deep: bool = False
-
-
-class BackupAudit(Command):
-    """``/backup audit [N]``: the newest audit records."""
-
-    action: ClassVar[str] = "backup.audit"
-    limit: int = Field(default=20, ge=1, le=200)
-
-
-class BackupHelp(Command):
-    """``/backup help [verb]``."""
-
-    action: ClassVar[str] = "backup.help"
-    topic: str | None = None
 
 
 @dataclass(frozen=True)
@@ -149,80 +104,9 @@ class Group:
         return "\n".join(v.usage for v in self.verbs)
 
 
-BACKUP = Group(
-    name="backup",
-    verbs=(
-        Verb(
-            "status",
-            BackupStatus,
-            "/backup status [component]",
-            "freshness of every component against the RPO",
-            (Argument("component", required=False, kind="component"),),
-        ),
-        Verb(
-            "run",
-            BackupRun,
-            "/backup run <component> [--base]",
-            "start a backup now (--base: a PostgreSQL base backup)",
-            (Argument("component", required=True, kind="component"),),
-            (Option("--base", "base"),),
-        ),
-        Verb(
-            "list",
-            BackupList,
-            "/backup list <component> [--limit N]",
-            "committed backups, newest first",
-            (Argument("component", required=True, kind="component"),),
-            (Option("--limit", "limit", takes_int=True),),
-        ),
-        Verb(
-            "verify",
-            BackupVerify,
-            "/backup verify <component> [id|latest] [--deep]",
-            "check a backup's checksums (--deep: restore-test it)",
-            (
-                Argument("component", required=True, kind="component"),
-                Argument("ref", required=False, kind="ref"),
-            ),
-            (Option("--deep", "deep"),),
-        ),
-        Verb(
-            "audit",
-            BackupAudit,
-            "/backup audit [N]",
-            "the newest N audit records (requests, decisions, restores)",
-            (Argument("limit", required=False),),
-        ),
-        Verb(
-            "help",
-            BackupHelp,
-            "/backup help [subcommand]",
-            "this help",
-            (Argument("topic", required=False),),
-        ),
-    ),
-)
-
-GRAMMAR: dict[str, Group] = {BACKUP.name: BACKUP}
-"""Every command group by its name without the slash."""
-
-
-def parse(command: str, text: str, components: Sequence[str]) -> Command:
-    """Parse ``text`` typed after ``command`` (``/backup``) against the configured components."""
-    name = command.strip().lstrip("/").lower()
-    if name == "restore":
-        from bot.grammar_restore import parse_restore  # it builds on this module's models
-
-        return parse_restore(text, components)
-    if name == "dr":
-        from bot.dr_grammar import parse_dr  # it builds on this module's models
-
-        return parse_dr(text)
-    group = GRAMMAR.get(name)
-    if group is None:
-        known = ", ".join(f"/{name}" for name in [*GRAMMAR, "restore", "dr"])
-        raise UsageError(f"unknown command {command.strip()!r}", hint=f"commands: {known}")
-    tokens = tokenize(text, group)
+def parse_group(group: Group, text: str, components: Sequence[str]) -> Command:
+    """Parse ``text`` typed after ``/<group>`` against the group's verb table."""
+    tokens = tokenize(text, group.usage())
     if not tokens:
         tokens = [group.default]
     verb = group.verb(tokens[0].lower())
@@ -238,16 +122,11 @@ def parse(command: str, text: str, components: Sequence[str]) -> Command:
         raise UsageError(_describe(exc), hint=f"usage: {verb.usage}") from None
 
 
-def parse_line(line: str, components: Sequence[str]) -> Command:
-    """Parse a whole line such as ``/backup run postgres`` (the console's input)."""
-    head, _, rest = line.strip().partition(" ")
-    if not head:
-        raise UsageError("empty command", hint="try: /backup help")
-    return parse(head, rest, components)
+def tokenize(text: str, usage: str) -> list[str]:
+    """Split chat text like a shell would, after undoing Slack's escapes and smart dashes.
 
-
-def tokenize(text: str, group: Group = BACKUP) -> list[str]:
-    """Split chat text like a shell would, after undoing Slack's escapes and smart dashes."""
+    ``usage`` is the command group's usage, shown when the text cannot be read.
+    """
     if len(text) > MAX_TEXT:
         raise UsageError(f"command text is too long ({len(text)} characters, at most {MAX_TEXT})")
     clean = text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
@@ -256,9 +135,7 @@ def tokenize(text: str, group: Group = BACKUP) -> list[str]:
     try:
         tokens = shlex.split(clean)
     except ValueError as exc:
-        raise UsageError(
-            f"cannot read the command: {exc}", hint="usage:\n" + group.usage()
-        ) from None
+        raise UsageError(f"cannot read the command: {exc}", hint="usage:\n" + usage) from None
     return [_undash(token) for token in tokens]
 
 

@@ -1,4 +1,4 @@
-"""What handlers answer, before rendering: Slack renders these as blocks, the console with rich."""
+"""What ``/backup`` answers, before rendering: the status board, a list, accepted, help."""
 
 from __future__ import annotations
 
@@ -6,9 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from bot.dr_replies import DrReply
-from bot.grammar import Command
-from bot.restore_replies import AuditReply, CardReply, DecisionReply
+from bot.grammar.command import Command
 from workers.core.catalog import ComponentStatus
 from workers.core.config import Objectives
 from workers.core.manifest import BackupSummary
@@ -51,15 +49,3 @@ class HelpReply:
     group: str
     lines: list[tuple[str, str]]
     topic: str | None = None
-
-
-Reply = (
-    StatusReply
-    | ListReply
-    | AcceptedReply
-    | HelpReply
-    | CardReply
-    | DecisionReply
-    | AuditReply
-    | DrReply
-)

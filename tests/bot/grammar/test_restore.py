@@ -1,19 +1,16 @@
-"""The /restore grammar, the CLI identities and the card's rendering, without services."""
+"""The /restore grammar: every input parses into a request or a usage message."""
 
 from __future__ import annotations
 
-import hashlib
-import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.approval_blocks import APPROVE_ACTION, card, reason_of
-from bot.cli.approvals import identify
-from bot.grammar import BackupAudit, parse
-from bot.grammar_restore import (
+from bot.grammar import parse
+from bot.grammar.backup import BackupAudit
+from bot.grammar.restore import (
     RestoreApprove,
     RestoreBreakGlass,
     RestoreDeny,
@@ -21,10 +18,7 @@ from bot.grammar_restore import (
     RestoreReview,
 )
 from bot.roles import ACTION_PERMISSIONS
-from workers.core.approvals import BackupFacts, Verdict, decide, open_request
-from workers.core.config import Settings
-from workers.core.errors import PermissionDenied, UsageError
-from workers.core.restore_plan import RestorePlan
+from workers.core.errors import UsageError
 
 COMPONENTS = ["postgres", "minio"]
 RID = "rr-20261124T0300Z-a1b2c3"
@@ -154,61 +148,3 @@ def test_backup_audit_parses() -> None:
     assert parse("/backup", "audit 5", COMPONENTS) == BackupAudit(limit=5)
     with pytest.raises(UsageError):
         parse("/backup", "audit many", COMPONENTS)
-
-
-def _settings(**identities: str) -> Settings:
-    rows = {
-        user: {"name": user.lower(), "token_sha256": hashlib.sha256(t.encode()).hexdigest()}
-        for user, t in identities.items()
-    }
-    return Settings.model_validate(
-        {"storage": {"url": "file:///x"}, "components": {}, "approvals": {"cli_identities": rows}}
-    )
-
-
-def test_cli_identity_needs_the_persons_own_token() -> None:
-    settings = _settings(UBOB="bob-secret-token-0123456789")
-    token = "bob-secret-token-0123456789"
-    assert identify(settings, {"KOSMOS_USER": "UBOB", "KOSMOS_USER_TOKEN": token}) == "UBOB"
-    assert identify(settings, {"KOSMOS_USER": "ubob", "KOSMOS_USER_TOKEN": token}) == "UBOB"
-    for env in (
-        {"KOSMOS_USER": "UBOB", "KOSMOS_USER_TOKEN": "guess"},
-        {"KOSMOS_USER": "UEVE", "KOSMOS_USER_TOKEN": token},
-        {"KOSMOS_USER": "UBOB"},
-        {},
-    ):
-        with pytest.raises(PermissionDenied):
-            identify(settings, env)
-
-
-def test_card_shows_the_plan_and_loses_its_buttons_once_decided() -> None:
-    plan = RestorePlan(component="postgres", backup_id="postgres-20261124T0200Z-7f3a", target="a")
-    facts = BackupFacts(kind="postgres-logical", finished_at=T0 - timedelta(hours=3), size=2048)
-    request = open_request(
-        plan,
-        requester="UALICE",
-        reason="<drill>",
-        now=T0,
-        ttl=timedelta(minutes=30),
-        required=1,
-        backup=facts,
-    )
-    pending = json.dumps(card(request, T0, 14400).blocks)
-    for shown in ("3h old", "<@UALICE>", "&lt;drill&gt;", "never verified", APPROVE_ACTION):
-        assert shown in pending
-    denied = decide(
-        request,
-        user="UBOB",
-        verdict=Verdict.DENY,
-        holds_approver_role=True,
-        now=T0,
-        key=b"k",
-        ttl=timedelta(minutes=30),
-        reason="no",
-    ).request
-    shown = json.dumps(card(denied, T0, 14400).blocks)
-    assert "Denied by <@UBOB>: no" in shown and APPROVE_ACTION not in shown
-    expired = json.dumps(card(request, T0 + timedelta(hours=1), 14400).blocks)
-    assert "Expired at" in expired and APPROVE_ACTION not in expired
-    click = {"state": {"values": {"restore_reason": {"reason": {"value": "  typed  "}}}}}
-    assert reason_of(click) == "typed" and reason_of({}) == ""

@@ -13,9 +13,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from bot.grammar import chat_command
-from bot.results import restore_facts, verify_facts
-from bot.terminal import size
+from bot.formats import size
+from bot.grammar.command import chat_command
+from bot.replies.results import restore_facts, verify_facts
 from workers.core.durations import humanize
 from workers.core.errors import Suggestion
 from workers.core.events import ChatContext, Event, EventType

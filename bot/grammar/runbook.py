@@ -25,7 +25,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, ValidationError
 
-from bot.grammar import Command, tokenize
+from bot.grammar.command import Command, tokenize
 from workers.core.errors import UsageError
 from workers.core.runbook import RUNBOOK_NAME, STEP_ID
 
@@ -116,7 +116,7 @@ class DrHelp(Command):
 def parse_dr(text: str) -> Command:
     """Parse what follows ``/dr``."""
     head, reason = _split_reason(text)
-    tokens = tokenize(head)
+    tokens = tokenize(head, USAGE)
     verb = tokens[0].lower() if tokens else "help"
     rest = tokens[1:]
     try:
