@@ -19,6 +19,18 @@ from tests.fakes.kubernetes import FakeKubernetes
 API = "apis/velero.io/v1"
 APPS = "apis/apps/v1"
 WORKLOADS = ("deployments", "statefulsets")
+NAMESPACES = ("kosmos-agents", "kosmos-data", "kosmos-system")
+
+
+def platform(kube: FakeKubernetes) -> FakeKubernetes:
+    """The platform's workloads in its three namespaces (six, one of them scaled to 0)."""
+    kube.add_deployment("kosmos-agents", "planner", replicas=3)
+    kube.add_deployment("kosmos-agents", "writer", replicas=1)
+    kube.add_deployment("kosmos-agents", "paused", replicas=0)
+    kube.add_workload("statefulsets", "kosmos-data", "postgres", replicas=1)
+    kube.add_workload("statefulsets", "kosmos-data", "minio", replicas=2)
+    kube.add_deployment("kosmos-system", "ingress", replicas=2)
+    return kube
 
 
 class FakeVelero:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import EXAMPLE_CONFIG
+from tests.fakes.kubernetes import FakeKubernetes
 from tests.services import MotoServer, free_port
 from tests.storage.stores import local_store, s3_store
 from workers.core.manifest import Manifest, VerificationRecord, VerificationState
@@ -58,6 +59,7 @@ class Catalog:
     repo: Repository
     postgres: list[Manifest]
     etcd: Manifest
+    kubernetes: Manifest
     now: datetime
 
 
@@ -70,7 +72,8 @@ def fill(repo: Repository, env: dict[str, str]) -> Catalog:
     )
     newer = repo.record_verification(newer, record)
     etcd = backup(repo, "etcd", now - timedelta(hours=8), timedelta(minutes=1))
-    return Catalog(env, repo, [older, newer], etcd, now)
+    kubernetes = backup(repo, "kubernetes", now - timedelta(minutes=20), timedelta(minutes=1))
+    return Catalog(env, repo, [older, newer], etcd, kubernetes, now)
 
 
 @pytest.fixture
@@ -123,7 +126,14 @@ def test_status_json_reports_every_component(catalog: Catalog) -> None:
     assert etcd["rpo_seconds"] == 6 * 3600 and etcd["next_due"] is None
     assert etcd["last_verification"] is None
 
-    for name in ("minio", "kubernetes", "secrets"):
+    # Velero's engine is built: its fresh backup counts, and the board says why the cluster
+    # cannot be reached (the example config names no kubeconfig).
+    kubernetes = rows["kubernetes"]
+    assert kubernetes["engine"] == "built" and kubernetes["state"] == "fresh"
+    assert kubernetes["last_backup"]["id"] == catalog.kubernetes.id
+    assert kubernetes["rpo_breached"] is False and "kubeconfig" in kubernetes["unreachable"]
+
+    for name in ("minio", "secrets"):
         assert rows[name]["last_backup"] is None
         assert rows[name]["rpo_breached"] is False and rows[name]["next_due"] is None
         assert rows[name]["state"] == "not built yet" and rows[name]["engine"] == "not built"
@@ -257,7 +267,7 @@ def test_catalog_rebuild_after_losing_the_index(catalog: Catalog) -> None:
         "postgres: 2 backups",
         "minio: 0 backups",
         "etcd: 1 backup",
-        "kubernetes: 0 backups",
+        "kubernetes: 1 backup",
         "secrets: 0 backups",
     ]
     assert store.exists(index_key("postgres"))
@@ -271,8 +281,12 @@ def test_status_on_an_empty_store_breaches_what_has_an_engine(tmp_path: Path) ->
     doc = json.loads(ok(run_cli("status", "--json", env=env)))
     assert [
         (r["name"], r["last_backup"], r["rpo_breached"], r["engine"]) for r in doc["components"]
-    ] == [("postgres", None, True, "built")] + [
-        (name, None, False, "not built") for name in NAMES[1:]
+    ] == [
+        ("postgres", None, True, "built"),
+        ("minio", None, False, "not built"),
+        ("etcd", None, False, "not built"),
+        ("kubernetes", None, True, "built"),
+        ("secrets", None, False, "not built"),
     ]
 
 
@@ -320,8 +334,18 @@ def piped(*args: str, env: dict[str, str]) -> str:
     return shell.stdout
 
 
-def test_piped_output_never_wraps_or_cuts_ids(local_catalog: Catalog) -> None:
-    env = local_catalog.env
+def test_piped_output_never_wraps_or_cuts_ids(local_catalog: Catalog, tmp_path: Path) -> None:
+    # Every source answers (an unreachable one takes a second line on purpose).
+    kube = FakeKubernetes().start()
+    config = kube.kubeconfig(tmp_path / "kubeconfig")
+    env = {**local_catalog.env, "KOSMOS__COMPONENTS__KUBERNETES__KUBECONFIG": str(config)}
+    try:
+        _piped_output(local_catalog, env)
+    finally:
+        kube.stop()
+
+
+def _piped_output(local_catalog: Catalog, env: dict[str, str]) -> None:
     older, newer = local_catalog.postgres
     listed = piped("list", "postgres", env=env)
     assert "…" not in listed

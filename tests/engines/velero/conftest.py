@@ -8,23 +8,15 @@ from pathlib import Path
 import pytest
 
 from tests.fakes.kubernetes import FakeKubernetes
-from tests.fakes.velero import FakeVelero
+from tests.fakes.velero import FakeVelero, platform
 from workers.context import Context
 from workers.core.config import Settings
-
-NAMESPACES = ("kosmos-agents", "kosmos-data", "kosmos-system")
 
 
 @pytest.fixture
 def kube() -> Iterator[FakeKubernetes]:
     """The fake API server, with the platform's workloads."""
-    fake = FakeKubernetes().start()
-    fake.add_deployment("kosmos-agents", "planner", replicas=3)
-    fake.add_deployment("kosmos-agents", "writer", replicas=1)
-    fake.add_deployment("kosmos-agents", "paused", replicas=0)
-    fake.add_workload("statefulsets", "kosmos-data", "postgres", replicas=1)
-    fake.add_workload("statefulsets", "kosmos-data", "minio", replicas=2)
-    fake.add_deployment("kosmos-system", "ingress", replicas=2)
+    fake = platform(FakeKubernetes().start())
     try:
         yield fake
     finally:

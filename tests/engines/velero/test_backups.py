@@ -6,9 +6,8 @@ from typing import Any
 
 import pytest
 
-from tests.engines.velero.conftest import NAMESPACES
 from tests.fakes.kubernetes import FakeKubernetes
-from tests.fakes.velero import FakeVelero
+from tests.fakes.velero import NAMESPACES, FakeVelero
 from workers.context import Context
 from workers.core.catalog import find_backup
 from workers.core.errors import EngineError

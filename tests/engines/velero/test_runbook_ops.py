@@ -15,7 +15,7 @@ from workers.core.errors import EngineError, UsageError
 from workers.core.ports import no_progress
 from workers.core.runbook_run import RunState, new_run
 from workers.engines.velero import backups, runbook_ops
-from workers.runbook_ops import Call
+from workers.runbooks.operation import Call
 
 NOW = datetime(2026, 12, 5, 3, 0, tzinfo=UTC)
 APPS = "apis/apps/v1"

@@ -12,7 +12,7 @@ import secrets
 import time
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict
 
 from workers.context import Context
 from workers.core.catalog import find_backup, missing_backup
@@ -28,26 +28,11 @@ from workers.core.ports import Progress, no_progress
 from workers.engines.velero import objects, scaling
 from workers.engines.velero.cluster import Cluster, connected
 from workers.engines.velero.objects import outcome, relay
+from workers.engines.velero.options import VeleroRestoreOptions
 
 RESTORE_BUDGET = 4 * 3600.0
 SCRATCH_HEALTH = 0.0
 """A scratch restore is checked for its objects, not for running pods."""
-
-
-class RestoreOptions(BaseModel):
-    """What a Velero restore may be asked: some namespaces only, and a health budget."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    namespaces: tuple[str, ...] = Field(default=(), description="only these; empty means all")
-    health_budget: float = Field(
-        default=0.0, ge=0, description="seconds to wait for every workload ready; 0: no wait"
-    )
-
-    @field_validator("namespaces")
-    @classmethod
-    def _names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        return tuple(sorted({objects.check_namespace(name) for name in value}))
 
 
 class RestoreResult(BaseModel):
@@ -95,7 +80,7 @@ def restore(
     if isinstance(namespaces, str):
         namespaces = tuple(n.strip() for n in namespaces.split(",") if n.strip())
     try:
-        options = RestoreOptions(namespaces=tuple(namespaces), health_budget=health_budget)
+        options = VeleroRestoreOptions(namespaces=tuple(namespaces), health_budget=health_budget)
     except ValueError as exc:
         raise UsageError(f"velero restore: {exc}") from None
     started = time.monotonic()

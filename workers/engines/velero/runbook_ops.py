@@ -14,33 +14,17 @@ module) is loaded by front doors, which must stay light.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any
 
-from workers.context import Context
 from workers.core.catalog import find_backup, missing_backup
 from workers.core.durations import parse_duration
 from workers.core.errors import NotFoundError, UsageError
-from workers.core.ports import Progress
-from workers.core.runbook_run import RunState
+from workers.runbooks.operation import Call
 
 KIND = "velero"
 
 
-class StepCall(Protocol):
-    """What a runbook job step hands an operation (the workers' ``Call``)."""
-
-    ctx: Context
-    run: RunState
-    step_id: str
-    params: dict[str, Any]
-    progress: Progress
-
-    def text(self, name: str, default: str | None = None) -> str | None:
-        """A parameter as text; empty strings count as not given."""
-        ...
-
-
-def component(call: StepCall) -> str:
+def component(call: Call) -> str:
     """The velero component the step acts on: named, else the first configured."""
     named = call.text("component")
     for name, settings in call.ctx.settings.components.items():
@@ -49,14 +33,14 @@ def component(call: StepCall) -> str:
     raise UsageError(f"no {KIND} component {named or ''} is configured".replace("  ", " "))
 
 
-def namespaces_of(call: StepCall) -> tuple[str, ...]:
+def namespaces_of(call: Call) -> tuple[str, ...]:
     """The ``namespaces`` parameter (a comma list or a list); empty when not given."""
     value = call.params.get("namespaces") or call.params.get("namespace") or ()
     names = value.split(",") if isinstance(value, str) else list(value)
     return tuple(name.strip() for name in names if str(name).strip())
 
 
-def budget_of(call: StepCall) -> float:
+def budget_of(call: Call) -> float:
     """The ``health_budget`` parameter in seconds (``10m``, ``90s``; empty means no wait)."""
     text = call.text("health_budget")
     if text is None:
@@ -67,7 +51,7 @@ def budget_of(call: StepCall) -> float:
         raise UsageError(f"health_budget: {exc}") from None
 
 
-def scale_down(call: StepCall) -> dict[str, Any]:
+def scale_down(call: Call) -> dict[str, Any]:
     """Record and zero the replicas of every workload in the step's namespaces."""
     names = namespaces_of(call)
     if not names:
@@ -80,7 +64,7 @@ def scale_down(call: StepCall) -> dict[str, Any]:
     return {"replicas": recorded, "namespaces": list(names), "workloads": len(recorded)}
 
 
-def scale_up(call: StepCall) -> dict[str, Any]:
+def scale_up(call: Call) -> dict[str, Any]:
     """Scale back to the counts the ``from`` step recorded, then wait for them to be ready."""
     source = call.text("from", "scale-down") or "scale-down"
     state = call.run.steps.get(source)
@@ -103,7 +87,7 @@ def scale_up(call: StepCall) -> dict[str, Any]:
     return {"replicas": counts, "healthy": bool(budget), "workloads": len(counts)}
 
 
-def restore(call: StepCall) -> dict[str, Any]:
+def restore(call: Call) -> dict[str, Any]:
     """A Velero restore (whole or ``namespaces``) and the health probe, or the drill's."""
     name = component(call)
     ref = call.text("backup", "latest") or "latest"
@@ -122,7 +106,7 @@ def restore(call: StepCall) -> dict[str, Any]:
     return result.model_dump(mode="json")
 
 
-def _scratch(call: StepCall, name: str, ref: str) -> dict[str, Any]:
+def _scratch(call: Call, name: str, ref: str) -> dict[str, Any]:
     found = find_backup(call.ctx.repo.index(name), ref)
     if found is None:
         raise NotFoundError(missing_backup(name, ref), see=("list", name))
