@@ -21,7 +21,11 @@ def test_not_built_engines_are_no_rpo_breach_and_a_dead_source_is_unreachable(
     assert 'kosmos_backup_engine_built{component="postgres"} 1.0' in text
     assert 'kosmos_backup_rpo_breached{component="postgres"} 1.0' in text
     assert 'kosmos_backup_source_reachable{component="postgres"} 0.0' in text
-    for name in ("minio", "etcd", "secrets"):
+    # MinIO's engine is built: never backed up, it breaches, and its example endpoint is dead.
+    assert 'kosmos_backup_engine_built{component="minio"} 1.0' in text
+    assert 'kosmos_backup_rpo_breached{component="minio"} 1.0' in text
+    assert 'kosmos_backup_source_reachable{component="minio"} 0.0' in text
+    for name in ("etcd", "secrets"):
         assert f'kosmos_backup_engine_built{{component="{name}"}} 0.0' in text
         assert f'kosmos_backup_rpo_breached{{component="{name}"}} 0.0' in text
         assert f'kosmos_backup_source_reachable{{component="{name}"}}' not in text
