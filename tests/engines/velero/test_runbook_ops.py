@@ -115,3 +115,26 @@ def test_the_drill_restores_into_mapped_scratch_namespaces(
     ]
     for scratch in result["scratch"]:  # gone again
         assert not list(velero.kube.listed(APPS, scratch, "deployments"))
+
+
+def test_scale_up_after_a_scale_down_that_failed_half_way(
+    ctx: Context, kube: FakeKubernetes
+) -> None:
+    run = run_of("postgres-restore")
+    kube.forbidden.add(("patch", "statefulsets/scale"))  # the deployments go, then a 403
+    run.start("scale-down", NOW)
+    with pytest.raises(EngineError):
+        runbook_ops.scale_down(
+            call(
+                ctx, run, "scale-down", "velero.scale-down", namespaces="kosmos-agents,kosmos-data"
+            )
+        )
+    assert replicas(kube, "kosmos-agents", "deployments", "planner") == 0
+    run.fail("scale-down", NOW, "forbidden")
+    kube.forbidden.clear()
+    up = runbook_ops.scale_up(
+        call(ctx, run, "scale-up", "velero.scale-up", namespaces="kosmos-agents,kosmos-data")
+    )
+    assert up["replicas"]["kosmos-agents/deployments/planner"] == 3
+    assert replicas(kube, "kosmos-agents", "deployments", "planner") == 3
+    assert replicas(kube, "kosmos-data", "statefulsets", "minio") == 2  # never scaled down

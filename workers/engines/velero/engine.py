@@ -91,7 +91,9 @@ class VeleroEngine:
         """scale-down, scale-up, restore (with the health probe, or the drill's scratch one)."""
 
         def here(ctx: Context) -> bool:
-            return component_of_kind(ctx, self.kind) is not None
+            # A velero component that is off (no cluster here) leaves the steps to people.
+            name = component_of_kind(ctx, self.kind)
+            return name is not None and ctx.settings.component(name).enabled
 
         return {
             "velero.scale-down": Operation(runbook_ops.scale_down, True, here),

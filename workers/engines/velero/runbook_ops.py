@@ -2,8 +2,9 @@
 
 - ``velero.scale-down``: every Deployment and StatefulSet of ``namespaces`` to 0; the counts
   before are the step's outputs (the run's state) and an annotation on each workload.
-- ``velero.scale-up``: back to exactly the counts the step ``from`` (``scale-down``) recorded,
-  then, with ``health_budget``, wait until each is ready.
+- ``velero.scale-up``: back to exactly the counts the step ``from`` (``scale-down``) recorded
+  (when it failed half-way, the counts it noted on the workloads of ``namespaces``), then,
+  with ``health_budget``, wait until each is ready.
 - ``velero.restore``: a Velero restore of ``backup`` (``namespaces`` for a part), then the
   health probe over what was restored; ``scratch`` (the drill) restores into mapped scratch
   namespaces instead, checks the workloads came back, and deletes them.
@@ -69,6 +70,8 @@ def scale_up(call: Call) -> dict[str, Any]:
     source = call.text("from", "scale-down") or "scale-down"
     state = call.run.steps.get(source)
     recorded = dict(state.outputs.get("replicas") or {}) if state else {}
+    if not recorded and namespaces_of(call):
+        recorded = _noted(call)  # the scale-down failed half-way: its notes on the workloads
     if not recorded:
         raise UsageError(
             f"step {source} recorded no replica counts",
@@ -85,6 +88,14 @@ def scale_up(call: Call) -> dict[str, Any]:
             namespaces = sorted({key.split("/", 1)[0] for key in counts})
             scaling.wait_healthy(cluster, namespaces, budget, progress=call.progress)
     return {"replicas": counts, "healthy": bool(budget), "workloads": len(counts)}
+
+
+def _noted(call: Call) -> dict[str, int]:
+    from workers.engines.velero import scaling
+    from workers.engines.velero.cluster import connected
+
+    with connected(call.ctx, component(call)) as cluster:
+        return scaling.recorded_on(cluster, namespaces_of(call), call.run.run_id)
 
 
 def restore(call: Call) -> dict[str, Any]:

@@ -46,6 +46,17 @@ def _before(workload: Workload, run: str) -> int:
     return workload.replicas
 
 
+def recorded_on(cluster: Cluster, namespaces: Iterable[str], run: str) -> dict[str, int]:
+    """The counts run ``run`` noted on the workloads it scaled down (its step may have failed)."""
+    found = {}
+    for namespace in namespaces:
+        for workload in cluster.workloads(namespace):
+            noted = workload.annotation(REPLICAS) or ""
+            if workload.annotation(SCALED_BY) == run and noted.isdigit():
+                found[workload.key] = int(noted)
+    return found
+
+
 def scale_up(
     cluster: Cluster, recorded: dict[str, int], progress: Progress = no_progress
 ) -> dict[str, int]:
