@@ -25,7 +25,10 @@ def test_not_built_engines_are_no_rpo_breach_and_a_dead_source_is_unreachable(
     assert 'kosmos_backup_engine_built{component="minio"} 1.0' in text
     assert 'kosmos_backup_rpo_breached{component="minio"} 1.0' in text
     assert 'kosmos_backup_source_reachable{component="minio"} 0.0' in text
-    for name in ("etcd", "secrets"):
+    # secrets has an engine but ships disabled (no age recipients): no breach.
+    assert 'kosmos_backup_engine_built{component="secrets"} 1.0' in text
+    assert 'kosmos_backup_rpo_breached{component="secrets"} 0.0' in text
+    for name in ("etcd",):
         assert f'kosmos_backup_engine_built{{component="{name}"}} 0.0' in text
         assert f'kosmos_backup_rpo_breached{{component="{name}"}} 0.0' in text
         assert f'kosmos_backup_source_reachable{{component="{name}"}}' not in text

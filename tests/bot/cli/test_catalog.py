@@ -177,7 +177,7 @@ def test_status_board_for_people(local_catalog: Catalog) -> None:
     assert "passed" in lines["postgres"]
     assert "not built yet" in lines["etcd"] and "7h" in lines["etcd"]
     assert "RPO breached" not in out and "never backed up" not in out
-    assert "not built yet" in lines["kubernetes"] and "now" not in lines["kubernetes"]
+    assert "fresh" in lines["kubernetes"] and "19m ago" in lines["kubernetes"]
 
 
 def test_status_of_one_component(local_catalog: Catalog) -> None:
