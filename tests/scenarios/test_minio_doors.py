@@ -11,8 +11,8 @@ import pytest
 
 from tests.conftest import s3_client
 from tests.jobs import harness
-from tests.jobs.harness import small_db, small_stack  # noqa: F401 - fixtures
 from tests.services import MotoServer
+from tests.sync import wait_until
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -34,7 +34,7 @@ def minio_component(source: MotoServer, bucket: str) -> dict[str, object]:
 def test_backup_list_and_verify_minio_from_the_command_line(
     tmp_path: Path,
     minio_source_server: MotoServer,
-    small_stack: harness.Stack,  # noqa: F811
+    small_stack: harness.Stack,
 ) -> None:
     source = s3_client(minio_source_server.url)
     bucket = f"doors-{uuid.uuid4().hex[:8]}"
@@ -50,7 +50,7 @@ def test_backup_list_and_verify_minio_from_the_command_line(
         assert waited.returncode == 0, waited.stderr
         queued = harness.run_cli(config, "backup", "minio")
         assert queued.returncode == 0, queued.stderr
-        harness.wait_until(harness.ended(settings, queued.stdout.strip()), 60, "the backup")
+        wait_until(harness.ended(settings, queued.stdout.strip()), 60, "the backup")
         verified = harness.run_cli(config, "verify", "minio", first, "--wait")
         latest = harness.run_cli(config, "verify", "minio", "latest", "--deep", "--wait")
 
@@ -68,13 +68,13 @@ def test_backup_list_and_verify_minio_from_the_command_line(
 def test_backup_list_and_verify_minio_at_the_console(
     tmp_path: Path,
     minio_source_server: MotoServer,
-    small_stack: harness.Stack,  # noqa: F811
+    small_stack: harness.Stack,
 ) -> None:
     import io
 
     from rich.console import Console
 
-    from bot.console import ConsoleChat
+    from bot.console.chat import ConsoleChat
     from workers.context import Context
 
     source = s3_client(minio_source_server.url)
