@@ -117,6 +117,7 @@ def _show(work: Context, request: ApprovalRequest, as_json: bool) -> None:
 @click.option("--to", "target_time", metavar="TIME", help="PITR restore point (ISO 8601).")
 @click.option("--data-dir", help="PITR: the new data directory.")
 @click.option("--port", type=click.IntRange(1, 65535), help="PITR: the new instance's port.")
+@click.option("--target-env", metavar="ENV", help="Secrets: the environment to import into.")
 @json_option
 @click.pass_context
 def restore_request(ctx: click.Context, component: str, ref: str, **options: Any) -> None:

@@ -135,10 +135,11 @@ def _request(desk: Desk, caller: Caller, command: RestoreRequest) -> CardReply:
             ctx,
             command.component,
             command.ref,
-            target=command.target,
+            target=command.target or command.target_env,
             database=command.database,
             point=command.point,
             in_place=command.in_place,
+            options=command.engine_options(),
         )
         return plan, validate_plan(ctx, plan)
 

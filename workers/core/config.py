@@ -270,14 +270,43 @@ class VeleroComponent(ComponentSettings):
     storage_location: str = "default"
 
 
+class RotatableSecret(_Model):
+    """A secret whose value this tool may replace after an incident, and the system it opens."""
+
+    project: str
+    environment: str
+    path: str = Field(default="/", pattern=r"^/")
+    key: str
+    system: Literal["postgres-role", "minio-user"]
+    role: str | None = Field(default=None, description="postgres-role: the role to alter")
+    dsn: SecretStr | None = Field(
+        default=None, description="postgres-role: a connection allowed to ALTER ROLE"
+    )
+
+
 class InfisicalComponent(ComponentSettings):
     """Secrets exported from Infisical, always age-encrypted."""
 
     kind: Literal["infisical"]
     api_url: str = "https://app.infisical.com"
-    token: SecretStr | None = None
-    projects: tuple[str, ...] = ()
+    client_id: SecretStr | None = Field(default=None, description="universal auth client id")
+    client_secret: SecretStr | None = Field(
+        default=None, description="universal auth client secret"
+    )
+    projects: tuple[str, ...] = Field(default=(), description="project ids to export")
     environments: tuple[str, ...] = ("prod",)
+    root_path: str = Field(default="/", pattern=r"^/", description="folders below are walked")
+    rotate: tuple[RotatableSecret, ...] = Field(
+        default=(), description="secrets rotated after a security incident"
+    )
+    drill_environment: str | None = Field(
+        default=None, description="an environment only the DR drill imports into"
+    )
+
+    @field_validator("client_id", "client_secret", mode="before")
+    @classmethod
+    def _unset(cls, value: Any) -> Any:
+        return None if value == "" else value  # ${VAR:-} with VAR unset: not configured
 
 
 Component = Annotated[

@@ -11,6 +11,7 @@ from __future__ import annotations
 from workers.context import Context
 from workers.core.engine import Engine
 from workers.core.errors import EngineError
+from workers.engines.infisical.engine import ENGINE as INFISICAL
 from workers.engines.minio.engine import ENGINE as MINIO
 from workers.engines.postgres.engine import ENGINE as POSTGRES
 from workers.runbooks.operation import Operation
@@ -21,6 +22,7 @@ KindEngine = Engine[Context, Operation]
 ENGINES: dict[str, KindEngine] = {
     MINIO.kind: MINIO,
     POSTGRES.kind: POSTGRES,
+    INFISICAL.kind: INFISICAL,
 }
 """Every component kind with a built engine."""
 

@@ -132,7 +132,12 @@ def test_status_json_reports_every_component(catalog: Catalog) -> None:
     assert minio["engine"] == "built" and minio["last_backup"] is None
     assert minio["rpo_breached"] is False and minio["enabled"] is False
 
-    for name in ("kubernetes", "secrets"):
+    # secrets has an engine but ships disabled (its exports need age recipients).
+    secrets = rows["secrets"]
+    assert secrets["engine"] == "built" and secrets["state"] == "disabled"
+    assert secrets["last_backup"] is None and secrets["rpo_breached"] is False
+
+    for name in ("kubernetes",):
         assert rows[name]["last_backup"] is None
         assert rows[name]["rpo_breached"] is False and rows[name]["next_due"] is None
         assert rows[name]["state"] == "not built yet" and rows[name]["engine"] == "not built"
@@ -281,7 +286,7 @@ def test_status_on_an_empty_store_breaches_what_has_an_engine(tmp_path: Path) ->
     assert [
         (r["name"], r["last_backup"], r["rpo_breached"], r["engine"]) for r in doc["components"]
     ] == [("postgres", None, True, "built"), ("minio", None, True, "built")] + [
-        (name, None, False, "not built") for name in NAMES[2:]
+        (name, None, False, "built" if name == "secrets" else "not built") for name in NAMES[2:]
     ]
 
 
@@ -340,7 +345,7 @@ def test_piped_output_never_wraps_or_cuts_ids(local_catalog: Catalog) -> None:
     lines = {line.split()[1]: line for line in board.splitlines() if line.startswith("│ ")}
     assert list(lines) == NAMES  # one line per component: nothing wrapped onto a second
     assert "RPO breached (by " in lines["postgres"] and "(postgres)" in lines["postgres"]
-    assert "(infisical)" in lines["secrets"] and "not built yet" in lines["secrets"]
+    assert "(infisical)" in lines["secrets"] and "disabled" in lines["secrets"]
     shown = piped("show", newer.id, env=env)
     assert "…" not in shown and newer.id in shown
     for entry in newer.objects:
