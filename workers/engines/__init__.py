@@ -14,6 +14,7 @@ from workers.core.errors import EngineError
 from workers.engines.infisical.engine import ENGINE as INFISICAL
 from workers.engines.minio.engine import ENGINE as MINIO
 from workers.engines.postgres.engine import ENGINE as POSTGRES
+from workers.engines.velero.engine import ENGINE as VELERO
 from workers.runbooks.operation import Operation
 
 KindEngine = Engine[Context, Operation]
@@ -22,6 +23,7 @@ KindEngine = Engine[Context, Operation]
 ENGINES: dict[str, KindEngine] = {
     MINIO.kind: MINIO,
     POSTGRES.kind: POSTGRES,
+    VELERO.kind: VELERO,
     INFISICAL.kind: INFISICAL,
 }
 """Every component kind with a built engine."""

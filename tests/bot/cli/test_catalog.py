@@ -13,6 +13,7 @@ import pytest
 
 from tests.conftest import EXAMPLE_CONFIG
 from tests.drill_sample import DRILL, DRILL_LINE
+from tests.fakes.kubernetes import FakeKubernetes
 from tests.services import MotoServer, free_port
 from tests.storage.stores import local_store, s3_store
 from workers.core.manifest import Manifest, VerificationRecord, VerificationState
@@ -59,6 +60,7 @@ class Catalog:
     repo: Repository
     postgres: list[Manifest]
     etcd: Manifest
+    kubernetes: Manifest
     now: datetime
 
 
@@ -71,10 +73,16 @@ def fill(repo: Repository, env: dict[str, str]) -> Catalog:
     )
     newer = repo.record_verification(newer, record)
     etcd = backup(repo, "etcd", now - timedelta(hours=8), timedelta(minutes=1))
+    kubernetes = backup(repo, "kubernetes", now - timedelta(minutes=20), timedelta(minutes=1))
     # MinIO's engine is built, but its example endpoint answers nowhere here: off, it is
     # neither probed nor due, and the boards below speak of postgres and the kinds not built.
     return Catalog(
-        {**env, "KOSMOS__COMPONENTS__MINIO__ENABLED": "false"}, repo, [older, newer], etcd, now
+        {**env, "KOSMOS__COMPONENTS__MINIO__ENABLED": "false"},
+        repo,
+        [older, newer],
+        etcd,
+        kubernetes,
+        now,
     )
 
 
@@ -128,6 +136,13 @@ def test_status_json_reports_every_component(catalog: Catalog) -> None:
     assert etcd["rpo_seconds"] == 6 * 3600 and etcd["next_due"] is None
     assert etcd["last_verification"] is None
 
+    # Velero's engine is built: its fresh backup counts, and the board says why the cluster
+    # cannot be reached (the example config names no kubeconfig).
+    kubernetes = rows["kubernetes"]
+    assert kubernetes["engine"] == "built" and kubernetes["state"] == "fresh"
+    assert kubernetes["last_backup"]["id"] == catalog.kubernetes.id
+    assert kubernetes["rpo_breached"] is False and "kubeconfig" in kubernetes["unreachable"]
+
     minio = rows["minio"]  # built, but off in these tests
     assert minio["engine"] == "built" and minio["last_backup"] is None
     assert minio["rpo_breached"] is False and minio["enabled"] is False
@@ -136,12 +151,6 @@ def test_status_json_reports_every_component(catalog: Catalog) -> None:
     secrets = rows["secrets"]
     assert secrets["engine"] == "built" and secrets["state"] == "disabled"
     assert secrets["last_backup"] is None and secrets["rpo_breached"] is False
-
-    for name in ("kubernetes",):
-        assert rows[name]["last_backup"] is None
-        assert rows[name]["rpo_breached"] is False and rows[name]["next_due"] is None
-        assert rows[name]["state"] == "not built yet" and rows[name]["engine"] == "not built"
-        assert rows[name]["retained"] == 0 and rows[name]["oldest"] is None
 
 
 def test_a_stale_backup_is_in_breach_by_how_much(tmp_path: Path) -> None:
@@ -168,7 +177,7 @@ def test_status_board_for_people(local_catalog: Catalog) -> None:
     assert "passed" in lines["postgres"]
     assert "not built yet" in lines["etcd"] and "7h" in lines["etcd"]
     assert "RPO breached" not in out and "never backed up" not in out
-    assert "not built yet" in lines["kubernetes"] and "now" not in lines["kubernetes"]
+    assert "fresh" in lines["kubernetes"] and "19m ago" in lines["kubernetes"]
 
 
 def test_status_of_one_component(local_catalog: Catalog) -> None:
@@ -271,7 +280,7 @@ def test_catalog_rebuild_after_losing_the_index(catalog: Catalog) -> None:
         "postgres: 2 backups",
         "minio: 0 backups",
         "etcd: 1 backup",
-        "kubernetes: 0 backups",
+        "kubernetes: 1 backup",
         "secrets: 0 backups",
     ]
     assert store.exists(index_key("postgres"))
@@ -285,8 +294,12 @@ def test_status_on_an_empty_store_breaches_what_has_an_engine(tmp_path: Path) ->
     doc = json.loads(ok(run_cli("status", "--json", env=env)))
     assert [
         (r["name"], r["last_backup"], r["rpo_breached"], r["engine"]) for r in doc["components"]
-    ] == [("postgres", None, True, "built"), ("minio", None, True, "built")] + [
-        (name, None, False, "built" if name == "secrets" else "not built") for name in NAMES[2:]
+    ] == [
+        ("postgres", None, True, "built"),
+        ("minio", None, True, "built"),
+        ("etcd", None, False, "not built"),
+        ("kubernetes", None, True, "built"),
+        ("secrets", None, False, "built"),
     ]
 
 
@@ -334,8 +347,18 @@ def piped(*args: str, env: dict[str, str]) -> str:
     return shell.stdout
 
 
-def test_piped_output_never_wraps_or_cuts_ids(local_catalog: Catalog) -> None:
-    env = local_catalog.env
+def test_piped_output_never_wraps_or_cuts_ids(local_catalog: Catalog, tmp_path: Path) -> None:
+    # Every source answers (an unreachable one takes a second line on purpose).
+    kube = FakeKubernetes().start()
+    config = kube.kubeconfig(tmp_path / "kubeconfig")
+    env = {**local_catalog.env, "KOSMOS__COMPONENTS__KUBERNETES__KUBECONFIG": str(config)}
+    try:
+        _piped_output(local_catalog, env)
+    finally:
+        kube.stop()
+
+
+def _piped_output(local_catalog: Catalog, env: dict[str, str]) -> None:
     older, newer = local_catalog.postgres
     listed = piped("list", "postgres", env=env)
     assert "…" not in listed
