@@ -1,0 +1,1 @@
+"""One folder per component kind: each engine behind the one contract."""
