@@ -25,10 +25,10 @@ from pathlib import Path
 
 from tests.fakes.slack import FakeSlack, signature_headers, slash_body
 from tests.scenarios.bot_process import SECRET, BotProcess, bot_env
-from workers.adapters.repository import manifest_key
-from workers.adapters.storage import open_repository
 from workers.core.manifest import Manifest, ObjectEntry
 from workers.settings import load_settings
+from workers.storage.configured import open_repository
+from workers.storage.repository import manifest_key
 
 SHARE = {"postgres": 0.7, "etcd": 0.12, "minio": 0.06, "kubernetes": 0.06, "secrets": 0.06}
 """How the seeded backups spread over the example config's components."""

@@ -20,7 +20,9 @@ from slack_bolt import App, BoltResponse
 from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
-from bot.blocks import Message, error_message, internal_error, reply_messages
+from bot.blocks import reply_messages
+from bot.blocks.message import Message
+from bot.blocks.operation import error_message, internal_error
 from bot.handlers import Caller, Desk, dispatch, dr, restore
 from bot.metrics import BotMetrics
 from bot.roles import Authorizer, SlackGroups

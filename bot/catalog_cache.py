@@ -175,7 +175,7 @@ class CatalogCache:
 
     def _version(self, component: str) -> tuple[int, str] | None:
         """Size and modification time of the stored index: one listing, not a download."""
-        from workers.adapters.repository import index_key
+        from workers.storage.repository import index_key
 
         key = index_key(component)
         for info in self.ctx.repo.store.list_objects(key):

@@ -2,8 +2,8 @@
 
 People type the Slack commands (``/backup status``) and see the same answers and the same
 live progress (read from the event stream). A runbook run started here (or looked at with
-``/dr status``) is followed as a feed of new lines (``bot.dr_feed``): steps as they move,
-failures with their hints, manual steps with the commands and the typed answers
+``/dr status``) is followed as a feed of new lines (``bot.replies.runbook_feed``): steps as
+they move, failures with their hints, manual steps with the commands and the typed answers
 (``/dr done <step>`` …), the approval card of a gated step, and the report's storage path.
 
 ``/as <user>`` switches between the users the roles name, so two-person flows can be tried
@@ -28,14 +28,14 @@ from rich.console import Console
 from rich.markup import escape
 
 from bot.console_log import default_log_file, logs_to_file
-from bot.dr_blocks import drill_line
-from bot.dr_feed import APPROVAL_REQUESTED, Line, event_lines, request_lines
-from bot.dr_replies import DrReply
-from bot.grammar import chat_command
+from bot.grammar.command import chat_command
 from bot.handlers import Caller, Desk, dispatch
-from bot.progress import OperationView, Stage, chat_hint, fold, stage_text, title
-from bot.replies import AcceptedReply, HelpReply, ListReply, Reply, StatusReply
-from bot.restore_replies import AuditReply, CardReply, DecisionReply, card_facts, plain
+from bot.replies import Reply
+from bot.replies.backup import AcceptedReply, HelpReply, ListReply, StatusReply
+from bot.replies.progress import OperationView, Stage, chat_hint, fold, stage_text, title
+from bot.replies.restore import AuditReply, CardReply, DecisionReply, card_facts, plain
+from bot.replies.runbook import DrReply, drill_line
+from bot.replies.runbook_feed import APPROVAL_REQUESTED, Line, event_lines, request_lines
 from bot.roles import Authorizer, SelfNamedGroups
 from bot.terminal import backups_table, status_notes, status_table
 from workers import queues

@@ -23,9 +23,9 @@ from pydantic import ValidationError
 from slack_sdk.errors import SlackApiError
 
 from bot import stream_group
-from bot.blocks import escape
-from bot.dr_blocks import board, step_card
-from bot.dr_feed import failure_text, report_lines
+from bot.blocks.runbook import board, step_card
+from bot.mrkdwn import escape
+from bot.replies.runbook_feed import failure_text, report_lines
 from workers.context import Context
 from workers.core.events import EVENT_STREAM, Event, EventType
 from workers.core.runbook_run import Awaiting, RunState
@@ -187,7 +187,7 @@ class DrBoard:
 
     def _approval_card(self, run: RunState, request_id: str) -> None:
         """Post the restore request's own card (Approve / Deny) once, in the channel."""
-        from bot.approval_blocks import card
+        from bot.blocks.restore import card
         from workers.restore_requests import attach_card, store_of
 
         request = store_of(self.ctx).find(request_id)

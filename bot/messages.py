@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from bot.progress import OperationView
+from bot.replies.progress import OperationView
 
 RECORD_TTL = 7 * 86400
 LOCK_MS = 30_000

@@ -22,10 +22,11 @@ import structlog
 from pydantic import ValidationError
 from slack_sdk.errors import SlackApiError
 
-from bot import blocks, stream_group
+from bot import stream_group
+from bot.blocks import operation as operation_blocks
 from bot.messages import MessageBook, MessageRecord
 from bot.metrics import BotMetrics
-from bot.progress import fold
+from bot.replies.progress import fold
 from workers.core.config import Settings
 from workers.core.events import EVENT_STREAM, Event, EventType
 
@@ -199,7 +200,7 @@ class Relay:
             if wait:
                 self.alerts_not_before = time.monotonic() + wait
                 return
-            message = blocks.alert(self.alerts[entry_id].event)
+            message = operation_blocks.alert(self.alerts[entry_id].event)
             outcome = self._call(
                 "chat_postMessage",
                 ("post", self.alert_channel),
@@ -242,7 +243,7 @@ class Relay:
     def _show(self, record: MessageRecord) -> float:
         """Post or update the operation's message; seconds to wait when a limit says not yet."""
         rto = self.settings.objectives.rto.total_seconds()
-        message = blocks.operation(record.view, rto)
+        message = operation_blocks.operation(record.view, rto)
         digest = hashlib.sha1(json.dumps(message.payload(), sort_keys=True).encode()).hexdigest()
         if record.ts is not None and digest == record.rendered:
             return 0.0
@@ -286,7 +287,7 @@ class Relay:
         wait = self.book.take("post", record.channel, POST_MS)
         if wait:
             return wait
-        message = blocks.detail(entry.event)
+        message = operation_blocks.detail(entry.event)
         outcome = self._call(
             "chat_postMessage",
             ("post", record.channel),

@@ -9,10 +9,11 @@ from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
+from bot.formats import size, verified, when
 from workers.core.catalog import ComponentStatus, Freshness
 from workers.core.config import Settings
 from workers.core.durations import format_duration, humanize
-from workers.core.manifest import BackupSummary, Manifest, VerificationRecord
+from workers.core.manifest import BackupSummary, Manifest
 
 MARKS = {
     Freshness.FRESH: "[green]● fresh[/]",
@@ -39,36 +40,6 @@ def console() -> Console:
     if screen.is_terminal:
         return screen
     return Console(highlight=False, width=PIPE_WIDTH)
-
-
-def size(value: int | None) -> str:
-    """Bytes for people: 1.4 GiB."""
-    if value is None:
-        return "–"
-    amount = float(value)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if amount < 1024 or unit == "TiB":
-            return f"{amount:.0f} {unit}" if unit == "B" else f"{amount:.1f} {unit}"
-        amount /= 1024
-    return f"{amount:.1f} TiB"
-
-
-def when(moment: datetime | None, now: datetime) -> str:
-    """``3h ago`` / ``in 20m`` / ``now``."""
-    if moment is None:
-        return "–"
-    delta = (moment - now).total_seconds()
-    if abs(delta) < 30:
-        return "now"
-    return f"in {humanize(delta)}" if delta > 0 else f"{humanize(delta)} ago"
-
-
-def verified(record: VerificationRecord | None, now: datetime | None = None) -> str:
-    """``passed (deep) 3h ago``; ``never`` without a record; no age without ``now``."""
-    if record is None:
-        return "never"
-    text = record.state.value + (" (deep)" if record.deep else "")
-    return f"{text} {when(record.at, now)}" if now is not None else text
 
 
 def status_table(settings: Settings, rows: list[ComponentStatus], now: datetime) -> Table:

@@ -30,7 +30,7 @@ BOT_WORKERS_MODULES = (
 )
 BOT_THIRD_PARTY = frozenset({"click", "rich", "slack_bolt", "slack_sdk", "pydantic", "structlog"})
 HEAVY = ("boto3", "botocore", "kubernetes", "psycopg", "barman", "pyrage", "zstandard")
-SUBPROCESS_RUNNER = "workers/adapters/process.py"
+SUBPROCESS_RUNNER = "workers/process.py"
 
 
 def python_files(*folders: str) -> list[Path]:
@@ -175,14 +175,14 @@ def test_the_checks_see_a_violation_when_there_is_one() -> None:
     # Guard against a checker that passes because it looks at nothing.
     bad = ast.parse(
         "import boto3\n"
-        "from workers.adapters import store_s3\n"
+        "from workers.storage import store_s3\n"
         "import subprocess\n"
         "def f():\n"
         "    import kubernetes\n"
         "    subprocess.run(['x'], shell=True)\n"
     )
     loaded = [n for node in load_time_imports(bad) for n in imported_names(node, "bot.x", False)]
-    assert "boto3" in loaded and "workers.adapters.store_s3" in loaded
+    assert "boto3" in loaded and "workers.storage.store_s3" in loaded
     assert "kubernetes" not in loaded
     everywhere = [n for node in all_imports(bad) for n in imported_names(node, "bot.x", False)]
     assert "kubernetes" in everywhere

@@ -11,7 +11,7 @@ from workers.core.config import Settings, shown_url
 from workers.core.errors import RedisUnavailable
 
 if TYPE_CHECKING:
-    from workers.adapters.repository import Repository
+    from workers.storage.repository import Repository
 
 
 def redis_unavailable(url: str | None, exc: BaseException, hint: str) -> RedisUnavailable | None:
@@ -44,7 +44,7 @@ class Context:
     def repo(self) -> Repository:
         """The backup repository."""
         if self._repo is None:
-            from workers.adapters.storage import open_repository
+            from workers.storage.configured import open_repository
 
             self._repo = open_repository(self.settings, self.clock)
         return self._repo
@@ -62,7 +62,7 @@ class Context:
     def redis_url(self) -> str:
         """The Redis this process talks to: configured, else the embedded one or the machine's."""
         if self._redis_url is None:
-            from workers.adapters.embedded_redis import resolve_url
+            from workers.state.embedded_redis import resolve_url
 
             self._redis_url = resolve_url(self.settings)
         return self._redis_url

@@ -17,13 +17,13 @@ from typing import Any
 import structlog
 
 from workers import runbook_flow
-from workers.adapters.redis_state import RedisState
 from workers.context import Context
 from workers.core.errors import KosmosError
 from workers.core.events import ChatContext, EventType
 from workers.core.ids import new_operation_id
 from workers.core.runbook_run import ResumeAction, RunState
 from workers.runbook_flow import REPORT_STEP, Submit, runs
+from workers.state.redis_state import RedisState
 
 log = structlog.get_logger("kosmos.dr")
 DRILL_STARTED = "drill-started"

@@ -122,7 +122,7 @@ def restore(
 
 def prune(ctx: Context, component: str | None = None, *, dry_run: bool = False) -> list[Any]:
     """Delete backups past retention (newest keep_last good always kept); return deletions."""
-    from workers.adapters.expiry import expire_backups
+    from workers.storage.expiry import expire_backups
 
     names = [require_component(ctx, component)] if component else list(ctx.settings.components)
     deleted: list[Any] = []

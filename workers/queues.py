@@ -13,7 +13,6 @@ from typing import Any
 import redis
 from rq import Queue, Retry
 
-from workers.adapters.redis_state import RedisState
 from workers.core.config import (
     QUEUE_DEFAULT,
     QUEUE_ETCD,
@@ -30,6 +29,7 @@ from workers.core.operations import (
     OperationParams,
     OperationRequest,
 )
+from workers.state.redis_state import RedisState
 
 __all__ = [
     "JOB_PATHS",

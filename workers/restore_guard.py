@@ -7,8 +7,9 @@ it has not expired, it is bound to this operation, and it was not used before. T
 the target's server and the live source again who they are (the target must still be the
 server that was approved), and in one compare-and-set on the request checks the approval
 once more and marks it used. Anything else is refused: the refusal is audited, an approved
-request burned (a pending one is left alone), and a failed event emitted. A job enqueued
-into RQ by hand carries no approval that passes, so it never runs.
+request burned (a pending one is left alone, and so is one whose approval names another
+operation: its own job is still queued), and a failed event emitted. A job enqueued into RQ
+by hand carries no approval that passes, so it never runs.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from typing import Any
 
 import structlog
 
-from workers.adapters.redis_state import RedisState
 from workers.context import Context
 from workers.core.approvals import (
     Approval,
@@ -44,8 +44,13 @@ from workers.restore_requests import (
     remind_unreviewed,
     store_of,
 )
+from workers.state.redis_state import RedisState
 
 SUMMARY_KEYS = ("backup_id", "duration_seconds", "checksums_matched")
+
+
+class OtherOperation(PermissionDenied):
+    """The approval holds, but for another operation: a replay, which burns nothing."""
 
 
 def worker_name() -> str:
@@ -78,7 +83,8 @@ def authorize_restore(ctx: Context, job: OperationRequest) -> Approval | BreakGl
         )
     except (PermissionDenied, NotFoundError) as exc:
         refused = PermissionDenied(exc.message, hint=exc.hint)
-        _refused(ctx, job, request_id, refused)
+        # A replay must not cancel the approved job queued behind it (or ahead: it has run).
+        _refused(ctx, job, request_id, refused, burn=not isinstance(exc, OtherOperation))
         raise refused from None
     assert spent.approval is not None
     audit_of(ctx).record(
@@ -105,7 +111,7 @@ def _verified(
     found = plan.model_copy(update={"target_identity": request.plan.target_identity})
     record = authorize(request, key=key, plan=found, now=now)
     if record.approval_id != RestoreParams.of(job).approval_id or request.op_id != job.op_id:
-        raise PermissionDenied(
+        raise OtherOperation(
             f"the approval of {request.id} was given to another operation",
             hint=f"it runs as {request.op_id}, not {job.op_id}",
         )
@@ -162,10 +168,15 @@ def _key(ctx: Context) -> bytes:
 
 
 def _refused(
-    ctx: Context, job: OperationRequest, request_id: str | None, error: PermissionDenied
+    ctx: Context,
+    job: OperationRequest,
+    request_id: str | None,
+    error: PermissionDenied,
+    *,
+    burn: bool,
 ) -> None:
     now = ctx.clock()
-    if request_id is not None:
+    if request_id is not None and burn:
         with contextlib.suppress(NotFoundError):
             store_of(ctx).update(request_id, lambda r: refuse(r, note=error.message, now=now))
     audit_of(ctx).record(

@@ -12,8 +12,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from workers import queues
-from workers.adapters.approval_store import ApprovalStore
-from workers.adapters.audit_log import AuditLog
 from workers.context import Context
 from workers.core.approvals import (
     ApprovalRequest,
@@ -34,6 +32,8 @@ from workers.core.ids import new_operation_id
 from workers.core.operations import OperationKind, OperationRequest
 from workers.core.restore_plan import job_params
 from workers.restore_plans import validate_plan
+from workers.state.approval_store import ApprovalStore
+from workers.state.audit_log import AuditLog
 
 MIN_KEY_BYTES = 16
 
@@ -278,7 +278,7 @@ def expire_stale(ctx: Context) -> list[ApprovalRequest]:
 
 def remind_unreviewed(ctx: Context) -> list[ApprovalRequest]:
     """Alert once per interval about each unreviewed break-glass restore (scheduler calls it)."""
-    from workers.adapters.redis_state import RedisState
+    from workers.state.redis_state import RedisState
 
     now, interval = ctx.clock(), ctx.settings.approvals.review_reminder
     state = RedisState(ctx.redis, ctx.settings.redis.key_prefix)

@@ -21,9 +21,7 @@ import redis
 import structlog
 
 from workers import runbook_ops
-from workers.adapters.redis_state import RedisState
 from workers.adapters.runbook_files import Checked, find_runbook, load_runbook, runbook_dir
-from workers.adapters.runbook_store import RunStore
 from workers.context import Context
 from workers.core.errors import ConflictError, KosmosError, NotFoundError, UsageError
 from workers.core.events import ChatContext, Event, EventType
@@ -38,6 +36,8 @@ from workers.core.runbook_run import (
     inputs_of,
     new_run,
 )
+from workers.state.redis_state import RedisState
+from workers.state.runbook_store import RunStore
 
 OPERATION = OperationKind.DR_STEP.value
 REPORT_STEP = "_report"

@@ -17,11 +17,11 @@ from typing import Any
 import structlog
 
 from workers import runbook_flow, runbook_ops
-from workers.adapters.redis_state import RedisState
 from workers.context import Context
 from workers.core.errors import KosmosError
 from workers.core.runbook import JobStep
 from workers.core.runbook_run import Awaiting, RunState, StepStatus
+from workers.state.redis_state import RedisState
 
 log = structlog.get_logger("kosmos.dr")
 _CLOSED = ("denied", "expired", "refused")

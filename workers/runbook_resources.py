@@ -30,7 +30,6 @@ from workers.adapters import pg_catalog
 from workers.adapters.pg_cluster import LocalInstance
 from workers.adapters.pg_conninfo import MAINTENANCE_DB, Conninfo
 from workers.adapters.pg_restoration import Placement, plan
-from workers.adapters.runbook_store import RunStore
 from workers.context import Context
 from workers.core import run_resources
 from workers.core.errors import EngineError, KosmosError
@@ -38,6 +37,7 @@ from workers.core.ports import Progress
 from workers.core.run_resources import Resource, ResourceKind
 from workers.core.runbook import JobStep
 from workers.core.runbook_run import RunState
+from workers.state.runbook_store import RunStore
 
 log = structlog.get_logger("kosmos.dr")
 

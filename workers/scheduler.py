@@ -21,7 +21,6 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 
 from workers import dr, engine, queues, restore_guard
-from workers.adapters.redis_state import Heartbeat, RedisState
 from workers.context import Context
 from workers.core.errors import KosmosError
 from workers.core.events import ChatContext
@@ -37,6 +36,7 @@ from workers.core.operations import (
 )
 from workers.core.schedule import backup_due, last_good, periodic_due, tracks
 from workers.jobs.maintenance import reap_abandoned
+from workers.state.redis_state import Heartbeat, RedisState
 
 LEADER_LEASE = "scheduler:leader"
 _ACTIVE_OPS = {OperationState.QUEUED.value, OperationState.RUNNING.value}

@@ -25,7 +25,7 @@ import click
 
 from bot.cli.jobs import follow_to_end
 from bot.cli.options import context_from, json_option
-from bot.restore_replies import audit_line, card_facts, plain
+from bot.replies.restore import audit_line, card_facts, plain
 from workers import queues
 from workers.context import Context
 from workers.core.approvals import ApprovalRequest, Verdict
@@ -229,7 +229,7 @@ def audit_verify(ctx: click.Context, exported: bool) -> None:
     """Check the whole hash chain; name the first broken record (exit 1 if any)."""
     work = context_from(ctx)
     if exported:
-        from workers.adapters.audit_log import verify_export
+        from workers.state.audit_log import verify_export
 
         report = verify_export(work.repo.store)
     else:

@@ -24,8 +24,8 @@ from workers.core.views import status_document
 @click.pass_context
 def status(ctx: click.Context, component: str | None, as_json: bool, check: bool) -> None:
     """Freshness of every component's last good backup against the RPO."""
-    from bot.dr_blocks import drill_line
     from bot.handlers.dr import last_drill_of
+    from bot.replies.runbook import drill_line
 
     work = context_from(ctx)
     rows = engine.status(work, component)

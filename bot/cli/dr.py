@@ -22,7 +22,7 @@ import click
 from rich.markup import escape
 
 from bot.cli.options import context_from, json_option
-from bot.dr_replies import DrReply
+from bot.replies.runbook import DrReply
 from bot.terminal import console
 from workers.context import Context
 from workers.core.errors import ConfigError, KosmosError, PermissionDenied, UsageError
@@ -272,7 +272,7 @@ def _follow(ctx: Context, run_id: str, wait: bool) -> None:
         verb = "done|skip|failed" if what == Awaiting.CONFIRMATION else "retry|skip|fail"
         console().print(f"waiting for a person: kosmos-backup dr confirm {run_id} {step_id} {verb}")
     if run.report:
-        from bot.dr_feed import report_lines
+        from bot.replies.runbook_feed import report_lines
 
         for line in report_lines(run.report)[1:]:
             console().print(escape(line))

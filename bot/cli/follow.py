@@ -18,8 +18,8 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from bot.results import restore_facts, verify_facts
-from bot.terminal import size
+from bot.formats import size
+from bot.replies.results import restore_facts, verify_facts
 from workers import queues
 from workers.core.durations import humanize
 from workers.core.events import Event, EventType

@@ -19,8 +19,9 @@ from typing import Any
 import click
 
 from bot.cli.options import context_from, json_option
-from bot.results import restore_facts
-from bot.terminal import console, manifest_panel, size
+from bot.formats import size
+from bot.replies.results import restore_facts
+from bot.terminal import console, manifest_panel
 from workers import engine
 from workers.context import Context
 from workers.core.catalog import require_backup
@@ -301,6 +302,9 @@ def _print_restore(result: Any, rto_seconds: float) -> None:
         return
     out = console()
     out.print(f"restored {doc['backup_id']}: " + " · ".join(restore_facts(doc, rto_seconds)))
+    if isinstance(doc["databases"], dict):
+        _print_pitr(doc)
+        return
     if doc.get("globals_restored"):
         out.print(f"  globals: {len(doc['globals_errors'])} statement(s) failed")
         for line in doc["globals_errors"]:
@@ -313,6 +317,18 @@ def _print_restore(result: Any, rto_seconds: float) -> None:
         )
         for line in item["mismatches"] + item["notes"]:
             out.print(f"    {line}")
+
+
+def _print_pitr(doc: dict[str, Any]) -> None:
+    """A point-in-time restore: where the instance runs, the point reached, and its counts."""
+    out = console()
+    point = doc.get("restore_point") or "the end of the archive"
+    out.print(
+        f"  running on port {doc['port']} from {doc['data_dir']}: timeline {doc['timeline']},"
+        f" restore point {point}"
+    )
+    for name, item in doc["databases"].items():
+        out.print(f"  {name}: {item['tables']} tables, {item['rows']} rows")
 
 
 @click.command()

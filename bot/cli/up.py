@@ -38,7 +38,7 @@ GRACE_SECONDS = 10.0
 @click.pass_context
 def up(ctx: click.Context, as_user: str | None, log_dir: str | None) -> None:
     """Everything on one machine: the console, plus a worker and the scheduler in the background."""
-    from workers.adapters.embedded_redis import coordinator_for_up
+    from workers.state.embedded_redis import coordinator_for_up
     from workers.worker import configure_logging
 
     work = context_from(ctx)
@@ -67,8 +67,8 @@ def up(ctx: click.Context, as_user: str | None, log_dir: str | None) -> None:
 def _run(
     ctx: click.Context, work: Context, as_user: str | None, log_dir: str | None, url: str
 ) -> None:
-    from workers.adapters.process import spawn
     from workers.local_state import state_dir
+    from workers.process import spawn
 
     logs = Path(log_dir) if log_dir else state_dir()
     logs.mkdir(parents=True, exist_ok=True)

@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-from bot.grammar import (
-    BACKUP,
-    BackupHelp,
-    BackupList,
-    BackupRun,
-    BackupStatus,
-    BackupVerify,
-    Command,
-)
+from bot.grammar.backup import BACKUP, BackupHelp, BackupList, BackupRun, BackupStatus, BackupVerify
+from bot.grammar.command import Command
 from bot.handlers.desk import Caller, Desk
 from bot.handlers.dr import last_drill_of
-from bot.replies import AcceptedReply, HelpReply, ListReply, Reply, StatusReply
+from bot.replies import Reply
+from bot.replies.backup import AcceptedReply, HelpReply, ListReply, StatusReply
 from workers import queues
 from workers.core.errors import UsageError
 from workers.core.ids import new_operation_id

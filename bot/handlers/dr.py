@@ -16,15 +16,16 @@ from typing import Any
 
 import structlog
 
-from bot.blocks import error_message
-from bot.dr_blocks import (
+from bot.blocks.operation import error_message
+from bot.blocks.runbook import (
     APPROVE_ACTION,
     CONFIRM_ACTIONS,
     DECIDE_ACTIONS,
     NOTE_ACTION,
     NOTE_BLOCK,
 )
-from bot.dr_grammar import (
+from bot.grammar.command import Command
+from bot.grammar.runbook import (
     HELP,
     DrAbort,
     DrAnswer,
@@ -34,10 +35,9 @@ from bot.dr_grammar import (
     DrStart,
     DrStatus,
 )
-from bot.dr_replies import DrReply
-from bot.grammar import Command
 from bot.handlers.desk import Caller, Desk
-from bot.replies import HelpReply
+from bot.replies.backup import HelpReply
+from bot.replies.runbook import DrReply
 from workers.core.errors import KosmosError, UsageError
 
 CONFIRM = "dr.confirm"

@@ -15,17 +15,12 @@ from typing import Any
 import structlog
 from slack_sdk.errors import SlackApiError
 
-from bot.approval_blocks import (
-    APPROVE_ACTION,
-    DENY_ACTION,
-    card,
-    reason_of,
-    reply_messages,
-)
-from bot.blocks import error_message
 from bot.blocks import reply_messages as render
-from bot.grammar import BackupAudit, Command
-from bot.grammar_restore import (
+from bot.blocks.operation import error_message
+from bot.blocks.restore import APPROVE_ACTION, DENY_ACTION, card, reason_of, reply_messages
+from bot.grammar.backup import BackupAudit
+from bot.grammar.command import Command
+from bot.grammar.restore import (
     HELP,
     RestoreApprove,
     RestoreBreakGlass,
@@ -35,8 +30,8 @@ from bot.grammar_restore import (
     RestoreReview,
 )
 from bot.handlers.desk import Caller, Desk
-from bot.replies import HelpReply
-from bot.restore_replies import AuditReply, CardReply, DecisionReply
+from bot.replies.backup import HelpReply
+from bot.replies.restore import AuditReply, CardReply, DecisionReply
 from bot.roles import Authorizer, SlackGroups
 from workers.context import Context
 from workers.core.approvals import ApprovalRequest, Verdict, new_request_id

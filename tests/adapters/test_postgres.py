@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pyrage
 import pytest
+import zstandard
 
 from tests.conftest import PG_DSN
 from tests.pgsample import (  # noqa: F401
@@ -51,7 +52,7 @@ def test_backup_records_objects_source_versions_and_table_facts(
     manifest = engine.backup(ctx, "postgres", progress=progress)
 
     assert manifest.kind == "postgres-logical"
-    assert [e.name for e in manifest.objects] == [f"{sample_db}.dump", "globals.sql.zst"]
+    assert [e.name for e in manifest.objects] == [f"{sample_db}.dump.zst", "globals.sql.zst"]
     assert manifest.source["databases"] == [sample_db]
     assert manifest.source["host"] == "127.0.0.1" and manifest.source["user"] == "postgres"
     assert manifest.tool_versions["pg_dump"].startswith("pg_dump (PostgreSQL)")
@@ -62,10 +63,12 @@ def test_backup_records_objects_source_versions_and_table_facts(
     assert phases[-2][0] == f"dump {sample_db}" and phases[-2][1] == manifest.objects[0].raw_size
     for entry in manifest.objects:
         ctx.repo.check_object(manifest, entry.name)
-    # unencrypted, the stored dump is a stock archive: pg_restore reads it with no help
-    stored = Path(ctx.settings.storage.path) / "postgres" / manifest.id / f"{sample_db}.dump"
-    assert stored.read_bytes()[:5] == b"PGDMP"
-    assert manifest.objects[0].meta["archive_compression"] == "zlib-1"
+    # unencrypted, the stored dump is a stock archive once zstd -d has read it
+    stored = Path(ctx.settings.storage.path) / "postgres" / manifest.id / f"{sample_db}.dump.zst"
+    with stored.open("rb") as packed:
+        assert zstandard.ZstdDecompressor().stream_reader(packed).read(5) == b"PGDMP"
+    assert manifest.objects[0].meta["archive_compression"] == "none"
+    assert manifest.objects[0].meta["compression"] == "zstd"
     stored_json = b"".join(p.read_bytes() for p in Path(ctx.settings.storage.path).rglob("*.json"))
     assert b"postgres-logical" in stored_json
     assert b"hunter2" not in json.dumps(manifest.model_dump(mode="json")).encode() + stored_json
@@ -176,7 +179,7 @@ def test_encrypted_backup_keeps_role_passwords_and_restores_with_the_identity(
     )
     ctx = Context(settings)
     manifest = engine.backup(ctx, "postgres")
-    assert [e.name for e in manifest.objects] == [f"{source}.dump.age", "globals.sql.zst.age"]
+    assert [e.name for e in manifest.objects] == [f"{source}.dump.zst.age", "globals.sql.zst.age"]
     assert manifest.object("globals.sql.zst.age").meta["role_passwords"] is True
     target = db_names("enc_restored")
     result = engine.restore(ctx, "postgres", manifest.id, target_database=target)
@@ -185,7 +188,7 @@ def test_encrypted_backup_keeps_role_passwords_and_restores_with_the_identity(
 
     checks = engine.verify(ctx, "postgres", manifest.id).verification
     assert checks is not None and checks.state == "passed"
-    assert checks.checks[f"{source}.dump.age"]["archive"] == "ok"
+    assert checks.checks[f"{source}.dump.zst.age"]["archive"] == "ok"
     # a verifier without the identity checks the sha256 and does not condemn the backup
     keyless = Context(
         make_settings(
@@ -196,7 +199,7 @@ def test_encrypted_backup_keeps_role_passwords_and_restores_with_the_identity(
     )
     record = engine.verify(keyless, "postgres", manifest.id).verification
     assert record is not None and record.state == "passed"
-    assert record.checks[f"{source}.dump.age"]["archive"].startswith("not parsed")
+    assert record.checks[f"{source}.dump.zst.age"]["archive"].startswith("not parsed")
 
 
 def test_prune_keeps_the_newest_three_even_when_all_are_past_retention(

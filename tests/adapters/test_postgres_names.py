@@ -97,9 +97,9 @@ def test_every_database_backup_takes_odd_names_and_restores_each_by_name(
         assert set(dumps) == set(manifest.source["databases"])
         names = [entry.name for entry in dumps.values()]
         assert len(set(names)) == len(names)
-        assert dumps["-x"].name == "_=2Dx.dump" and dumps["App"].name == "App.dump"
+        assert dumps["-x"].name == "_=2Dx.dump.zst" and dumps["App"].name == "App.dump.zst"
         for database, entry in dumps.items():
-            assert decode_name_part(entry.name.removesuffix(".dump")) == database
+            assert decode_name_part(entry.name.removesuffix(".dump.zst")) == database
             assert not entry.name.startswith(("-", "."))
         assert stored_names(ctx, manifest.id) == {e.name for e in manifest.objects}
         record = engine.verify(ctx, "postgres", manifest.id).verification
@@ -265,7 +265,7 @@ def test_any_legal_name_dumps_lists_verifies_and_restores(
         manifest = engine.backup(ctx, "postgres")
         assert engine.list_backups(ctx, "postgres")[0].id == manifest.id
         entry = dumps_of(manifest)[name]
-        assert decode_name_part(entry.name.removesuffix(".dump")) == name
+        assert decode_name_part(entry.name.removesuffix(".dump.zst")) == name
         record = engine.verify(ctx, "postgres", manifest.id).verification
         assert record is not None and record.state == "passed", record.detail
         assert record.checks[entry.name]["archive"] == "ok"

@@ -6,8 +6,6 @@ import io
 import json
 import os
 import subprocess
-import threading
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,6 +17,7 @@ from rich.console import Console
 from bot.console import ConsoleChat
 from tests.conftest import EXAMPLE_CONFIG
 from tests.console_session import Session
+from tests.sync import Checked, wait_until
 from workers.context import Context
 from workers.core.config import Settings
 from workers.core.events import ChatContext, Event, EventType
@@ -73,10 +72,10 @@ def test_console_shows_live_progress_of_its_operations_from_the_event_stream(
     screen = io.StringIO()
     console = Console(file=screen, width=160)
     chat = ConsoleChat(ctx, console, user="@sre", log_file=tmp_path / "console.log")
-    worker = threading.Thread(target=_pretend_worker, args=(settings, redis_url), daemon=True)
+    worker = Checked(_pretend_worker, settings, redis_url, screen)
     worker.start()
     chat.run(["/backup run postgres", "/wait 20", "/quit"])
-    worker.join(timeout=5)
+    worker.check(5)
     out = screen.getvalue()
     assert "Backup of postgres queued as op-" in out
     assert "running: dump app" in out
@@ -84,32 +83,18 @@ def test_console_shows_live_progress_of_its_operations_from_the_event_stream(
     assert "still running" not in out
 
 
-def _pretend_worker(settings: Settings, redis_url: str) -> None:
+def _pretend_worker(settings: Settings, redis_url: str, screen: io.StringIO) -> None:
     """Append what a worker would, once the console's request is accepted."""
     client = redis_lib.Redis.from_url(redis_url)
-    deadline = time.monotonic() + 10
-    accepted = None
-    while accepted is None and time.monotonic() < deadline:
+
+    def accepted_event() -> Event | None:
         found = [e for _, e in read_events(client, settings) if e.type == EventType.ACCEPTED]
-        accepted = found[0] if found else None
-        time.sleep(0.05)
-    assert accepted is not None
+        return found[0] if found else None
+
+    accepted = wait_until(accepted_event, 10, "the console's request to be accepted")
     started = datetime.now(UTC)
-    steps: list[tuple[EventType, dict[str, Any]]] = [
-        (EventType.STARTED, {}),
-        (EventType.PROGRESS, {"phase": "dump app", "done_bytes": 1 << 20, "total_bytes": 2 << 20}),
-        (
-            EventType.FINISHED,
-            {
-                "summary": {
-                    "backup_id": "postgres-20261124T0300Z-7f3a",
-                    "size": 2 << 20,
-                    "duration_seconds": 4,
-                }
-            },
-        ),
-    ]
-    for kind, extra in steps:
+
+    def append(kind: EventType, **extra: Any) -> None:
         event = Event(
             op_id=accepted.op_id,
             type=kind,
@@ -120,7 +105,14 @@ def _pretend_worker(settings: Settings, redis_url: str) -> None:
             **extra,
         )
         client.xadd(f"{settings.redis.key_prefix}:events", {"event": event.model_dump_json()})
-        time.sleep(1.6)  # the console shows at most one update per operation per 1.5 s
+
+    append(EventType.STARTED)
+    append(EventType.PROGRESS, phase="dump app", done_bytes=1 << 20, total_bytes=2 << 20)
+    # The progress line may wait out the console's 1.5 s throttle; the end is never held back,
+    # so it follows once the progress is on the screen.
+    wait_until(lambda: "running: dump app" in screen.getvalue(), 10, "the progress line")
+    summary = {"backup_id": "postgres-20261124T0300Z-7f3a", "size": 2 << 20, "duration_seconds": 4}
+    append(EventType.FINISHED, summary=summary)
     client.close()
 
 
@@ -145,17 +137,10 @@ def test_up_starts_a_worker_and_the_scheduler_beside_the_console(
     assert proc.stdin is not None
     proc.stdin.write("/backup status\n")
     proc.stdin.flush()
-    deadline = time.monotonic() + 30
     client = redis_lib.Redis.from_url(redis_url)
     try:
-        while time.monotonic() < deadline:
-            workers = client.smembers("rq:workers")
-            leader = [k for k in client.keys("*scheduler*leader*")]
-            if workers and leader:
-                break
-            time.sleep(0.2)
-        assert workers, "no RQ worker registered"
-        assert leader, "no scheduler took the lead"
+        wait_until(lambda: client.smembers("rq:workers"), 30, "an RQ worker to register")
+        wait_until(lambda: client.keys("*scheduler*leader*"), 30, "a scheduler to take the lead")
     finally:
         out, err = proc.communicate("/quit\n", timeout=60)
         client.close()
@@ -322,7 +307,7 @@ def test_console_help_refusals_and_hints_speak_the_chat(redis_url: str, tmp_path
 
 
 def test_the_console_board_shows_the_last_drill(redis_url: str, tmp_path: Path) -> None:
-    from tests.bot.test_cli_catalog import DRILL, DRILL_LINE
+    from tests.bot.cli.test_catalog import DRILL, DRILL_LINE
 
     store = tmp_path / "store"
     (store / "_dr").mkdir(parents=True)

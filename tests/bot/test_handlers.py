@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from rq import Queue
 
 from bot.handlers import Caller, Desk, dispatch
-from bot.replies import AcceptedReply, HelpReply, ListReply, StatusReply
+from bot.replies.backup import AcceptedReply, HelpReply, ListReply, StatusReply
 from bot.roles import Authorizer, SelfNamedGroups
 from workers.context import Context
 from workers.core.config import Settings

@@ -126,6 +126,12 @@ def pending(client: redis_lib.Redis, settings: Settings) -> int:
     return int(info["pending"])
 
 
+def idle_ms(client: redis_lib.Redis, settings: Settings) -> int:
+    """How long the least idle of the group's pending entries has waited."""
+    entries = client.xpending_range(f"{settings.redis.key_prefix}:events", GROUP, "-", "+", 100)
+    return min(int(e["time_since_delivered"]) for e in entries)
+
+
 def finished(fake: FakeSlack, *op_ids: str) -> Callable[[], bool]:
     def check() -> bool:
         texts = [str(m["text"]) for m in fake.messages.values() if "thread_ts" not in m]
@@ -211,7 +217,8 @@ def test_a_restarted_relay_neither_reposts_nor_loses_events(
     for item in events[4:]:
         append(client, settings, item)  # arrives while no relay runs
     fake.clear_rate_limits()
-    time.sleep(down)  # another consumer may claim only what sat idle that long
+    # Another consumer may claim only what sat idle that long: Redis says how long each has.
+    fake.wait_for(lambda: idle_ms(client, settings) >= down * 1000, timeout=15)
     second = Running(settings, name, reclaim_idle=reclaim_idle)
     try:
         fake.wait_for(finished(fake, "op-2"), timeout=15)

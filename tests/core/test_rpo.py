@@ -6,6 +6,8 @@ import itertools
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from workers.core.catalog import FACT_RECOVERABLE_UNTIL, component_status
 from workers.core.config import Settings
 from workers.core.manifest import BackupSummary, CatalogIndex
@@ -120,3 +122,29 @@ def test_a_component_whose_engine_is_not_built_is_never_in_breach(
     assert [d.type for d in decisions] == ["recovered"]
     assert decisions[0].message == "postgres: alert closed, its engine is not built yet"
     assert not states["postgres"].active
+
+
+@pytest.mark.parametrize(("factor", "breached"), [(0.99, False), (1.01, True)])
+def test_backup_age_breaches_just_past_the_rpo(
+    make_settings: Callable[..., Settings], factor: float, breached: bool
+) -> None:
+    settings = make_settings()
+    age = settings.rpo_for("postgres") * factor
+    status = component_status(settings, "postgres", index_with(age), NOW)
+    found = breach(status, 0, NOW)
+    assert status.rpo_breached is breached
+    assert (found.cause if found else None) == ("rpo" if breached else None)
+
+
+@pytest.mark.parametrize(("factor", "breached"), [(0.99, False), (1.01, True)])
+def test_wal_lag_breaches_just_past_the_rpo(
+    make_settings: Callable[..., Settings], factor: float, breached: bool
+) -> None:
+    settings = make_settings()
+    lag = settings.rpo_for("postgres") * factor
+    archived = (NOW - lag).isoformat()
+    index = index_with(timedelta(minutes=1), **{FACT_RECOVERABLE_UNTIL: archived})
+    status = component_status(settings, "postgres", index, NOW)
+    assert wal_archive_lag(status, NOW) == lag.total_seconds()
+    found = breach(status, 0, NOW)
+    assert (found.cause if found else None) == ("wal" if breached else None)

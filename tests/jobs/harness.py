@@ -20,12 +20,12 @@ import yaml
 from psycopg import sql
 
 from tests.conftest import PG_DSN
-from workers.adapters.redis_state import RedisState
-from workers.adapters.repository import Repository
-from workers.adapters.storage import open_repository
 from workers.core.config import Settings
 from workers.core.events import Event
 from workers.settings import CONFIG_ENV, load_settings
+from workers.state.redis_state import RedisState
+from workers.storage.configured import open_repository
+from workers.storage.repository import Repository
 
 PREFIX = "kb_c_"
 SMALL_SQL = """

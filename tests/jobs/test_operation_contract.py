@@ -25,7 +25,6 @@ from bot.handlers import Caller, Desk, dispatch
 from bot.roles import Authorizer, SelfNamedGroups
 from tests.conftest import EXAMPLE_CONFIG
 from workers import queues, runbook_flow
-from workers.adapters.redis_state import RedisState
 from workers.context import Context
 from workers.core.approvals import Verdict, open_request
 from workers.core.config import Settings
@@ -47,6 +46,7 @@ from workers.core.operations import (
 from workers.core.restore_plan import RestorePlan
 from workers.restore_requests import decide_request, store_of
 from workers.scheduler import Scheduler
+from workers.state.redis_state import RedisState
 
 pytestmark = pytest.mark.timeout(120)
 KEY = "contract-approval-key-0123456789"

@@ -125,7 +125,7 @@ def test_contract_module_imports_no_engine_clients() -> None:
     code = (
         "import sys, workers.queues\n"
         "heavy = [m for m in ('boto3', 'psycopg', 'kubernetes', 'workers.engine',"
-        " 'workers.adapters.store_s3') if m in sys.modules]\n"
+        " 'workers.storage.store_s3') if m in sys.modules]\n"
         "print(','.join(heavy))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

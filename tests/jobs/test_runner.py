@@ -10,7 +10,6 @@ import structlog
 from pydantic import SecretStr
 from rq.timeouts import JobTimeoutException
 
-from workers.adapters.redis_state import RedisState
 from workers.context import Context
 from workers.core.config import Settings
 from workers.core.errors import EngineError, IntegrityError, StorageError, StorageUnavailable
@@ -18,6 +17,7 @@ from workers.core.events import EventType
 from workers.core.operations import OperationKind, OperationRequest
 from workers.jobs.redaction import Redactor
 from workers.jobs.runner import JobRun, describe_failure, is_transient
+from workers.state.redis_state import RedisState
 
 
 def test_only_transient_faults_are_retried() -> None:

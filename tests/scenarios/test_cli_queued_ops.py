@@ -16,10 +16,10 @@ from tests.jobs import harness
 from tests.jobs.harness import small_db, small_stack  # noqa: F401 - fixtures
 from tests.services import free_port
 from workers import queues
-from workers.adapters.repository import object_key
 from workers.context import Context
 from workers.core.config import Settings
 from workers.core.manifest import VerificationState
+from workers.storage.repository import object_key
 
 pytestmark = pytest.mark.timeout(240)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.adapters.backups import Clock, chunks, data
+from tests.storage.backups import Clock, chunks, data
 from workers import dr, runbook_flow
 from workers.context import Context
 from workers.core.config import Settings

@@ -14,6 +14,7 @@ import contextlib
 import os
 import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -37,9 +38,9 @@ from tests.scenarios.dr_world import (
 )
 from tests.services import MotoServer, RedisServer
 from workers import dr, engine, runbook_flow, runbook_resources
-from workers.adapters.redis_state import RedisState
 from workers.core.errors import KosmosError
 from workers.core.runbook_run import Awaiting, RunState, RunStatus, StepStatus
+from workers.state.redis_state import RedisState
 
 RESTORE = "restore-postgres"
 BIG_SQL = """
@@ -81,9 +82,13 @@ def world(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer) -
 
 
 @pytest.fixture(autouse=True)
-def fresh_redis(world: DrWorld) -> None:
-    """Each test starts from an empty Redis (its runs stay in the storage)."""
+def fresh_redis(world: DrWorld) -> Iterator[None]:
+    """Each test starts from an empty Redis (its runs stay in the storage) and no scratch
+    database of an earlier test, so one failure cannot fail the tests after it."""
     world.ctx().redis.flushall()
+    yield
+    for name in world.names:
+        drop_database(name)
 
 
 def start(world: DrWorld, scratch: str) -> str:
@@ -117,11 +122,14 @@ def scratch_databases() -> list[str]:
     return [row[0] for row in rows]
 
 
-def horse_of(world: DrWorld, run_id: str) -> int:
-    """The pid of the work horse running the restore step (from its operation record)."""
-    op_id = str(world.run(run_id).steps[RESTORE].op_id)
+def horse_of(world: DrWorld, run_id: str) -> int | None:
+    """The pid of the work horse running the restore step (from its operation record), once
+    the job has started."""
+    op_id = world.run(run_id).steps[RESTORE].op_id
+    if op_id is None:
+        return None
     record = RedisState(world.ctx().redis, world.settings.redis.key_prefix).operation(op_id) or {}
-    return int(record["pid"])
+    return int(record["pid"]) if record.get("pid") else None
 
 
 def process_state(pid: int) -> str:
@@ -142,9 +150,18 @@ def restore_frozen(world: DrWorld, run_id: str, scratch: str) -> Iterator[int]:
     """Freeze the restore's work horse (and its pg_restore) once the scratch database exists.
 
     The block runs while the step is certainly in the middle: made its database, not done.
+    The horse is known before its database exists, and the database is watched on one open
+    connection (a probe costs well under a millisecond), so the freeze lands within a few
+    milliseconds of CREATE DATABASE, while pg_restore and the table checks take seconds.
     """
-    wait_until(lambda: database_exists(scratch), 120, "the restore to create its database")
-    horse = horse_of(world, run_id)
+    horse = wait_until(lambda: horse_of(world, run_id), 120, "the restore's job to start")
+    with admin() as conn:
+        deadline = time.monotonic() + 120
+        while not conn.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", (scratch,)
+        ).fetchone():
+            assert time.monotonic() < deadline, "the restore never created its database"
+            time.sleep(0.002)
     os.killpg(horse, signal.SIGSTOP)
     try:
         wait_until(lambda: process_state(horse) == "T", 10, "the work horse to stop")

@@ -33,9 +33,9 @@ from tests.scenarios.dr_world import (
 )
 from tests.services import MotoServer
 from workers import engine, runbook_flow
-from workers.adapters.redis_state import RedisState
 from workers.core.errors import KosmosError
 from workers.core.runbook_run import Awaiting, RunState, RunStatus, StepStatus
+from workers.state.redis_state import RedisState
 
 SLOW = """
 name: slow
@@ -53,7 +53,10 @@ steps:
     kind: check
     depends_on: [pick]
     probes:
-      - {type: sql, query: "select 1 from pg_sleep(2)", expect: 1, timeout: 30s}
+      - type: sql
+        query: select 1 from pg_advisory_xact_lock_shared(4242), pg_sleep(2)
+        expect: 1
+        timeout: 60s
   - id: restore
     title: Restore into the scratch database
     kind: job
@@ -80,6 +83,7 @@ steps:
     params: {database: "${inputs.scratch_database}"}
 """
 IC_TOKEN = "incident-commander-token"
+CHECK_GATE = 4242  # the advisory lock the slow check takes (shared) before it answers
 BIG_SQL = """
 CREATE TABLE IF NOT EXISTS big (id int PRIMARY KEY, body text);
 INSERT INTO big SELECT g, repeat(md5(g::text), 4) FROM generate_series(1, 150000) AS g;
@@ -204,30 +208,26 @@ def test_a_step_unsafe_to_repeat_asks_a_person_after_a_crash(world: DrWorld) -> 
 
 def test_a_flushed_redis_is_resumed_from_storage(world: DrWorld, tmp_path: Path) -> None:
     scratch = world.scratch()
-    run_id = start(world, scratch)
-    with process(world, "worker-e", "worker", "--queues", "kosmos-default"):
-        wait_until(
-            lambda: step_is(world, run_id, lambda r: r.steps["slow-check"].executing),
-            60,
-            "the slow check to run",
-        )
-        world.ctx().redis.flushdb()
-        assert not runbook_flow.runs(world.ctx()).exists(run_id)
-        wait_until(
-            lambda: (
-                "not in Redis" in (out := run_cli(world, "dr", "status", run_id)).stderr
-                or out.returncode == 0
-            ),
-            10,
-            "status to answer",
-        )
-        answer = run_cli(world, "dr", "resume", run_id)
-        assert answer.returncode == 0, answer.stderr
-        assert f"resumed {run_id}" in answer.stdout
-        run = wait_until(lambda: ended(world, run_id), 120, "the run to end")
+    with admin() as gate:  # the check waits on this lock until the resume is done
+        gate.execute("select pg_advisory_lock(%s)", (CHECK_GATE,))
+        run_id = start(world, scratch)
+        with process(world, "worker-e", "worker", "--queues", "kosmos-default"):
+            wait_until(
+                lambda: step_is(world, run_id, lambda r: r.steps["slow-check"].executing),
+                60,
+                "the slow check to run",
+            )
+            world.ctx().redis.flushdb()
+            assert not runbook_flow.runs(world.ctx()).exists(run_id)
+            status = run_cli(world, "dr", "status", run_id)  # read from storage's copy
+            assert status.returncode == 0 and "A check that takes a while" in status.stdout
+            answer = run_cli(world, "dr", "resume", run_id)
+            assert answer.returncode == 0, answer.stderr
+            assert f"resumed {run_id}" in answer.stdout
+            gate.execute("select pg_advisory_unlock(%s)", (CHECK_GATE,))
+            run = wait_until(lambda: ended(world, run_id), 120, "the run to end")
     assert run.status == RunStatus.DONE, run.failure
     assert run.steps["pick"].attempts == 1  # done before the flush: kept from storage
-    # The check's job either finished once Redis held the run again (the resume kept it),
-    # or failed to record while Redis was empty and the resume ran it again.
-    assert run.steps["slow-check"].attempts in (1, 2)
+    # The check was still running at the resume, which kept it: it ran once and recorded.
+    assert run.steps["slow-check"].attempts == 1
     assert not database_exists(scratch)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -111,3 +113,38 @@ def test_restore_to_a_time_keeps_rows_before_it_and_drops_rows_after(
         f"restore {summary['duration_seconds']}s; "
         f"test {time.monotonic() - began:.1f}s ({archived - began:.1f}s to archive)"
     )
+
+
+def test_restore_base_at_the_console_prints_the_instance_and_its_counts(
+    source: tuple[PgCluster, Context],
+) -> None:
+    cluster, ctx = source
+    cluster.execute("CREATE TABLE orders (id int PRIMARY KEY, note text)")
+    cluster.execute("INSERT INTO orders SELECT g, 'A' FROM generate_series(1, 40) g")
+    log_from = cluster.instance.log_size()
+    base = barman.base_backup(ctx, "postgres")
+    # The backup asked for its checkpoint at once rather than waiting for a spread one.
+    assert "checkpoint starting: immediate force wait" in cluster.instance.log_text(log_from)
+    wait_archived(cluster)
+
+    restored_root = scratch_dir("pitr-cli")
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KOSMOS")}
+    try:
+        done = subprocess.run(
+            ["kosmos-backup", "--config", str(cluster.root / "kosmos.yaml"), "restore", "postgres"]
+            + ["latest", "--base", "--data-dir", str(restored_root / "data"), "--port", str(port)],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=240,
+        )
+    finally:
+        LocalInstance(str(restored_root / "data"), port, "").stop(mode="immediate")
+        shutil.rmtree(restored_root, ignore_errors=True)
+
+    assert done.returncode == 0, done.stderr
+    assert "internal error" not in done.stdout + done.stderr
+    assert f"restored {base.id}: " in done.stdout
+    assert f"running on port {port} from {restored_root / 'data'}" in done.stdout
+    assert "postgres: 1 tables, 40 rows" in done.stdout

@@ -65,7 +65,7 @@ def env(s3_env: dict[str, str], sample_db: str) -> dict[str, str]:
 def test_dump_drop_restore_and_every_table_matches(env: dict[str, str], sample_db: str) -> None:
     before = snapshot(sample_db)
     manifest = ok_json("backup", "postgres", "--local", env=env)
-    assert {e["name"] for e in manifest["objects"]} == {f"{sample_db}.dump", "globals.sql.zst"}
+    assert {e["name"] for e in manifest["objects"]} == {f"{sample_db}.dump.zst", "globals.sql.zst"}
 
     drop_database(sample_db)
     result = ok_json("restore", "postgres", "latest", "--target-database", sample_db, env=env)
@@ -114,7 +114,7 @@ def test_a_damaged_object_fails_verify_and_the_restore_refuses_leaving_nothing(
     assert passed["verification"]["state"] == "passed"
     assert scratch_databases() == []
 
-    name = f"{sample_db}.dump"
+    name = f"{sample_db}.dump.zst"
     bucket = env["KOSMOS__STORAGE__URL"].split("/")[2]
     key = f"kosmos/postgres/{manifest['id']}/{name}"
     client = s3_client(s3_server.url)
@@ -193,7 +193,7 @@ def test_memory_stays_flat_while_dumping_a_hundred_megabyte_database(
     s3_env: dict[str, str], db_names: Callable[[str], str]
 ) -> None:
     name = db_names("memory")
-    # md5 text compresses about 2:1 (zlib-1), so parts keep flowing to the store.
+    # md5 text compresses about 2:1 (zstd), so parts keep flowing to the store.
     create_database(
         name,
         "CREATE TABLE blob (id int, body text); "

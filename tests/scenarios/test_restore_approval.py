@@ -14,7 +14,6 @@ import redis as redis_lib
 from rq import Queue
 from slack_sdk import WebClient
 
-from tests.adapters.test_approval_store import everything_in
 from tests.fakes.slack import post_to_bot, slash_body
 from tests.pgsample import create_database, database_exists, rows_of
 from tests.scenarios.bot_process import SECRET
@@ -39,6 +38,7 @@ from tests.scenarios.restore_world import (
     wait_until,
     world,
 )
+from tests.state.test_approval_store import everything_in
 from workers import engine
 from workers.context import utc_now
 from workers.core.approvals import RequestState

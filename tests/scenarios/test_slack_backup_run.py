@@ -84,7 +84,7 @@ def test_run_postgres_from_slack_is_acked_fast_and_ends_in_success_in_the_channe
     backup = backups[0]
     assert final.startswith("Backup of postgres: done · ")
     assert backup.id in final
-    from bot.terminal import size
+    from bot.formats import size
 
     assert size(backup.size) in final
     threads = [c for c in fake.calls_to("chat.postMessage") if c.params.get("thread_ts") == ts]

@@ -14,9 +14,9 @@ from pathlib import Path
 from tests.pgsample import create_database, databases, rows_of
 from tests.scenarios.typist import Typist, clean_env
 from workers import engine
-from workers.adapters.redis_state import RedisState
 from workers.context import Context
 from workers.settings import load_settings
+from workers.state.redis_state import RedisState
 
 KOSMOS = str(Path(sys.executable).with_name("kosmos-backup"))
 SOURCE_SQL = """

@@ -19,8 +19,8 @@ import redis as redis_lib
 
 from tests.scenarios.typist import Typist, clean_env
 from tests.services import free_port
-from workers.adapters.redis_state import RedisState
 from workers.settings import load_settings
+from workers.state.redis_state import RedisState
 
 KOSMOS = str(Path(sys.executable).with_name("kosmos-backup"))
 PASSWORD = "s3cret-pg-pw"

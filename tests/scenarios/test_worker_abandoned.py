@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from workers.context import Context
 from workers.core.events import EventType
 
 pytestmark = pytest.mark.timeout(240)
+REAP_MARGIN = timedelta(seconds=5)
 
 
 def test_killed_worker_fails_its_operation_and_the_next_run_succeeds(
@@ -48,18 +50,29 @@ def test_killed_worker_fails_its_operation_and_the_next_run_succeeds(
     planner = harness.scheduler(config, tmp_path, start=False)
     with harness.running(doomed, planner, survivor):
         op_id = queues.submit(ctx.redis, settings, queues.new_request("backup", "postgres"))
-        harness.wait_until(pending_uploads, 30, "the upload to begin")
-        time.sleep(1.5)  # mid-upload: parts are flowing through the throttled endpoint
+        [upload] = harness.wait_until(pending_uploads, 30, "the upload to begin")
+
+        def parts_uploaded() -> int:
+            listed = s3.list_parts(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+            return len(listed.get("Parts", []))
+
+        # Mid-upload: a part has landed and the upload is still open.
+        harness.wait_until(parts_uploaded, 30, "a first part to be uploaded")
         record = state.operation(op_id)
         assert record is not None and record["state"] == "running"
-        [upload] = pending_uploads()
+        assert [u["UploadId"] for u in pending_uploads()] == [upload["UploadId"]]
         doomed.kill(record["pid"])  # the worker, RQ's scheduler child and the work horse
         killed_at = time.monotonic()
 
         planner.start()
         failed = harness.wait_until(harness.ended(settings, op_id), 120, "the op to be failed")
         took = time.monotonic() - killed_at
-        assert failed["state"] == "failed" and took < 120
+        assert failed["state"] == "failed"
+        # The last beat came before the kill, so the reaper must act within one heartbeat,
+        # abandoned_after and one tick of it; the margin covers polling on 2 loaded cores.
+        jobs = settings.jobs
+        bound = jobs.heartbeat + jobs.abandoned_after + jobs.scheduler_tick + REAP_MARGIN
+        assert took < bound.total_seconds(), f"reaped {took:.1f}s after the kill (> {bound})"
         event = harness.events_of(settings, op_id)[-1]
         assert event.type == EventType.FAILED and event.error_class == "WorkerLost"
         assert re.fullmatch(

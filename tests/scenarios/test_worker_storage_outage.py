@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -51,11 +50,18 @@ def test_store_restarted_mid_upload_the_retry_succeeds(
     work = harness.worker(config, tmp_path)
     with harness.running(work):
         op_id = queues.submit(ctx.redis, settings, queues.new_request("backup", "postgres"))
-        harness.wait_until(
+        [upload] = harness.wait_until(
             lambda: s3.list_multipart_uploads(Bucket=BUCKET).get("Uploads"), 30, "an upload"
         )
-        time.sleep(1)
-        own_s3.stop()  # mid-upload
+        harness.wait_until(
+            lambda: s3.list_parts(
+                Bucket=BUCKET, Key=upload["Key"], UploadId=upload["UploadId"]
+            ).get("Parts"),
+            30,
+            "a first part to land",
+        )
+        assert harness.ended(settings, op_id)() is None
+        own_s3.stop()  # mid-upload: a part is in, the rest still flows through the proxy
 
         def retry_note() -> str | None:
             notes = [e.note for e in harness.events_of(settings, op_id) if e.type == "note"]

@@ -19,7 +19,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from workers.adapters import process
+from workers import process
 from workers.adapters.wal_archive import QUICK_ATTEMPTS, WalArchive
 from workers.core.config import PostgresComponent, Settings
 from workers.core.errors import ConfigError, EngineError, NotFoundError, StorageUnavailable

@@ -18,12 +18,12 @@ from prometheus_client.registry import Collector
 from rq import Queue
 
 from workers import engine
-from workers.adapters.redis_state import RedisState
 from workers.context import Context
 from workers.core.catalog import ComponentStatus
 from workers.core.errors import KosmosError
 from workers.core.rpo import wal_archive_lag
 from workers.queues import all_queues
+from workers.state.redis_state import RedisState
 
 CATALOG_CACHE_SECONDS = 15.0
 """Scrapes within this long reuse one catalog read: status reads an index per component."""

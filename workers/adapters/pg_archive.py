@@ -12,25 +12,25 @@ from typing import Any
 
 import psycopg
 
-from workers.adapters import pg_catalog, process
+from workers import process
+from workers.adapters import pg_catalog
 from workers.adapters.pg_conninfo import Conninfo
-from workers.adapters.repository import BackupWriter
 from workers.core.manifest import ObjectEntry, encode_name_part
 from workers.core.ports import Progress
+from workers.storage.repository import BackupWriter
 
 DUMP_SUFFIX = ".dump"
 GLOBALS = "globals.sql"
 FAILED_DATABASES = "failed_databases"
 """Manifest details key: each database that failed to dump, with its error."""
 PROGRESS_EVERY = 0.5
-PG_DUMP_COMPRESS = "1"
-"""pg_dump's zlib level inside the archive (then no zstd stage for dumps).
+PG_DUMP_COMPRESS = "0"
+"""pg_dump's zlib level inside the archive: none, so the pipeline's zstd does the work.
 
-Measured with bench/postgres_backup.py: an uncompressed archive (0) plus zstd stores 35%
-less on mixed data and dumps faster, but pg_restore reads it row by row, ~6% slower on
-pgbench, which puts the restore target out of reach. Level 1 keeps restores at the peer's
-speed, dumps still well faster than pg_dump's default level, and the stored object is a
-stock archive that pg_restore reads as it is (when not encrypted).
+Re-measured with bench/postgres_backup.py (issue 14): pg_dump's zlib runs single-threaded
+and was 70% of a backup's time; an uncompressed archive through our multithreaded zstd
+dumps about twice as fast, stores less, and pg_restore reads it as fast as a zlib one.
+The stored object is ``<db>.dump.zst``: ``zstd -d`` gives back a stock archive.
 """
 
 
@@ -119,7 +119,7 @@ def _write_beside_hashing(
                 meta={
                     "database": database,
                     "format": "custom",
-                    "archive_compression": f"zlib-{PG_DUMP_COMPRESS}",
+                    "archive_compression": archive_compression(),
                 },
             )
         except BaseException:
@@ -134,6 +134,11 @@ def _write_beside_hashing(
             writer.discard(entry.name)
             raise
     return entry, facts, seconds
+
+
+def archive_compression() -> str:
+    """What compresses inside the archive: ``none`` (then zstd outside) or ``zlib-N``."""
+    return "none" if PG_DUMP_COMPRESS == "0" else f"zlib-{PG_DUMP_COMPRESS}"
 
 
 def dump_name(database: str) -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import psycopg
 
-from workers.adapters import process
+from workers import process
 from workers.adapters.pg_conninfo import Conninfo
 from workers.core.errors import ConflictError, EngineError, KosmosError, NotFoundError, UsageError
 

@@ -14,7 +14,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from workers.adapters import pg_archive, pg_catalog
 from workers.adapters.pg_conninfo import MAINTENANCE_DB, Conninfo
-from workers.adapters.repository import Repository
 from workers.core.config import Settings
 from workers.core.errors import (
     ConflictError,
@@ -26,6 +25,7 @@ from workers.core.errors import (
 from workers.core.manifest import Manifest, ObjectEntry
 from workers.core.ports import Progress, no_progress
 from workers.core.restore_plan import check_database_name
+from workers.storage.repository import Repository
 
 SCRATCH_PREFIX = "kb_verify_"
 

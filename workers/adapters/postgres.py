@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
-from workers.adapters import expiry, pg_archive, pg_catalog
+from workers.adapters import pg_archive, pg_catalog
 from workers.adapters.pg_conninfo import Conninfo
 from workers.adapters.pg_health import config_problems as config_problems  # the engine's checks
 from workers.adapters.pg_health import unreachable as unreachable
@@ -20,7 +20,6 @@ from workers.adapters.pg_restoration import (
     plan,
     scratch_check,
 )
-from workers.adapters.repository import BackupWriter
 from workers.context import Context
 from workers.core.catalog import find_backup, good_backups
 from workers.core.config import PostgresComponent
@@ -28,6 +27,8 @@ from workers.core.errors import EngineError, IntegrityError, KosmosError, NotFou
 from workers.core.manifest import Manifest, VerificationRecord, VerificationState
 from workers.core.ports import Progress, no_progress
 from workers.core.retention import Deletion
+from workers.storage import expiry
+from workers.storage.repository import BackupWriter
 
 KIND_LOGICAL = "postgres-logical"
 KIND_BASE = "postgres-base"
@@ -78,7 +79,7 @@ def backup(
             manifest = writer.commit(
                 source={**server, "databases": databases},
                 details={
-                    "format": f"pg_dump custom, zlib level {pg_archive.PG_DUMP_COMPRESS}",
+                    "format": f"pg_dump custom ({pg_archive.archive_compression()} inside)",
                     "hash_scheme": pg_catalog.HASH_SCHEME,
                     "databases": dumped,
                     pg_archive.FAILED_DATABASES: {n: e.message for n, e in failed.items()},

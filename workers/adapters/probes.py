@@ -249,7 +249,7 @@ def _bucket_count(ctx: Context, probe: BucketCountProbe) -> tuple[bool, str]:
         count = sum(1 for _ in ctx.repo.store.list_objects(probe.prefix))
         return _count_verdict(count, probe, f"{storage.url}/{probe.prefix}")
     settings, bucket, prefix = _s3_target(ctx, probe)
-    from workers.adapters.store_s3 import make_s3_client, storage_errors
+    from workers.storage.store_s3 import make_s3_client, storage_errors
 
     s3 = make_s3_client(settings)
     count = 0

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from workers.adapters.store_s3 import make_s3_client, storage_errors
 from workers.core.config import StorageSettings
+from workers.storage.store_s3 import make_s3_client, storage_errors
 
 WAL_NAME = re.compile(
     r"^(?P<tli>[0-9A-F]{8})"

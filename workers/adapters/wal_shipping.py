@@ -17,10 +17,10 @@ from pathlib import Path
 
 from workers.adapters import barman_cloud, wal_archive
 from workers.adapters.barman_cloud import KIND_BASE, BarmanFailed, BarmanTarget
-from workers.adapters.storage import open_repository
 from workers.core.catalog import FACT_RECOVERABLE_UNTIL
 from workers.core.config import Settings
 from workers.core.errors import IntegrityError, KosmosError, NotFoundError, UsageError
+from workers.storage.configured import open_repository
 
 PUSH_TIMEOUT = 30.0
 """Hard bound on one archive upload: far below a 60 s archive_timeout, retries included."""

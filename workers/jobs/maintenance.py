@@ -13,8 +13,6 @@ from typing import Any
 import structlog
 
 from workers import engine
-from workers.adapters.expiry import expire_backups
-from workers.adapters.redis_state import RedisState
 from workers.context import Context
 from workers.core import rpo
 from workers.core.durations import humanize
@@ -30,6 +28,8 @@ from workers.core.retention import Deletion
 from workers.jobs.runner import JobRun, execute, hold_lock
 from workers.restore_guard import worker_name
 from workers.restore_requests import audit_of
+from workers.state.redis_state import RedisState
+from workers.storage.expiry import expire_backups
 
 MIN_KEEP_LAST = 3
 """The generic prune never deletes the newest this-many good backups, whatever the config."""

@@ -26,13 +26,13 @@ from pydantic import ValidationError
 from rq import get_current_job
 from rq.timeouts import JobTimeoutException
 
-from workers.adapters.redis_state import Heartbeat, RedisState
 from workers.context import Context
 from workers.core.errors import ConflictError, KosmosError, UsageError
 from workers.core.events import ChatContext, Event, EventType
 from workers.core.operations import OperationRequest, OperationState, describe
 from workers.jobs.redaction import Redactor
 from workers.settings import load_settings
+from workers.state.redis_state import Heartbeat, RedisState
 
 PROGRESS_INTERVAL = 1.0
 """Seconds between progress events of one phase: Slack and the stream need no more."""

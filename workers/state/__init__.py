@@ -1,0 +1,1 @@
+"""Redis state every kind shares: jobs and events, approvals, runbook runs, the audit log."""

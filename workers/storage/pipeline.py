@@ -1,0 +1,266 @@
+"""Composable streaming stages over byte chunks: zstd, sha256, age; memory stays constant."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import queue
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+import zstandard
+
+from workers.core.errors import ConfigError, IntegrityError, KosmosError
+
+CHUNK = 1 << 20
+JOB_SIZE = 4 << 20
+# zstd expands at most ~32768:1 (RLE blocks), so 1 KiB of input yields at most 32 MiB.
+_INFLATE_SLICE = 1024
+_END = object()
+
+
+class Tap:
+    """Counts and hashes bytes as they stream past; read ``size`` and ``hexdigest`` after."""
+
+    def __init__(self) -> None:
+        self._hash = hashlib.sha256()
+        self.size = 0
+
+    def __call__(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
+        """Pass chunks through unchanged while counting and hashing them."""
+        for chunk in chunks:
+            self._hash.update(chunk)
+            self.size += len(chunk)
+            yield chunk
+
+    @property
+    def hexdigest(self) -> str:
+        """The sha256 of everything seen so far."""
+        return self._hash.hexdigest()
+
+
+def compress(chunks: Iterable[bytes], level: int = 3, threads: int = 2) -> Iterator[bytes]:
+    """zstd-compress a stream (multithreaded when ``threads`` > 0)."""
+    # The frame checksum lets decompress() itself catch damage that would otherwise decode
+    # silently into wrong bytes (zstd blocks carry no checksum of their own).
+    # 4 MiB jobs: zstd's default at level 3 (8 MiB, with in and out buffers per job) held
+    # about 60 MiB at two threads, 25 more than this; the ratio is the same, the speed close.
+    params = zstandard.ZstdCompressionParameters.from_level(
+        level, threads=threads, write_checksum=True, job_size=JOB_SIZE if threads > 0 else 0
+    )
+    compressor = zstandard.ZstdCompressor(compression_params=params)
+    chunker = compressor.chunker(chunk_size=CHUNK)
+    for chunk in chunks:
+        yield from chunker.compress(chunk)
+    yield from chunker.finish()
+
+
+def decompress(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """Undo ``compress`` in bounded memory; a damaged, cut or padded stream is an IntegrityError."""
+    return rechunk(_decompress(chunks))
+
+
+def _decompress(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    decompressor = zstandard.ZstdDecompressor().decompressobj()
+    try:
+        for chunk in chunks:
+            view = memoryview(chunk)
+            # One call returns all the output of its input: fed whole, a 1 MiB chunk of a
+            # compressed run of zeros would expand to gigabytes. Small slices bound it.
+            for start in range(0, len(view), _INFLATE_SLICE):
+                if decompressor.eof:
+                    raise IntegrityError("compressed stream has data after its end")
+                out = decompressor.decompress(view[start : start + _INFLATE_SLICE])
+                for at in range(0, len(out), CHUNK):
+                    yield out[at : at + CHUNK]
+                del out  # before the next call allocates its output
+    except zstandard.ZstdError as exc:
+        raise IntegrityError(f"compressed stream is damaged: {exc}") from exc
+    if not decompressor.eof:
+        raise IntegrityError("compressed stream ended early")
+    if decompressor.unused_data:
+        raise IntegrityError("compressed stream has data after its end")
+
+
+def verify_sha256(chunks: Iterable[bytes], expected: str, name: str) -> Iterator[bytes]:
+    """Pass chunks through and raise IntegrityError at the end if the sha256 differs.
+
+    Consumers must treat what they received as untrusted until the stream ends.
+    """
+    tap = Tap()
+    yield from tap(chunks)
+    if tap.hexdigest != expected:
+        raise IntegrityError(
+            f"checksum mismatch in object {name}: stored data is damaged",
+            hint=f"expected sha256 {expected[:12]}…, got {tap.hexdigest[:12]}…",
+        )
+
+
+def rechunk(chunks: Iterable[bytes], size: int = CHUNK) -> Iterator[bytes]:
+    """Re-cut a stream into chunks of at least ``size`` bytes (the last may be shorter)."""
+    buffer = bytearray()
+    for chunk in chunks:
+        buffer += chunk
+        if len(buffer) >= size:
+            yield bytes(buffer)
+            buffer.clear()
+    if buffer:
+        yield bytes(buffer)
+
+
+def encrypt(chunks: Iterable[bytes], recipients: Sequence[str]) -> Iterator[bytes]:
+    """age-encrypt a stream to the given public recipients (pyrage, streamed in a thread)."""
+    import pyrage
+
+    parsed = [_recipient(pyrage, text) for text in recipients]
+    if not parsed:
+        raise ConfigError("cannot encrypt without age recipients", hint="set encryption.recipients")
+    return _through_thread(chunks, lambda src, dst: pyrage.encrypt_io(src, dst, parsed), "encrypt")
+
+
+def decrypt(chunks: Iterable[bytes], identities: Sequence[str]) -> Iterator[bytes]:
+    """age-decrypt a stream with the given identities (``AGE-SECRET-KEY-…`` lines)."""
+    import pyrage
+
+    parsed = [_identity(pyrage, text) for text in identities]
+    return _through_thread(chunks, lambda src, dst: pyrage.decrypt_io(src, dst, parsed), "decrypt")
+
+
+def _recipient(pyrage: Any, text: str) -> Any:
+    try:
+        if text.startswith("age1"):
+            return pyrage.x25519.Recipient.from_str(text)
+        return pyrage.ssh.Recipient.from_str(text)
+    except Exception:
+        raise ConfigError(
+            f"{text[:12]!r}… is not an age recipient", hint="check encryption.recipients"
+        ) from None
+
+
+def _identity(pyrage: Any, text: str) -> Any:
+    # Never echo an identity: it is a secret key. `from None` keeps it out of tracebacks too.
+    try:
+        return pyrage.x25519.Identity.from_str(text.strip())
+    except Exception:
+        raise ConfigError(
+            "the age identity is not valid (expected an AGE-SECRET-KEY-1… line)",
+            hint="check encryption.identity_file",
+        ) from None
+
+
+class _IterReader(io.RawIOBase):
+    """A read-only file over an iterator of chunks."""
+
+    def __init__(self, chunks: Iterable[bytes], stop: threading.Event | None = None) -> None:
+        self._chunks = iter(chunks)
+        self._pending = memoryview(b"")
+        self._stop = stop
+        self.error: BaseException | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._pending:
+            if self._stop is not None and self._stop.is_set():
+                raise _Cancelled
+            try:
+                self._pending = memoryview(next(self._chunks))
+            except StopIteration:
+                return 0
+            except BaseException as exc:
+                # Kept so the source's own error (EngineError, IntegrityError) reaches the
+                # consumer instead of the I/O error the age library turns it into.
+                self.error = exc
+                raise
+        count = min(len(buffer), len(self._pending))
+        buffer[:count] = self._pending[:count]
+        # A view, not a slice of bytes: re-slicing bytes would copy the rest every call.
+        self._pending = self._pending[count:]
+        return count
+
+    def close_source(self) -> None:
+        """Close the source iterator (a generator holding a subprocess, say)."""
+        close = getattr(self._chunks, "close", None)
+        if close is not None:
+            with contextlib.suppress(Exception):
+                close()
+
+
+class _QueueWriter(io.RawIOBase):
+    """A write-only file that hands each write to a bounded queue."""
+
+    def __init__(self, out: queue.Queue[object], stop: threading.Event) -> None:
+        self._out = out
+        self._stop = stop
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        item = bytes(data)
+        while True:
+            if self._stop.is_set():
+                raise _Cancelled
+            try:
+                self._out.put(item, timeout=0.1)
+                return len(item)
+            except queue.Full:
+                continue
+
+
+class _Cancelled(Exception):
+    """The consumer went away; the worker thread stops reading and writing."""
+
+
+def _through_thread(chunks: Iterable[bytes], work: Any, what: str) -> Iterator[bytes]:
+    """Run a push-style ``work(reader, writer)`` in a thread and yield what it writes."""
+    out: queue.Queue[object] = queue.Queue(maxsize=16)
+    stop = threading.Event()
+    failure: list[BaseException] = []
+    source = _IterReader(chunks, stop)
+
+    def run() -> None:
+        try:
+            reader = io.BufferedReader(source, CHUNK)
+            work(reader, _QueueWriter(out, stop))
+            # Read the source to its end so that a checksum stage upstream sees all of it.
+            if reader.read(1):
+                raise IntegrityError(f"age {what}: the stream has data after its end")
+        except BaseException as exc:  # handed to the consumer below
+            failure.append(source.error or exc)
+            source.close_source()
+        finally:
+            _put_end(out, stop)
+
+    thread = threading.Thread(target=run, name=f"age-{what}", daemon=True)
+    thread.start()
+    try:
+        yield from rechunk(_drain(out))
+    finally:
+        # A consumer that stops early (a failed upload) must not leave the thread blocked on
+        # a full queue, holding the source open: tell it to stop, then let it finish.
+        stop.set()
+        thread.join(timeout=60)
+    if failure and not isinstance(failure[0], _Cancelled):
+        exc = failure[0]
+        if isinstance(exc, KosmosError):
+            raise exc
+        raise IntegrityError(f"age {what} failed: {exc}", hint="check the age identity") from exc
+
+
+def _put_end(out: queue.Queue[object], stop: threading.Event) -> None:
+    while True:
+        try:
+            out.put(_END, timeout=0.1)
+            return
+        except queue.Full:
+            if stop.is_set():
+                return
+
+
+def _drain(out: queue.Queue[object]) -> Iterator[bytes]:
+    while (item := out.get()) is not _END:
+        yield item  # type: ignore[misc]
