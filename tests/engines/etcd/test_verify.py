@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.adapters.stores import Inspector
 from tests.engines.etcd.etcd_server import EtcdServer
-from workers.adapters.repository import object_key
+from tests.storage.stores import Inspector
 from workers.context import Context
 from workers.core.errors import IntegrityError
 from workers.core.manifest import VerificationState
 from workers.engines.etcd import backup, etcdctl
 from workers.engines.etcd.verify import verify
+from workers.storage.repository import object_key
 
 
 @pytest.fixture

@@ -6,8 +6,6 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from workers.adapters import expiry
-from workers.adapters.repository import Repository
 from workers.context import Context
 from workers.core.config import EtcdComponent, Settings
 from workers.core.errors import EngineError, NotFoundError
@@ -16,6 +14,8 @@ from workers.core.ports import Progress, no_progress
 from workers.core.retention import Deletion
 from workers.engines.etcd import etcdctl, k3s
 from workers.engines.etcd.snapshot import SnapshotFacts
+from workers.storage import expiry
+from workers.storage.repository import Repository
 
 KIND = "etcd-snapshot"
 OBJECT = "snapshot.db"

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from workers.adapters import process
+from workers import process
 from workers.core.config import EtcdComponent
 from workers.core.errors import EngineError, IntegrityError, UsageError
 from workers.engines.etcd.snapshot import (

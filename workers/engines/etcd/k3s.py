@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from workers.adapters import process
+from workers import process
 from workers.core.errors import EngineError, NotFoundError
 from workers.core.ports import Progress, no_progress
 

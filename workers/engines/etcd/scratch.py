@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from workers.adapters import process
+from workers import process
 from workers.core.errors import EngineError
 from workers.engines.etcd import etcdctl
 from workers.engines.etcd.snapshot import KeyFacts, SampledKey, compare, parse_range
