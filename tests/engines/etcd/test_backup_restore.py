@@ -74,3 +74,31 @@ def test_restore_never_writes_over_a_data_dir(
     with pytest.raises(UsageError, match="not empty"):
         restore.restore(ctx, "etcd", "latest", data_dir=str(live))
     assert [p.name for p in live.iterdir()] == ["member"]
+
+
+def test_a_drill_serves_the_snapshot_on_loopback_and_keeps_nothing(
+    etcd: EtcdServer, etcd_context: Callable[..., Context]
+) -> None:
+    etcd.put_many((f"/registry/k{i}", "v") for i in range(500))
+    ctx = etcd_context(etcd)
+    backup.backup(ctx, "etcd")
+    result = restore.restore(ctx, "etcd", "latest", scratch=True)
+    assert result.restored_keys == 500
+    assert not Path(result.snapshot).parent.exists()
+
+
+def test_fetch_only_downloads_and_checks_for_the_k3s_reset(
+    etcd: EtcdServer, etcd_context: Callable[..., Context], tmp_path: Path
+) -> None:
+    etcd.put_many([("a", "1")])
+    ctx = etcd_context(etcd)
+    manifest = backup.backup(ctx, "etcd")
+    result = restore.restore(ctx, "etcd", manifest.id[:-2])
+    snapshot = tmp_path / "snapshots" / f"kosmos-restore-{manifest.id}.db"
+    assert result.snapshot == str(snapshot) and snapshot.is_file()
+    assert result.commands[1] == (
+        f"k3s server --cluster-reset --cluster-reset-restore-path={snapshot}"
+    )
+    assert result.ran == []
+    with pytest.raises(UsageError, match="already exists"):
+        restore.restore(ctx, "etcd", manifest.id)

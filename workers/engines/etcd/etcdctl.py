@@ -29,6 +29,7 @@ ETCDCTL = "etcdctl"
 ENV = {"ETCDCTL_API": "3"}
 SAVE_TIMEOUT = 1800.0
 """A snapshot save has no deadline of its own: a hung endpoint would hold the job forever."""
+PROBE_TIMEOUT = 4.0
 COMPACTED = "required revision has been compacted"
 CHUNK = 1 << 20
 
@@ -49,13 +50,15 @@ class Client:
         """The client the component's settings describe."""
         return cls(settings.endpoints, settings.cacert, settings.cert, settings.key)
 
-    def argv(self, *args: str, endpoints: Sequence[str] | None = None) -> list[str]:
+    def argv(
+        self, *args: str, endpoints: Sequence[str] | None = None, timeout: float | None = None
+    ) -> list[str]:
         """``etcdctl`` with endpoints, TLS files and timeouts, then ``args``."""
         argv = [
             ETCDCTL,
             f"--endpoints={','.join(endpoints or self.endpoints)}",
             f"--dial-timeout={self.dial_timeout:g}s",
-            f"--command-timeout={self.command_timeout:g}s",
+            f"--command-timeout={timeout or self.command_timeout:g}s",
         ]
         for flag, value in (("cacert", self.cacert), ("cert", self.cert), ("key", self.key)):
             if value:
@@ -67,9 +70,12 @@ class Client:
         reasons = []
         for endpoint in self.endpoints:
             done = process.run(
-                self.argv("endpoint", "status", "-w", "json", endpoints=[endpoint]),
+                # A status answers at once; a refused connection is retried until the timeout.
+                self.argv(
+                    "endpoint", "status", "-w", "json", endpoints=[endpoint], timeout=PROBE_TIMEOUT
+                ),
                 env=ENV,
-                timeout=self.dial_timeout + self.command_timeout + 5,
+                timeout=self.dial_timeout + PROBE_TIMEOUT + 5,
                 check=False,
             )
             if done.returncode == 0:
