@@ -203,15 +203,15 @@ def _probe(kind: str, arg: str | None) -> None:
     """Child side: one backup or restore in-process; print seconds and our own peak RSS."""
     import resource
 
-    import workers.adapters.postgres  # noqa: F401 - a worker has it loaded; start-up is shown apart
+    import workers.engines.postgres.logical  # noqa: F401 - a worker has it loaded; start-up is shown apart
     from workers import engine
     from workers.context import Context
     from workers.settings import load_settings
 
     if os.environ.get("BENCH_PG_DUMP_COMPRESS"):
-        from workers.adapters import pg_archive
+        from workers.engines.postgres import archives
 
-        pg_archive.PG_DUMP_COMPRESS = os.environ["BENCH_PG_DUMP_COMPRESS"]
+        archives.PG_DUMP_COMPRESS = os.environ["BENCH_PG_DUMP_COMPRESS"]
     ctx = Context(load_settings(CONFIG))
     ctx.repo.index("postgres")
     started = time.monotonic()

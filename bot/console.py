@@ -38,14 +38,12 @@ from bot.replies.runbook import DrReply, drill_line
 from bot.replies.runbook_feed import APPROVAL_REQUESTED, Line, event_lines, request_lines
 from bot.roles import Authorizer, SelfNamedGroups
 from bot.terminal import backups_table, status_notes, status_table
-from workers import queues
+from workers import engine, queues
 from workers.context import Context
-from workers.core.durations import humanize
 from workers.core.errors import KosmosError
 from workers.core.events import CONSOLE, ChatContext, Event, EventType
 from workers.core.ids import new_operation_id
 from workers.core.operations import OperationKind
-from workers.core.rpo import wal_archive_lag
 
 LOCAL_USER = "local"
 UPDATE_SECONDS = 1.5
@@ -159,10 +157,8 @@ class ConsoleChat:
             for note in status_notes(reply.rows):
                 self.console.print(note)
             for row in reply.rows:
-                if row.kind == "postgres":
-                    lag = wal_archive_lag(row, reply.now)
-                    shown = humanize(lag) if lag is not None else "no WAL archived yet"
-                    self.console.print(f"  {escape(row.name)} WAL archive lag: {shown}")
+                for fact in engine.status_facts(row, reply.now):
+                    self.console.print(f"  {escape(row.name)} {escape(fact.long)}")
             if reply.drill:
                 self.console.print(f"  {escape(drill_line(reply.drill))}")
         elif isinstance(reply, ListReply):

@@ -15,6 +15,7 @@ from botocore.config import Config
 
 from tests.services import MotoServer
 from workers.core.config import Settings
+from workers.engines import ENGINES
 from workers.settings import parse_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -22,6 +23,10 @@ EXAMPLE_CONFIG = ROOT / "examples" / "kosmos-backup.yaml"
 # Each parallel developer run may pick its own database; CI uses the default.
 REDIS_DB = int(os.environ.get("KOSMOS_TEST_REDIS_DB", "15"))
 PG_DSN = os.environ.get("KOSMOS_TEST_PG_DSN", "host=127.0.0.1 port=5432 user=postgres")
+
+# Each registered kind's contract fixture (tests/engines/<kind>/contract.py): a kind
+# registered without one fails collection, so it cannot skip the contract test.
+pytest_plugins = [f"tests.engines.{kind}.contract" for kind in sorted(ENGINES)]
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ import psycopg
 from psycopg.conninfo import make_conninfo
 
 from tests.services import free_port, wait_for_port
-from workers.adapters.pg_cluster import OS_USER, LocalInstance, as_os_user, pg_binary
+from workers.engines.postgres.cluster import OS_USER, LocalInstance, as_os_user, pg_binary
 
 # Small and fast: these clusters hold a few rows and are thrown away.
 SCRATCH_SETTINGS = {

@@ -1,15 +1,20 @@
-"""The engine's face: what the front doors and the jobs call."""
+"""What the front doors and the jobs call, by component name; each kind's engine does the work.
+
+The engine of a component's kind comes from the registry (``workers.engines``).
+"""
 
 from __future__ import annotations
 
-import importlib
+from datetime import datetime
 from typing import Any
 
 from workers.context import Context
-from workers.core.catalog import ComponentStatus, component_status, find_backup, missing_backup
-from workers.core.errors import EngineError, NotFoundError, UsageError
+from workers.core.catalog import ComponentStatus, component_status
+from workers.core.engine import StatusFact
+from workers.core.errors import UsageError
 from workers.core.manifest import BackupSummary, Manifest
 from workers.core.ports import Progress, no_progress
+from workers.engines import engine_for, has_engine
 
 
 def require_component(ctx: Context, name: str) -> str:
@@ -44,8 +49,7 @@ def reachability(ctx: Context, component: str) -> str | None:
     settings = ctx.settings.component(component)
     if not settings.enabled or not has_engine(settings.kind):
         return None
-    probe = getattr(_driver(settings.kind), "unreachable", None)
-    return probe(ctx, component) if probe is not None else None
+    return engine_for(settings.kind).unreachable(ctx, component)
 
 
 def config_problems(ctx: Context) -> list[tuple[str, str]]:
@@ -53,8 +57,7 @@ def config_problems(ctx: Context) -> list[tuple[str, str]]:
     found: list[tuple[str, str]] = []
     for name, component in ctx.settings.components.items():
         if component.enabled and has_engine(component.kind):
-            check = getattr(_driver(component.kind), "config_problems", None)
-            found += check(ctx.settings, name) if check is not None else []
+            found += engine_for(component.kind).config_problems(ctx.settings, name)
     return found
 
 
@@ -66,11 +69,9 @@ def list_backups(ctx: Context, component: str) -> list[BackupSummary]:
 
 def resolve(ctx: Context, component: str, ref: str) -> Manifest:
     """The manifest for ``latest``, a backup id, or a unique id prefix."""
-    require_component(ctx, component)
-    found = find_backup(ctx.repo.index(component), ref)
-    if found is None:
-        raise NotFoundError(missing_backup(component, ref), see=("list", component))
-    return ctx.repo.manifest(found.id)
+    from workers.storage.refs import resolve as resolve_ref
+
+    return resolve_ref(ctx.repo, require_component(ctx, component), ref)
 
 
 def show(ctx: Context, backup_id: str) -> Manifest:
@@ -88,8 +89,7 @@ def backup(
 ) -> Manifest:
     """Run one backup of ``component`` in this process and return its committed manifest."""
     kind = ctx.settings.component(require_component(ctx, component)).kind
-    driver = _driver(kind)
-    return driver.backup(ctx, component, base=base, progress=progress)  # type: ignore[no-any-return]
+    return engine_for(kind).backup(ctx, component, base=base, progress=progress)
 
 
 def verify(
@@ -102,9 +102,8 @@ def verify(
 ) -> Manifest:
     """Verify one backup and record the result; returns the manifest with its new record."""
     manifest = resolve(ctx, component, ref)
-    driver = _driver(ctx.settings.component(component).kind)
-    verified: Manifest = driver.verify(ctx, component, manifest, deep=deep, progress=progress)
-    return verified
+    chosen = engine_for(ctx.settings.component(component).kind)
+    return chosen.verify(ctx, component, manifest, deep=deep, progress=progress)
 
 
 def restore(
@@ -116,8 +115,9 @@ def restore(
     **options: Any,
 ) -> Any:
     """Restore a backup as the driver's ``options`` say (target, in-place, PITR time)."""
-    driver = _driver(ctx.settings.component(require_component(ctx, component)).kind)
-    return driver.restore(ctx, component, ref, progress=progress, **options)
+    chosen = engine_for(ctx.settings.component(require_component(ctx, component)).kind)
+    chosen_options = chosen.restore_options.model_validate(options)
+    return chosen.restore(ctx, component, ref, chosen_options, progress=progress)
 
 
 def prune(ctx: Context, component: str | None = None, *, dry_run: bool = False) -> list[Any]:
@@ -128,13 +128,9 @@ def prune(ctx: Context, component: str | None = None, *, dry_run: bool = False) 
     deleted: list[Any] = []
     for name in names:
         settings = ctx.settings.component(name)
-        try:
-            driver_prune = getattr(_driver(settings.kind), "prune", None)
-        except EngineError:
-            driver_prune = None  # no engine yet: the plain policy still applies to its index
-        if driver_prune is not None:
-            deleted += driver_prune(ctx, name, dry_run=dry_run)
-        else:
+        if has_engine(settings.kind):
+            deleted += engine_for(settings.kind).prune(ctx, name, dry_run=dry_run)
+        else:  # no engine yet: the plain policy still applies to its index
             deleted += expire_backups(
                 ctx.repo,
                 name,
@@ -146,21 +142,6 @@ def prune(ctx: Context, component: str | None = None, *, dry_run: bool = False) 
     return deleted
 
 
-ENGINES = {"postgres": "workers.adapters.postgres"}
-"""Component kinds with a built engine, and the module that drives each."""
-
-
-def has_engine(kind: str) -> bool:
-    """Whether backups of this component kind can run yet."""
-    return kind in ENGINES
-
-
-def _driver(kind: str) -> Any:
-    """The engine module for a component kind; each exposes backup/verify/restore."""
-    modules = ENGINES
-    if kind not in modules:
-        raise EngineError(
-            f"the {kind} engine is not built yet",
-            hint="it stays valid config and shows in status until its engine lands",
-        )
-    return importlib.import_module(modules[kind])
+def status_facts(row: ComponentStatus, now: datetime) -> list[StatusFact]:
+    """The lines the component's engine adds to the status board (none when not built)."""
+    return engine_for(row.kind).status_facts(row, now) if has_engine(row.kind) else []

@@ -17,7 +17,6 @@ from workers.core.config import (
     QUEUE_DEFAULT,
     QUEUE_ETCD,
     QUEUE_POSTGRES,
-    PostgresComponent,
     Settings,
 )
 from workers.core.errors import ConflictError, UsageError
@@ -29,6 +28,7 @@ from workers.core.operations import (
     OperationParams,
     OperationRequest,
 )
+from workers.engines import ENGINES, engine_for, has_engine
 from workers.state.redis_state import RedisState
 
 __all__ = [
@@ -108,9 +108,9 @@ def queue_for(settings: Settings, request: OperationRequest) -> str:
     if request.component is None or request.kind not in _NEEDS_COMPONENT:
         return QUEUE_DEFAULT
     component = settings.component(request.component)
-    if isinstance(component, PostgresComponent) and request.base:
-        return component.base_queue
-    return component.queue
+    if not has_engine(component.kind):
+        return component.queue
+    return engine_for(component.kind).queue_for(component, request)
 
 
 def all_queues(settings: Settings) -> list[str]:
@@ -118,8 +118,8 @@ def all_queues(settings: Settings) -> list[str]:
     names = {QUEUE_DEFAULT}
     for component in settings.components.values():
         names.add(component.queue)
-        if isinstance(component, PostgresComponent):
-            names.add(component.base_queue)
+        if has_engine(component.kind):
+            names.update(engine_for(component.kind).queues(component))
     return sorted(names)
 
 
@@ -138,8 +138,13 @@ def validate(settings: Settings, request: OperationRequest) -> None:
             f"unknown component {request.component!r}", hint=f"valid components: {valid}"
         )
     component = settings.component(request.component)
-    if request.base and not isinstance(component, PostgresComponent):
-        raise UsageError(f"{request.component} is {component.kind}: only postgres has base backups")
+    if request.base and not (
+        has_engine(component.kind) and engine_for(component.kind).base_backups
+    ):
+        with_base = " and ".join(kind for kind, found in ENGINES.items() if found.base_backups)
+        raise UsageError(
+            f"{request.component} is {component.kind}: only {with_base} has base backups"
+        )
 
 
 def submit(client: redis.Redis, settings: Settings, request: OperationRequest) -> str:

@@ -143,8 +143,8 @@ def target_identity(
     component = ctx.settings.component(plan.component)
     if not isinstance(component, PostgresComponent) or plan.base:
         return None
-    from workers.adapters import pg_identity
-    from workers.adapters.pg_conninfo import MAINTENANCE_DB, Conninfo
+    from workers.engines.postgres import identity as pg_identity
+    from workers.engines.postgres.conninfo import MAINTENANCE_DB, Conninfo
 
     setting = f"components.{plan.component}.dsn"
     source = Conninfo.parse(component.dsn.get_secret_value(), setting).maintenance()

@@ -440,8 +440,8 @@ def approve_gate(ctx: Context, run_id: str, step_id: str, *, by: str) -> RunStat
 
     def change(run: RunState) -> str:
         step = run.runbook.step(step_id)
-        component = getattr(step, "component", "postgres")
-        settings = ctx.settings.components.get(component)
+        component = getattr(step, "component", None)
+        settings = ctx.settings.components.get(component) if component else None
         required = settings.approvers_required if settings is not None else 1
         return run.approve_gate(step_id, now, by=by, required=required)
 

@@ -26,10 +26,6 @@ from typing import Any
 
 import structlog
 
-from workers.adapters import pg_catalog
-from workers.adapters.pg_cluster import LocalInstance
-from workers.adapters.pg_conninfo import MAINTENANCE_DB, Conninfo
-from workers.adapters.pg_restoration import Placement, plan
 from workers.context import Context
 from workers.core import run_resources
 from workers.core.errors import EngineError, KosmosError
@@ -37,6 +33,10 @@ from workers.core.ports import Progress
 from workers.core.run_resources import Resource, ResourceKind
 from workers.core.runbook import JobStep
 from workers.core.runbook_run import RunState
+from workers.engines.postgres import queries
+from workers.engines.postgres.cluster import LocalInstance
+from workers.engines.postgres.conninfo import MAINTENANCE_DB, Conninfo
+from workers.engines.postgres.restoration import Placement, plan
 from workers.state.runbook_store import RunStore
 
 log = structlog.get_logger("kosmos.dr")
@@ -91,7 +91,7 @@ def placements(
     ctx: Context, component: str, ref: str, options: dict[str, str | None]
 ) -> list[Placement]:
     """Where a dump restore will create databases: the engine's own plan, made ahead."""
-    from workers.adapters.postgres import resolve_dump, source_of
+    from workers.engines.postgres.logical import resolve_dump, source_of
 
     return plan(
         resolve_dump(ctx, component, ref),
@@ -114,12 +114,12 @@ def claim_databases(
             placement.server.describe(placement.database),
             component=component,
         )
-        with contextlib.closing(pg_catalog.connect(placement.maintenance())) as conn:
-            exists = pg_catalog.database_exists(conn, placement.database)
+        with contextlib.closing(queries.connect(placement.maintenance())) as conn:
+            exists = queries.database_exists(conn, placement.database)
             if exists and ledger.earlier(resource) is not None:
                 progress("restore", note=f"dropping {placement.database}: an earlier attempt's")
                 log.info("dropping an earlier attempt's database", database=placement.database)
-                pg_catalog.drop_database(conn, placement.database)
+                queries.drop_database(conn, placement.database)
                 exists = False
         if not exists:  # else not ours: the engine refuses it
             ledger.claim(resource)
@@ -194,16 +194,16 @@ def drop_database(ctx: Context, run: RunState, resource: Resource) -> bool:
             hint="the step's target changed since; drop it there by hand",
         )
     admin = server.with_dbname(MAINTENANCE_DB) if server.dbname in (None, resource.name) else server
-    with contextlib.closing(pg_catalog.connect(admin)) as conn:
-        existed = pg_catalog.database_exists(conn, resource.name)
-        pg_catalog.drop_database(conn, resource.name)
+    with contextlib.closing(queries.connect(admin)) as conn:
+        existed = queries.database_exists(conn, resource.name)
+        queries.drop_database(conn, resource.name)
     log.info("database removed", database=resource.name, run_id=run.run_id, existed=existed)
     return existed
 
 
 def remove_instance(resource: Resource) -> bool:
     """Stop a claimed instance and delete its data directory (on the host that holds it)."""
-    from workers.adapters.pitr import LOG_NAME
+    from workers.engines.postgres.pitr import LOG_NAME
 
     if resource.where != socket.gethostname():
         raise EngineError(
@@ -225,7 +225,7 @@ def remove_instance(resource: Resource) -> bool:
 def _server_of(ctx: Context, run: RunState, resource: Resource) -> Conninfo:
     # A database made on another server was made through the step's target_dsn: resolve it
     # again rather than keep a DSN, and its password, in the run's state.
-    from workers.adapters.postgres import source_of
+    from workers.engines.postgres.logical import source_of
 
     step = run.runbook.step(resource.step)
     dsn = run.resolved(step.params).get("target_dsn") if isinstance(step, JobStep) else None

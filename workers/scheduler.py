@@ -34,7 +34,8 @@ from workers.core.operations import (
     RpoCheckParams,
     SweepParams,
 )
-from workers.core.schedule import backup_due, last_good, periodic_due, tracks
+from workers.core.schedule import backup_due, last_good, periodic_due
+from workers.engines import engine_for
 from workers.jobs.maintenance import reap_abandoned
 from workers.state.redis_state import Heartbeat, RedisState
 
@@ -137,8 +138,7 @@ class Scheduler:
                 # would only fail every hour and bury real failures.
                 report.skipped[f"backup:{name}"] = "no engine yet"
                 continue
-            continuous = bool(getattr(component, "continuous", False))
-            for base in tracks(component.kind, continuous):
+            for base in engine_for(component.kind).backup_tracks(component):
                 if not self.leading:
                     return report
                 self._maybe_backup(name, base, report)

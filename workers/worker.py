@@ -23,7 +23,7 @@ WORKER_TTL = 60
 MAINTENANCE_INTERVAL = 60
 """RQ's own registry upkeep; its 10-minute default is too slow (our reaper is faster still)."""
 JOB_MONITORING_INTERVAL = 10
-PRELOAD = ("workers.jobs.dr", "workers.storage.store_s3", "workers.adapters.postgres")
+PRELOAD = ("workers.jobs.dr", "workers.storage.store_s3", "workers.engines.postgres.logical")
 """Imported before forking: every work horse then starts warm instead of importing them."""
 
 

@@ -11,9 +11,9 @@ from bot.formats import size, verified, when
 from bot.mrkdwn import clip, escape
 from bot.replies.backup import AcceptedReply, HelpReply, ListReply, StatusReply
 from bot.replies.runbook import drill_line
+from workers import engine
 from workers.core.catalog import ComponentStatus, Freshness
 from workers.core.durations import format_duration, humanize
-from workers.core.rpo import wal_archive_lag
 
 MARKS = {
     Freshness.FRESH: ":large_green_circle: fresh",
@@ -56,9 +56,7 @@ def status_line(row: ComponentStatus, now: datetime) -> str:
         facts.append("due now" if overdue or last is None else f"next {when(row.next_due, now)}")
     record = row.last_verification
     facts.append(f"verified {verified(record, now)}" if record else "never verified")
-    if row.kind == "postgres":
-        lag = wal_archive_lag(row, now)
-        facts.append(f"WAL lag {humanize(lag)}" if lag is not None else "no WAL archived")
+    facts += [fact.short for fact in engine.status_facts(row, now)]
     line = f"*{escape(row.name)}* ({row.kind}) {mark}\n" + " · ".join(facts)
     if row.unreachable:
         line += f"\n:x: {escape(row.unreachable)}"

@@ -27,7 +27,7 @@ component_option = click.option(
 def wal_push(ctx: click.Context, wal_path: str, component: str | None) -> None:
     """Archive one WAL file (archive_command: wal-push %p)."""
     # Imported here: archive_command runs once per segment, so it loads only what it uses.
-    from workers.adapters import wal_shipping
+    from workers.engines.postgres import wal_shipping
 
     wal_shipping.wal_push(context_from(ctx).settings, wal_path, component)
 
@@ -39,7 +39,7 @@ def wal_push(ctx: click.Context, wal_path: str, component: str | None) -> None:
 @click.pass_context
 def wal_fetch(ctx: click.Context, wal_name: str, dest_path: str, component: str | None) -> None:
     """Restore one archived WAL file (restore_command: wal-fetch %f %p)."""
-    from workers.adapters import wal_shipping
+    from workers.engines.postgres import wal_shipping
 
     wal_shipping.wal_fetch(context_from(ctx).settings, wal_name, dest_path, component)
 

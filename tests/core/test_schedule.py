@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from workers.core.manifest import BackupSummary, CatalogIndex, VerificationRecord
-from workers.core.schedule import backup_due, last_good, periodic_due, tracks
+from workers.core.schedule import backup_due, last_good, periodic_due
 
 NOW = datetime(2026, 11, 24, 12, 30, tzinfo=UTC)
 HOUR = timedelta(hours=1)
@@ -103,9 +103,3 @@ def test_periodic_due() -> None:
     assert periodic_due(None, timedelta(minutes=1), NOW)
     assert not periodic_due(NOW - timedelta(seconds=30), timedelta(minutes=1), NOW)
     assert periodic_due(NOW - timedelta(minutes=1), timedelta(minutes=1), NOW)
-
-
-def test_tracks() -> None:
-    assert list(tracks("postgres", True)) == [False, True]
-    assert list(tracks("postgres", False)) == [False]
-    assert list(tracks("etcd", False)) == [False]

@@ -1,1 +1,0 @@
-"""Engine tests, one folder per component kind."""

@@ -32,9 +32,9 @@ from tests.pgcluster import (
 )
 from tests.services import MotoServer, free_port
 from workers import engine
-from workers.adapters import barman
-from workers.adapters.pg_cluster import LocalInstance
 from workers.context import Context
+from workers.engines.postgres import base_backups
+from workers.engines.postgres.cluster import LocalInstance
 from workers.settings import load_settings
 
 SETTINGS = """\
@@ -95,7 +95,7 @@ def world(s3_server: MotoServer, tmp_path_factory: pytest.TempPathFactory) -> It
         # so that the scheduler has nothing due that would race the backup typed below).
         engine.backup(ctx, "postgres")
         cluster.execute("CHECKPOINT")  # the base backup's own checkpoint is then quick
-        barman.base_backup(ctx, "postgres")
+        base_backups.base_backup(ctx, "postgres")
         env = {k: v for k, v in os.environ.items() if not k.startswith(("KOSMOS", "SLACK_"))}
         env.update({"COLUMNS": "400", "PYTHONUNBUFFERED": "1"})
         argv = ["kosmos-backup", "--config", str(config), "up", "--log-dir", str(folder)]

@@ -22,9 +22,9 @@ from tests.pgcluster import (
     wait_archived,
 )
 from tests.services import MotoServer, free_port
-from workers.adapters import barman
-from workers.adapters.pg_cluster import LocalInstance
 from workers.context import Context
+from workers.engines.postgres import base_backups
+from workers.engines.postgres.cluster import LocalInstance
 from workers.settings import load_settings
 
 TICKS = 30
@@ -71,7 +71,7 @@ def test_restore_to_a_time_keeps_rows_before_it_and_drops_rows_after(
     cluster.execute("CREATE TABLE orders (id int PRIMARY KEY, note text)")
     cluster.execute("CREATE TABLE ticks (n int PRIMARY KEY, at timestamptz)")
     cluster.execute("CHECKPOINT")
-    base = barman.base_backup(ctx, "postgres")
+    base = base_backups.base_backup(ctx, "postgres")
     assert base.kind == "postgres-base"
 
     cluster.execute("INSERT INTO orders SELECT g, 'A' FROM generate_series(1, 50) g")
@@ -83,7 +83,7 @@ def test_restore_to_a_time_keeps_rows_before_it_and_drops_rows_after(
     restored_root = scratch_dir("pitr-restored")
     port = free_port()
     try:
-        summary = barman.restore_pitr(
+        summary = base_backups.restore_pitr(
             ctx,
             "postgres",
             "latest",
@@ -122,7 +122,7 @@ def test_restore_base_at_the_console_prints_the_instance_and_its_counts(
     cluster.execute("CREATE TABLE orders (id int PRIMARY KEY, note text)")
     cluster.execute("INSERT INTO orders SELECT g, 'A' FROM generate_series(1, 40) g")
     log_from = cluster.instance.log_size()
-    base = barman.base_backup(ctx, "postgres")
+    base = base_backups.base_backup(ctx, "postgres")
     # The backup asked for its checkpoint at once rather than waiting for a spread one.
     assert "checkpoint starting: immediate force wait" in cluster.instance.log_text(log_from)
     wait_archived(cluster)

@@ -77,8 +77,8 @@ def _default_label(probe: Probe) -> str:
 
 
 def _sql(ctx: Context, probe: SqlProbe) -> tuple[bool, str]:
-    from workers.adapters import pg_catalog
-    from workers.adapters.pg_conninfo import Conninfo
+    from workers.engines.postgres import queries
+    from workers.engines.postgres.conninfo import Conninfo
 
     if probe.dsn:
         info = Conninfo.parse(probe.dsn, setting="probe dsn")
@@ -93,8 +93,8 @@ def _sql(ctx: Context, probe: SqlProbe) -> tuple[bool, str]:
     info = Conninfo({**info.params, "connect_timeout": timeout}, info.password)
     limit_ms = int(probe.timeout.total_seconds() * 1000)
     with (
-        contextlib.closing(pg_catalog.connect(info)) as conn,
-        pg_catalog.pg_errors("query", info.describe()),
+        contextlib.closing(queries.connect(info)) as conn,
+        queries.pg_errors("query", info.describe()),
     ):
         conn.execute(f"SET statement_timeout = {limit_ms}")  # type: ignore[call-overload]
         rows = conn.execute(probe.query).fetchall()  # type: ignore[call-overload]

@@ -195,7 +195,9 @@ class Objectives(_Model):
     rto: Duration = timedelta(hours=4)
 
 
-class _ComponentBase(_Model):
+class ComponentSettings(_Model):
+    """What every component kind's settings hold; each kind's model adds its ``kind`` literal."""
+
     enabled: bool = True
     frequency: Duration
     retention: Duration
@@ -205,7 +207,7 @@ class _ComponentBase(_Model):
     approvers_required: int = Field(default=1, ge=1, le=5)
 
 
-class PostgresComponent(_ComponentBase):
+class PostgresComponent(ComponentSettings):
     """PostgreSQL: hourly logical dumps plus continuous WAL (barman-cloud)."""
 
     kind: Literal["postgres"]
@@ -218,7 +220,7 @@ class PostgresComponent(_ComponentBase):
     server_name: str = "postgres"
 
 
-class MinioComponent(_ComponentBase):
+class MinioComponent(ComponentSettings):
     """MinIO: incremental S3-to-S3 mirror of buckets."""
 
     kind: Literal["minio"]
@@ -229,7 +231,7 @@ class MinioComponent(_ComponentBase):
     buckets: tuple[str, ...] = ()
 
 
-class EtcdComponent(_ComponentBase):
+class EtcdComponent(ComponentSettings):
     """K3s etcd: snapshots with etcdctl or k3s etcd-snapshot."""
 
     kind: Literal["etcd"]
@@ -241,7 +243,7 @@ class EtcdComponent(_ComponentBase):
     queue: str = QUEUE_ETCD
 
 
-class VeleroComponent(_ComponentBase):
+class VeleroComponent(ComponentSettings):
     """Kubernetes resources through Velero Backup/Restore/Schedule objects."""
 
     kind: Literal["velero"]
@@ -251,7 +253,7 @@ class VeleroComponent(_ComponentBase):
     storage_location: str = "default"
 
 
-class InfisicalComponent(_ComponentBase):
+class InfisicalComponent(ComponentSettings):
     """Secrets exported from Infisical, always age-encrypted."""
 
     kind: Literal["infisical"]

@@ -80,7 +80,19 @@ class VerifyParams(OperationParams):
     deep: bool = Field(default=False, description="also restore into a scratch database")
 
 
-class PostgresRestoreOptions(OperationParams):
+class RestoreOptions(OperationParams):
+    """The base of every engine's restore options: frozen, JSON-only, no unknown keys.
+
+    An engine's subclass says everything its restore needs beyond the backup (a target, a
+    database, a restore point); the approved plan's digest covers them (see core.engine).
+    """
+
+    def engine_options(self) -> dict[str, Any]:
+        """The options as the engine's restore takes them (keyword arguments)."""
+        return {name: getattr(self, name) for name in type(self).model_fields}
+
+
+class PostgresRestoreOptions(RestoreOptions):
     """PostgreSQL's own restore options: a dump into a database, or PITR into an instance."""
 
     target_database: str | None = None
@@ -92,10 +104,6 @@ class PostgresRestoreOptions(OperationParams):
     target_time: AwareDatetime | None = Field(default=None, description="PITR: replay to here")
     data_dir: str | None = Field(default=None, description="PITR: the new data directory")
     port: int | None = Field(default=None, ge=1, le=65535, description="PITR: the new port")
-
-    def engine_options(self) -> dict[str, Any]:
-        """The options as the engine's restore takes them (keyword arguments)."""
-        return {name: getattr(self, name) for name in type(self).model_fields}
 
 
 class RestoreParams(OperationParams):

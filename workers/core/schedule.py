@@ -8,7 +8,6 @@ per slot.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from pydantic import BaseModel, ConfigDict
@@ -73,10 +72,3 @@ def backup_due(
 def periodic_due(last_run: datetime | None, interval: timedelta, now: datetime) -> bool:
     """Whether an upkeep task (monitor, prune, sweep) last run at ``last_run`` is due again."""
     return last_run is None or now >= last_run + interval
-
-
-def tracks(kind: str, continuous: bool) -> Iterable[bool]:
-    """The backup tracks of a component kind: ``False`` (regular), ``True`` (base backups)."""
-    yield False
-    if kind == "postgres" and continuous:
-        yield True

@@ -31,10 +31,11 @@ from tests.pgcluster import (
 )
 from tests.services import MotoServer, free_port
 from workers import engine
-from workers.adapters import barman, barman_cloud, pitr
 from workers.context import Context
 from workers.core.errors import EngineError, NotFoundError, UsageError
 from workers.core.manifest import Manifest, VerificationState
+from workers.engines.postgres import barman_cloud, pitr
+from workers.engines.postgres import base_backups as barman
 from workers.settings import load_settings
 
 SEGMENT_A = "0000000100000000000000F0"

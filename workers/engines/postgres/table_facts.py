@@ -17,8 +17,8 @@ from typing import Any
 
 import psycopg
 
-from workers.adapters import pg_catalog
-from workers.adapters.pg_conninfo import Conninfo
+from workers.engines.postgres import queries
+from workers.engines.postgres.conninfo import Conninfo
 
 QUIET_TRIES = 10
 QUIET_PAUSE = 0.2
@@ -47,8 +47,8 @@ def databases(info: Conninfo, configured: Sequence[str]) -> list[str]:
     """The configured databases, or every database that accepts connections."""
     if configured:
         return list(configured)
-    with contextlib.closing(pg_catalog.connect(info.maintenance())) as conn:
-        return pg_catalog.list_databases(conn)
+    with contextlib.closing(queries.connect(info.maintenance())) as conn:
+        return queries.list_databases(conn)
 
 
 def facts_at_one_point(info: Conninfo, names: Sequence[str], mark: str) -> ClusterFacts:
@@ -59,14 +59,14 @@ def facts_at_one_point(info: Conninfo, names: Sequence[str], mark: str) -> Clust
     """
     with contextlib.ExitStack() as stack:
         conns = {
-            db: stack.enter_context(contextlib.closing(pg_catalog.connect(info.with_dbname(db))))
+            db: stack.enter_context(contextlib.closing(queries.connect(info.with_dbname(db))))
             for db in names
         }
-        watcher = stack.enter_context(contextlib.closing(pg_catalog.connect(info.maintenance())))
+        watcher = stack.enter_context(contextlib.closing(queries.connect(info.maintenance())))
         lsn, exact = _pin(conns, watcher)
         try:
             tables = {
-                db: {t: f.to_json() for t, f in pg_catalog.table_facts(conn).items()}
+                db: {t: f.to_json() for t, f in queries.table_facts(conn).items()}
                 for db, conn in conns.items()
             }
         finally:
@@ -85,7 +85,7 @@ def _pin(
     for attempt in range(QUIET_TRIES):
         snapshots, positions = [], []
         for conn in conns.values():
-            with pg_catalog.pg_errors("open a snapshot on", conn.info.dbname):
+            with queries.pg_errors("open a snapshot on", conn.info.dbname):
                 conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
                 row = conn.execute(
                     "SELECT pg_current_snapshot()::text, pg_current_wal_insert_lsn()::text"
@@ -127,10 +127,10 @@ def lsn_value(lsn: str) -> int:
     return (int(high, 16) << 32) + int(low, 16)
 
 
-def facts_now(info: Conninfo, names: Sequence[str]) -> dict[str, dict[str, pg_catalog.TableFact]]:
+def facts_now(info: Conninfo, names: Sequence[str]) -> dict[str, dict[str, queries.TableFact]]:
     """Table facts of every named database as it is now (a restored copy)."""
     found = {}
     for db in names:
-        with contextlib.closing(pg_catalog.connect(info.with_dbname(db))) as conn:
-            found[db] = pg_catalog.table_facts(conn)
+        with contextlib.closing(queries.connect(info.with_dbname(db))) as conn:
+            found[db] = queries.table_facts(conn)
     return found

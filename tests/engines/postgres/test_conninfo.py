@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from workers.adapters.pg_conninfo import Conninfo
 from workers.core.errors import ConfigError
+from workers.engines.postgres.conninfo import Conninfo
 
 
 def test_password_is_held_apart_from_what_tools_see() -> None:

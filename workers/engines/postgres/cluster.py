@@ -15,8 +15,8 @@ from pathlib import Path
 import psycopg
 
 from workers import process
-from workers.adapters.pg_conninfo import Conninfo
 from workers.core.errors import ConflictError, EngineError, KosmosError, NotFoundError, UsageError
+from workers.engines.postgres.conninfo import Conninfo
 
 OS_USER = "postgres"
 RECOVERY_MARK = "# kosmos-backup recovery settings"

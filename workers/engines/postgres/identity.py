@@ -8,10 +8,10 @@ from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import replace
 
-from workers.adapters import pg_catalog
-from workers.adapters.pg_conninfo import Conninfo
 from workers.core.errors import EngineError, KosmosError
 from workers.core.target_identity import Found
+from workers.engines.postgres import queries
+from workers.engines.postgres.conninfo import Conninfo
 
 
 def system_ids(servers: Sequence[Conninfo], budget: float) -> list[Found]:
@@ -39,8 +39,8 @@ def _bounded(server: Conninfo, budget: float) -> Conninfo:
 
 
 def _ask(server: Conninfo) -> str:
-    with contextlib.closing(pg_catalog.connect(server)) as conn:
-        return pg_catalog.system_identifier(conn)
+    with contextlib.closing(queries.connect(server)) as conn:
+        return queries.system_identifier(conn)
 
 
 def _found(future: Future[str], server: Conninfo, budget: float) -> Found:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from workers.adapters.pg_cluster import RecoverySettings, quote_setting
-from workers.adapters.wal_archive import (
+from workers.engines.postgres.cluster import RecoverySettings, quote_setting
+from workers.engines.postgres.wal_archive import (
     Segment,
     check_chain,
     hash_dir,

@@ -7,9 +7,9 @@ import time
 
 from tests.conftest import PG_DSN
 from tests.services import free_port
-from workers.adapters.pg_conninfo import Conninfo
-from workers.adapters.pg_identity import system_ids
 from workers.core.errors import EngineError
+from workers.engines.postgres.conninfo import Conninfo
+from workers.engines.postgres.identity import system_ids
 
 
 def test_every_spelling_of_one_server_gives_one_system_id() -> None:

@@ -8,18 +8,6 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
-from workers.adapters import pg_archive, pg_catalog
-from workers.adapters.pg_conninfo import Conninfo
-from workers.adapters.pg_health import config_problems as config_problems  # the engine's checks
-from workers.adapters.pg_health import unreachable as unreachable
-from workers.adapters.pg_restoration import (
-    Restoration,
-    RestoreResult,
-    dumps_of,
-    identities,
-    plan,
-    scratch_check,
-)
 from workers.context import Context
 from workers.core.catalog import find_backup, good_backups
 from workers.core.config import PostgresComponent
@@ -27,12 +15,27 @@ from workers.core.errors import EngineError, IntegrityError, KosmosError, NotFou
 from workers.core.manifest import Manifest, VerificationRecord, VerificationState
 from workers.core.ports import Progress, no_progress
 from workers.core.retention import Deletion
+from workers.engines.postgres import archives as pg_archive
+from workers.engines.postgres import queries
+from workers.engines.postgres.conninfo import Conninfo
+from workers.engines.postgres.health import (
+    config_problems as config_problems,  # the engine's checks
+)
+from workers.engines.postgres.health import unreachable as unreachable
+from workers.engines.postgres.restoration import (
+    Restoration,
+    RestoreResult,
+    dumps_of,
+    identities,
+    plan,
+    scratch_check,
+)
 from workers.storage import expiry
 from workers.storage.repository import BackupWriter
 
 KIND_LOGICAL = "postgres-logical"
 KIND_BASE = "postgres-base"
-BARMAN_MODULE = "workers.adapters.barman"
+BARMAN_MODULE = "workers.engines.postgres.base_backups"
 
 
 def settings_of(ctx: Context, component: str) -> PostgresComponent:
@@ -61,9 +64,9 @@ def backup(
         return _barman().base_backup(ctx, component, progress=progress)  # type: ignore[no-any-return]
     settings = settings_of(ctx, component)
     source = Conninfo.parse(settings.dsn.get_secret_value())
-    with contextlib.closing(pg_catalog.connect(source)) as conn:
-        databases = list(settings.databases) or pg_catalog.list_databases(conn)
-        server = pg_catalog.server_facts(conn)
+    with contextlib.closing(queries.connect(source)) as conn:
+        databases = list(settings.databases) or queries.list_databases(conn)
+        server = queries.server_facts(conn)
     encrypted = bool(ctx.repo.options.recipients)
     # The version probe and the globals each cost a process start (Debian's pg_wrapper is
     # slow to start): run them beside the dumps, not before or after.
@@ -80,7 +83,7 @@ def backup(
                 source={**server, "databases": databases},
                 details={
                     "format": f"pg_dump custom ({pg_archive.archive_compression()} inside)",
-                    "hash_scheme": pg_catalog.HASH_SCHEME,
+                    "hash_scheme": queries.HASH_SCHEME,
                     "databases": dumped,
                     pg_archive.FAILED_DATABASES: {n: e.message for n, e in failed.items()},
                 },
@@ -166,7 +169,7 @@ def verify(
     keys = identities(ctx.settings)
     if deep:
         # An unreachable server is not the backup's fault: fail here, before recording.
-        with contextlib.closing(pg_catalog.connect(source_of(ctx, component).maintenance())):
+        with contextlib.closing(queries.connect(source_of(ctx, component).maintenance())):
             pass
     for database, entry in dumps_of(manifest).items():
         if checks[entry.name]["sha256"] != "ok":

@@ -18,13 +18,13 @@ from psycopg import sql
 from tests.core.test_manifest import pg_names
 from tests.pgcluster import PgCluster, scratch_dir
 from workers import engine
-from workers.adapters import pg_catalog
-from workers.adapters.pg_conninfo import Conninfo
-from workers.adapters.pg_restoration import dumps_of
 from workers.context import Context
 from workers.core.config import Settings
 from workers.core.errors import EngineError, NotFoundError, UsageError
 from workers.core.manifest import decode_name_part
+from workers.engines.postgres import queries
+from workers.engines.postgres.conninfo import Conninfo
+from workers.engines.postgres.restoration import dumps_of
 from workers.restore_plans import resolve_plan, validate_plan
 
 ODD_NAMES = [
@@ -184,7 +184,7 @@ def hold_lock_until_the_hash_gives_up(cluster: PgCluster, database: str) -> Call
         seen_dump = False
         while time.monotonic() < deadline:
             seen_dump = seen_dump or waiting("kosmos-backup pg_dump")
-            if seen_dump and not waiting(pg_catalog.APPLICATION):
+            if seen_dump and not waiting(queries.APPLICATION):
                 break
             time.sleep(0.05)
         locker.execute("ROLLBACK")
@@ -259,8 +259,8 @@ def test_any_legal_name_dumps_lists_verifies_and_restores(
     try:
         ctx = context(make_settings, cluster, "postgres")
         info = Conninfo.parse(f"host=127.0.0.1 port={cluster.port} user=postgres")
-        with pg_catalog.connect(info.maintenance()) as conn:
-            assert name in pg_catalog.list_databases(conn)
+        with queries.connect(info.maintenance()) as conn:
+            assert name in queries.list_databases(conn)
 
         manifest = engine.backup(ctx, "postgres")
         assert engine.list_backups(ctx, "postgres")[0].id == manifest.id

@@ -11,16 +11,14 @@ import pytest
 
 from tests.conftest import PG_DSN
 from tests.pgsample import admin, create_database, db_names, sample_db  # noqa: F401
-from workers.adapters import pg_catalog
-from workers.adapters.pg_conninfo import Conninfo
 from workers.core.errors import EngineError
+from workers.engines.postgres import queries
+from workers.engines.postgres.conninfo import Conninfo
 
 
-def facts_of(database: str) -> dict[str, pg_catalog.TableFact]:
-    with contextlib.closing(
-        pg_catalog.connect(Conninfo.parse(f"{PG_DSN} dbname={database}"))
-    ) as conn:
-        return pg_catalog.table_facts(conn)
+def facts_of(database: str) -> dict[str, queries.TableFact]:
+    with contextlib.closing(queries.connect(Conninfo.parse(f"{PG_DSN} dbname={database}"))) as conn:
+        return queries.table_facts(conn)
 
 
 def test_every_user_table_is_counted_and_columns_without_hash_use_text(sample_db: str) -> None:
@@ -38,7 +36,7 @@ def test_every_user_table_is_counted_and_columns_without_hash_use_text(sample_db
     assert facts["public.events"].method == "columns:hhthh"
     assert facts["public.accounts"].method == "columns:hhhht"  # bytea: its hex text
     assert facts['"Odd Schema"."Mixed Case"'].method == "columns:ht"  # arrays hash as text
-    assert facts["public.empty_one"] == pg_catalog.TableFact(0, "0", "columns:h")
+    assert facts["public.empty_one"] == queries.TableFact(0, "0", "columns:h")
 
 
 def test_hash_ignores_row_order_but_sees_duplicates_and_changes(
@@ -78,8 +76,8 @@ def test_text_hash_does_not_depend_on_the_session_time_zone(
 
 def test_facts_in_an_exported_snapshot_ignore_later_commits(sample_db: str) -> None:
     info = Conninfo.parse(f"{PG_DSN} dbname={sample_db}")
-    with contextlib.closing(pg_catalog.connect(info)) as conn:
-        with pg_catalog.exported_snapshot(conn) as snapshot:
+    with contextlib.closing(queries.connect(info)) as conn:
+        with queries.exported_snapshot(conn) as snapshot:
             with admin(sample_db) as other:
                 other.execute("INSERT INTO empty_one VALUES (1)")
             # a second session importing the snapshot sees the same past
@@ -88,8 +86,8 @@ def test_facts_in_an_exported_snapshot_ignore_later_commits(sample_db: str) -> N
                 importer.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
                 row = importer.execute("SELECT count(*) FROM empty_one").fetchone()
             assert row == (0,)
-            assert pg_catalog.table_facts(conn)["public.empty_one"].rows == 0
-        assert pg_catalog.table_facts(conn)["public.empty_one"].rows == 1
+            assert queries.table_facts(conn)["public.empty_one"].rows == 0
+        assert queries.table_facts(conn)["public.empty_one"].rows == 1
 
 
 def test_compare_reports_missing_different_and_extra_tables() -> None:
@@ -100,11 +98,11 @@ def test_compare_reports_missing_different_and_extra_tables() -> None:
         "public.d": {"rows": 4, "digest": "40", "method": "columns:h"},
     }
     restored = {
-        "public.a": pg_catalog.TableFact(1, "10", "columns:h"),
-        "public.b": pg_catalog.TableFact(2, "21", "columns:h"),
-        "public.d": pg_catalog.TableFact(4, "40", "columns:hh"),
+        "public.a": queries.TableFact(1, "10", "columns:h"),
+        "public.b": queries.TableFact(2, "21", "columns:h"),
+        "public.d": queries.TableFact(4, "40", "columns:hh"),
     }
-    mismatches, notes = pg_catalog.compare_facts(
+    mismatches, notes = queries.compare_facts(
         recorded, restored, ["public.a", "public.b", "public.z"]
     )
     assert mismatches == [
@@ -127,7 +125,7 @@ def test_connection_failures_become_engine_errors_without_the_password(
     dsn: str, expected: str
 ) -> None:
     with pytest.raises(EngineError) as caught:
-        pg_catalog.connect(Conninfo.parse(dsn))
+        queries.connect(Conninfo.parse(dsn))
     assert expected in caught.value.message
     assert caught.value.message.startswith("cannot connect to")
     assert "hunter2" not in caught.value.one_line()
@@ -149,8 +147,8 @@ def test_a_recorded_method_is_followed(db_names: Callable[[str], str]) -> None:
     name = db_names("method")
     create_database(name, "CREATE TABLE m (a int); INSERT INTO m VALUES (7);")
     info = Conninfo.parse(f"{PG_DSN} dbname={name}")
-    with contextlib.closing(pg_catalog.connect(info)) as conn:
-        native = pg_catalog.table_facts(conn)["public.m"]
-        as_text = pg_catalog.table_facts(conn, methods={"public.m": "columns:t"})["public.m"]
+    with contextlib.closing(queries.connect(info)) as conn:
+        native = queries.table_facts(conn)["public.m"]
+        as_text = queries.table_facts(conn, methods={"public.m": "columns:t"})["public.m"]
     assert native.method == "columns:h" and as_text.method == "columns:t"
     assert native.digest != as_text.digest and native.rows == as_text.rows == 1

@@ -26,11 +26,11 @@ from tests.pgsample import (  # noqa: F401
 )
 from tests.services import free_port
 from workers import engine
-from workers.adapters import pg_catalog
-from workers.adapters.pg_conninfo import Conninfo
 from workers.context import Context
 from workers.core.config import Settings
 from workers.core.errors import EngineError
+from workers.engines.postgres import queries
+from workers.engines.postgres.conninfo import Conninfo
 
 TINY = "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'a'), (2, NULL);"
 
@@ -77,9 +77,9 @@ def test_backup_records_objects_source_versions_and_table_facts(
 
 def test_all_databases_means_every_non_template_database(sample_db: str) -> None:
     info = Conninfo.parse(f"{PG_DSN} dbname=postgres")
-    conn = pg_catalog.connect(info)
+    conn = queries.connect(info)
     try:
-        found = pg_catalog.list_databases(conn)
+        found = queries.list_databases(conn)
     finally:
         conn.close()
     assert sample_db in found and "postgres" in found

@@ -15,9 +15,15 @@ from typing import Any
 
 import psycopg
 
-from workers.adapters import barman_cloud, pg_snapshot
-from workers.adapters.barman_cloud import KIND_BASE, BarmanTarget
-from workers.adapters.pg_cluster import (
+from workers.context import Context
+from workers.core.catalog import FACT_RECOVERABLE_UNTIL, find_backup, good_backups
+from workers.core.config import Settings
+from workers.core.errors import EngineError, KosmosError, NotFoundError, UsageError
+from workers.core.manifest import Manifest
+from workers.core.ports import Progress, no_progress
+from workers.engines.postgres import barman_cloud, table_facts
+from workers.engines.postgres.barman_cloud import KIND_BASE, BarmanTarget
+from workers.engines.postgres.cluster import (
     LocalInstance,
     RecoverySettings,
     TargetNotReached,
@@ -26,13 +32,7 @@ from workers.adapters.pg_cluster import (
     wait_for_promotion,
     write_recovery_settings,
 )
-from workers.adapters.pg_conninfo import Conninfo
-from workers.context import Context
-from workers.core.catalog import FACT_RECOVERABLE_UNTIL, find_backup, good_backups
-from workers.core.config import Settings
-from workers.core.errors import EngineError, KosmosError, NotFoundError, UsageError
-from workers.core.manifest import Manifest
-from workers.core.ports import Progress, no_progress
+from workers.engines.postgres.conninfo import Conninfo
 
 INSTALLED_BIN = "/opt/kosmos-backup/bin/kosmos-backup"
 BIN_ENV = "KOSMOS_BACKUP_BIN"
@@ -202,7 +202,7 @@ def _local_conninfo(settings: Settings, component: str, port: int) -> Conninfo:
 
 def summary(replay_result: Replay, databases: list[str]) -> dict[str, Any]:
     """Tables and rows of the restored instance, read in full (the verification queries)."""
-    facts = pg_snapshot.facts_now(replay_result.conninfo, databases)
+    facts = table_facts.facts_now(replay_result.conninfo, databases)
     return {
         "databases": {
             db: {"tables": len(tables), "rows": sum(f.rows for f in tables.values())}
@@ -247,7 +247,7 @@ def restore_pitr(
         progress=progress,
     )
     progress("verify", note="row counts of every table")
-    names = list(comp.databases) or pg_snapshot.databases(result.conninfo, ())
+    names = list(comp.databases) or table_facts.databases(result.conninfo, ())
     return {**_outcome(manifest, result, target_time), **summary(result, names)}
 
 

@@ -17,24 +17,29 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from workers.adapters import barman_cloud, pg_snapshot
-from workers.adapters.barman_cloud import KIND_BASE, BarmanTarget, postgres_component, target_for
-from workers.adapters.pg_catalog import compare_facts
-from workers.adapters.pg_cluster import TargetNotReached, free_port, hand_over
-from workers.adapters.pg_conninfo import Conninfo
-from workers.adapters.pitr import replay, restore_pitr
-from workers.adapters.wal_archive import Segment, check_chain
-from workers.adapters.wal_shipping import (
-    FACT_LAST_ARCHIVED,
-    FACT_LAST_SEGMENT,
-    wal_fetch,
-    wal_push,
-)
 from workers.context import Context
 from workers.core.catalog import FACT_RECOVERABLE_UNTIL
 from workers.core.errors import IntegrityError, KosmosError, NotFoundError
 from workers.core.manifest import Manifest, VerificationRecord, VerificationState
 from workers.core.ports import Progress, no_progress
+from workers.engines.postgres import barman_cloud, table_facts
+from workers.engines.postgres.barman_cloud import (
+    KIND_BASE,
+    BarmanTarget,
+    postgres_component,
+    target_for,
+)
+from workers.engines.postgres.cluster import TargetNotReached, free_port, hand_over
+from workers.engines.postgres.conninfo import Conninfo
+from workers.engines.postgres.pitr import replay, restore_pitr
+from workers.engines.postgres.queries import compare_facts
+from workers.engines.postgres.wal_archive import Segment, check_chain
+from workers.engines.postgres.wal_shipping import (
+    FACT_LAST_ARCHIVED,
+    FACT_LAST_SEGMENT,
+    wal_fetch,
+    wal_push,
+)
 
 __all__ = [
     "KIND_BASE",
@@ -78,8 +83,8 @@ def base_backup(ctx: Context, component: str, *, progress: Progress = no_progres
             )
             meta = barman_cloud.show(target, writer.id)
             progress("table facts", note="row counts and hashes at one WAL position")
-            names = pg_snapshot.databases(info, comp.databases)
-            facts = pg_snapshot.facts_at_one_point(info, names, mark=writer.id)
+            names = table_facts.databases(info, comp.databases)
+            facts = table_facts.facts_at_one_point(info, names, mark=writer.id)
             writer.write(BARMAN_META, [json.dumps(meta, sort_keys=True, indent=1).encode()])
             writer.write(TABLES, [json.dumps(facts.tables, sort_keys=True).encode()])
         except BaseException:
@@ -108,7 +113,7 @@ def _source(info: Conninfo) -> dict[str, Any]:
 
 
 def _details(
-    target: BarmanTarget, meta: dict[str, Any], facts: pg_snapshot.ClusterFacts, names: list[str]
+    target: BarmanTarget, meta: dict[str, Any], facts: table_facts.ClusterFacts, names: list[str]
 ) -> dict[str, Any]:
     return {
         "engine": "barman-cloud",
@@ -221,7 +226,7 @@ def _deep_check(
             progress=progress,
         )
         progress("compare tables", note=f"{details['tables']} tables")
-        restored = pg_snapshot.facts_now(result.conninfo, list(recorded))
+        restored = table_facts.facts_now(result.conninfo, list(recorded))
     except TargetNotReached as exc:
         return [f"replay could not reach WAL position {lsn}: {exc.message}"]
     except KosmosError as exc:

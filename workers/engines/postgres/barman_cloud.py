@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from workers import process
-from workers.adapters.wal_archive import QUICK_ATTEMPTS, WalArchive
 from workers.core.config import PostgresComponent, Settings
 from workers.core.errors import ConfigError, EngineError, NotFoundError, StorageUnavailable
+from workers.engines.postgres.wal_archive import QUICK_ATTEMPTS, WalArchive
 
 BARMAN_DIR = "_barman"
 KIND_BASE = "postgres-base"

@@ -11,10 +11,10 @@ import socket
 
 from psycopg.conninfo import make_conninfo
 
-from workers.adapters.pg_conninfo import DEFAULT_PORT, Conninfo
 from workers.context import Context
 from workers.core.config import PostgresComponent, Settings
 from workers.core.errors import ConfigError
+from workers.engines.postgres.conninfo import DEFAULT_PORT, Conninfo
 from workers.settings import OVERRIDE_PREFIX
 
 CONNECT_SECONDS = 1.0

@@ -15,11 +15,11 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
-from workers.adapters import barman_cloud, wal_archive
-from workers.adapters.barman_cloud import KIND_BASE, BarmanFailed, BarmanTarget
 from workers.core.catalog import FACT_RECOVERABLE_UNTIL
 from workers.core.config import Settings
 from workers.core.errors import IntegrityError, KosmosError, NotFoundError, UsageError
+from workers.engines.postgres import barman_cloud, wal_archive
+from workers.engines.postgres.barman_cloud import KIND_BASE, BarmanFailed, BarmanTarget
 from workers.storage.configured import open_repository
 
 PUSH_TIMEOUT = 30.0

@@ -6,10 +6,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from workers.adapters.pg_conninfo import Conninfo
-from workers.adapters.pg_restoration import plan
 from workers.core.errors import ConfigError, UsageError
 from workers.core.manifest import Manifest, ObjectEntry
+from workers.engines.postgres.conninfo import Conninfo
+from workers.engines.postgres.restoration import plan
 
 SOURCE = Conninfo.parse("host=10.0.0.5 user=postgres dbname=postgres password=pw")
 

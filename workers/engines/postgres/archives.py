@@ -13,10 +13,10 @@ from typing import Any
 import psycopg
 
 from workers import process
-from workers.adapters import pg_catalog
-from workers.adapters.pg_conninfo import Conninfo
 from workers.core.manifest import ObjectEntry, encode_name_part
 from workers.core.ports import Progress
+from workers.engines.postgres import queries
+from workers.engines.postgres.conninfo import Conninfo
 from workers.storage.repository import BackupWriter
 
 DUMP_SUFFIX = ".dump"
@@ -72,9 +72,9 @@ def dump_database(
     is named after the database through ``encode_name_part``; its meta keeps the real name.
     """
     info = server.with_dbname(database)
-    with contextlib.closing(pg_catalog.connect(info)) as conn:
-        size = pg_catalog.database_size(conn)
-        with pg_catalog.exported_snapshot(conn) as snapshot:
+    with contextlib.closing(queries.connect(info)) as conn:
+        size = queries.database_size(conn)
+        with queries.exported_snapshot(conn) as snapshot:
             argv = [
                 "pg_dump",
                 "--format=custom",
@@ -107,7 +107,7 @@ def _write_beside_hashing(
     chunks: Iterable[bytes],
     *,
     compress: bool,
-) -> tuple[ObjectEntry, dict[str, pg_catalog.TableFact], float]:
+) -> tuple[ObjectEntry, dict[str, queries.TableFact], float]:
     """Store the archive while ``conn`` hashes the tables: both, or neither is kept."""
     with ThreadPoolExecutor(1, thread_name_prefix="pg-hash") as pool:
         hashing = pool.submit(_timed_facts, conn)
@@ -146,9 +146,9 @@ def dump_name(database: str) -> str:
     return f"{encode_name_part(database)}{DUMP_SUFFIX}"
 
 
-def _timed_facts(conn: Any) -> tuple[dict[str, pg_catalog.TableFact], float]:
+def _timed_facts(conn: Any) -> tuple[dict[str, queries.TableFact], float]:
     started = time.monotonic()
-    facts = pg_catalog.table_facts(conn)
+    facts = queries.table_facts(conn)
     return facts, time.monotonic() - started
 
 

@@ -12,8 +12,6 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from workers.adapters import pg_archive, pg_catalog
-from workers.adapters.pg_conninfo import MAINTENANCE_DB, Conninfo
 from workers.core.config import Settings
 from workers.core.errors import (
     ConflictError,
@@ -25,6 +23,8 @@ from workers.core.errors import (
 from workers.core.manifest import Manifest, ObjectEntry
 from workers.core.ports import Progress, no_progress
 from workers.core.restore_plan import check_database_name
+from workers.engines.postgres import archives, queries
+from workers.engines.postgres.conninfo import MAINTENANCE_DB, Conninfo
 from workers.storage.repository import Repository
 
 SCRATCH_PREFIX = "kb_verify_"
@@ -97,7 +97,7 @@ def plan(
     if not dumps:
         raise NotFoundError(f"backup {manifest.id} holds no database dumps")
     if database is not None and database not in dumps:
-        failed = manifest.details.get(pg_archive.FAILED_DATABASES) or {}
+        failed = manifest.details.get(archives.FAILED_DATABASES) or {}
         why = f" (it failed to dump: {failed[database]})" if database in failed else ""
         raise UsageError(
             f"backup {manifest.id} has no dump of database {database!r}{why}",
@@ -181,37 +181,37 @@ class Restoration:
         )
 
     def _globals(self, server: Conninfo) -> list[str]:
-        name = pg_archive.GLOBALS
+        name = archives.GLOBALS
         entries = [e.name for e in self.manifest.objects if e.name.startswith(name)]
         if not entries:
             raise UsageError(f"backup {self.manifest.id} has no {name}")
         self.current = self.manifest.object(entries[0])
         self.progress("restore globals")
-        errors = pg_archive.restore_globals(
+        errors = archives.restore_globals(
             self.repo.open_object(self.manifest, entries[0], self.keys), server
         )
         self.current = None
         return errors
 
     def _one(self, placement: Placement, in_place: bool) -> DatabaseRestore:
-        with contextlib.closing(pg_catalog.connect(placement.maintenance())) as conn:
-            exists = pg_catalog.database_exists(conn, placement.database)
+        with contextlib.closing(queries.connect(placement.maintenance())) as conn:
+            exists = queries.database_exists(conn, placement.database)
             if exists and not in_place:
                 raise ConflictError(*self._refusal(placement))
             if not exists:
-                pg_catalog.create_database(conn, placement.database)
+                queries.create_database(conn, placement.database)
                 self.created.append(placement)
         self.current = placement.dump
         if exists:
             # Never pour damaged data into a database that already holds something.
             self.repo.check_object(self.manifest, placement.dump.name)
         started = time.monotonic()
-        meter = pg_archive.Meter(
+        meter = archives.Meter(
             self.progress,
             f"restore {placement.source_database} -> {placement.database}",
             placement.dump.raw_size,
         )
-        pg_archive.restore_archive(
+        archives.restore_archive(
             meter(self.repo.open_object(self.manifest, placement.dump.name, self.keys)),
             placement.server.with_dbname(placement.database),
             clean=exists,
@@ -255,9 +255,9 @@ class Restoration:
         for placement in reversed(self.created):
             with (
                 contextlib.suppress(KosmosError),
-                contextlib.closing(pg_catalog.connect(placement.maintenance())) as conn,
+                contextlib.closing(queries.connect(placement.maintenance())) as conn,
             ):
-                pg_catalog.drop_database(conn, placement.database)
+                queries.drop_database(conn, placement.database)
         self.created.clear()
 
     def _blame_damage(self, exc: KosmosError) -> None:
@@ -282,12 +282,12 @@ def check_database(
     """Compare a restored database with the backup: (mismatches, notes, tables, rows)."""
     recorded = manifest.details.get("databases", {}).get(placement.source_database, {})
     tables: dict[str, Any] = recorded.get("tables", {})
-    with contextlib.closing(pg_catalog.connect(target)) as conn:
-        present = pg_catalog.table_names(conn)
-        facts = pg_catalog.table_facts(
+    with contextlib.closing(queries.connect(target)) as conn:
+        present = queries.table_names(conn)
+        facts = queries.table_facts(
             conn, methods={name: str(data["method"]) for name, data in tables.items()}
         )
-    mismatches, notes = pg_catalog.compare_facts(tables, facts, present)
+    mismatches, notes = queries.compare_facts(tables, facts, present)
     return mismatches, notes, len(facts), sum(fact.rows for fact in facts.values())
 
 

@@ -11,8 +11,8 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from workers.adapters.pg_conninfo import Conninfo
 from workers.core.errors import EngineError
+from workers.engines.postgres.conninfo import Conninfo
 
 CONNECT_TIMEOUT = "10"
 APPLICATION = "kosmos-backup"
