@@ -11,6 +11,7 @@ from __future__ import annotations
 from workers.context import Context
 from workers.core.engine import Engine
 from workers.core.errors import EngineError
+from workers.engines.etcd.engine import ENGINE as ETCD
 from workers.engines.postgres.engine import ENGINE as POSTGRES
 from workers.runbooks.operation import Operation
 
@@ -19,6 +20,7 @@ KindEngine = Engine[Context, Operation]
 
 ENGINES: dict[str, KindEngine] = {
     POSTGRES.kind: POSTGRES,
+    ETCD.kind: ETCD,
 }
 """Every component kind with a built engine."""
 

@@ -15,6 +15,7 @@ from tests.conftest import EXAMPLE_CONFIG
 from tests.services import MotoServer, free_port
 from tests.storage.stores import local_store, s3_store
 from workers.core.manifest import Manifest, VerificationRecord, VerificationState
+from workers.engines import has_engine
 from workers.storage.repository import PipelineOptions, Repository, index_key
 
 NAMES = ["postgres", "minio", "etcd", "kubernetes", "secrets"]
@@ -69,7 +70,7 @@ def fill(repo: Repository, env: dict[str, str]) -> Catalog:
         state=VerificationState.PASSED, at=now - timedelta(minutes=5), detail="[red]restored[/x]"
     )
     newer = repo.record_verification(newer, record)
-    etcd = backup(repo, "etcd", now - timedelta(hours=8), timedelta(minutes=1))
+    etcd = backup(repo, "etcd", now - timedelta(hours=2), timedelta(minutes=1))
     return Catalog(env, repo, [older, newer], etcd, now)
 
 
@@ -114,13 +115,13 @@ def test_status_json_reports_every_component(catalog: Catalog) -> None:
 
     assert postgres["engine"] == "built" and postgres["unreachable"] is None
 
-    # etcd's engine is not built yet: its (old) backup is listed, but nothing can make a new
-    # one, so it is neither due nor in breach (issue 12, item 10).
+    # etcd snapshots every 6 hours: a 2-hour-old one is fresh against its 6-hour RPO.
     etcd = rows["etcd"]
-    assert etcd["engine"] == "not built" and etcd["state"] == "not built yet"
+    assert etcd["engine"] == "built" and etcd["state"] == "fresh"
     assert etcd["last_backup"]["id"] == catalog.etcd.id
     assert etcd["rpo_breached"] is False and etcd["breached_by_seconds"] == 0
-    assert etcd["rpo_seconds"] == 6 * 3600 and etcd["next_due"] is None
+    assert etcd["rpo_seconds"] == 6 * 3600
+    assert etcd["next_due"] == (catalog.etcd.started_at + timedelta(hours=6)).isoformat()
     assert etcd["last_verification"] is None
 
     for name in ("minio", "kubernetes", "secrets"):
@@ -152,7 +153,7 @@ def test_status_board_for_people(local_catalog: Catalog) -> None:
     assert "fresh" in lines["postgres"] and "10m ago" in lines["postgres"]
     assert "in 47m" in lines["postgres"] or "in 48m" in lines["postgres"]
     assert "passed" in lines["postgres"]
-    assert "not built yet" in lines["etcd"] and "7h" in lines["etcd"]
+    assert "fresh" in lines["etcd"] and "1h 59m ago" in lines["etcd"]
     assert "RPO breached" not in out and "never backed up" not in out
     assert "not built yet" in lines["minio"] and "now" not in lines["minio"]
 
@@ -271,9 +272,11 @@ def test_status_on_an_empty_store_breaches_what_has_an_engine(tmp_path: Path) ->
     doc = json.loads(ok(run_cli("status", "--json", env=env)))
     assert [
         (r["name"], r["last_backup"], r["rpo_breached"], r["engine"]) for r in doc["components"]
-    ] == [("postgres", None, True, "built")] + [
-        (name, None, False, "not built") for name in NAMES[1:]
+    ] == [
+        (r["name"], None, has_engine(r["kind"]), "built" if has_engine(r["kind"]) else "not built")
+        for r in doc["components"]
     ]
+    assert [r["name"] for r in doc["components"]] == NAMES
 
 
 def test_storage_outage_is_a_clear_error(s3_server: MotoServer, s3_env: dict[str, str]) -> None:
@@ -328,8 +331,11 @@ def test_piped_output_never_wraps_or_cuts_ids(local_catalog: Catalog) -> None:
     rows = [line for line in listed.splitlines() if line.startswith("│ ")]
     assert [row.split()[1] for row in rows] == [newer.id, older.id]
     board = piped("status", env={**env, "KOSMOS__COMPONENTS__POSTGRES__RPO": "5m"})
-    lines = {line.split()[1]: line for line in board.splitlines() if line.startswith("│ ")}
+    rows = [line for line in board.splitlines() if line.startswith("│ ")]
+    lines = {line.split()[1]: line for line in rows if line.split()[1] != "│"}
     assert list(lines) == NAMES  # one line per component: nothing wrapped onto a second
+    # The only second lines are the board's own: a source that does not answer (no etcd here).
+    assert all("✕ unreachable" in line for line in rows if line.split()[1] == "│")
     assert "RPO breached (by " in lines["postgres"] and "(postgres)" in lines["postgres"]
     assert "(infisical)" in lines["secrets"] and "not built yet" in lines["secrets"]
     shown = piped("show", newer.id, env=env)

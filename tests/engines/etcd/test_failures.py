@@ -17,7 +17,7 @@ from tests.storage.stores import Inspector
 from workers.context import Context
 from workers.core.errors import EngineError
 from workers.core.manifest import MANIFEST_NAME
-from workers.engines.etcd import backup, etcdctl
+from workers.engines.etcd import backup, etcdctl, health
 from workers.engines.etcd.verify import verify
 
 
@@ -32,7 +32,8 @@ def test_etcd_down_is_a_clear_error_and_no_manifest(
     assert "endpoints" in caught.value.hint
     assert ctx.repo.index("etcd").backups == []
     assert [k for k in Inspector(ctx.repo.store).raw_keys() if k.startswith("etcd/")] == []
-    assert backup.unreachable(ctx, "etcd") == caught.value.message
+    shown = health.unreachable(ctx, "etcd")
+    assert shown is not None and shown.startswith(f"unreachable at {etcd.url} (")
 
 
 def test_a_kill_mid_upload_leaves_nothing_visible(

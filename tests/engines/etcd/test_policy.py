@@ -14,7 +14,7 @@ from tests.engines.etcd.etcd_server import EtcdServer
 from workers.context import Context
 from workers.core.errors import EngineError, NotFoundError, UsageError
 from workers.engines.etcd import backup, k3s
-from workers.engines.etcd.restore import EtcdRestoreOptions
+from workers.engines.etcd.options import EtcdRestoreOptions
 from workers.engines.etcd.snapshot import KeyFacts, SampledKey, compare
 
 

@@ -120,12 +120,3 @@ def prune(ctx: Context, component: str, *, dry_run: bool = False) -> list[Deleti
         kinds={KIND},
         dry_run=dry_run,
     )
-
-
-def unreachable(ctx: Context, component: str) -> str | None:
-    """Why etcd cannot be reached now (for status); None when it answers."""
-    try:
-        etcdctl.Client.of(settings_of(ctx, component)).reachable()
-    except EngineError as exc:
-        return exc.message
-    return None

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field
 
 from workers.context import Context
 from workers.core.catalog import find_backup, missing_backup
@@ -17,40 +17,8 @@ from workers.core.manifest import Manifest
 from workers.core.ports import Progress, no_progress
 from workers.engines.etcd import etcdctl, k3s, scratch
 from workers.engines.etcd.backup import KIND, download, facts_of, identities, settings_of
+from workers.engines.etcd.options import EtcdRestoreOptions
 from workers.engines.etcd.snapshot import SnapshotFacts
-
-
-class EtcdRestoreOptions(BaseModel):
-    """Where a snapshot goes: fetched only, a new data dir, a K3s cluster reset, or a scratch."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    data_dir: str | None = Field(default=None, description="plain etcd: a NEW data directory")
-    snapshot_path: str | None = Field(
-        default=None, description="where the snapshot is downloaded on the node"
-    )
-    k3s_reset: bool = Field(
-        default=False, description="run stop, --cluster-reset, start on this K3s node"
-    )
-    scratch: bool = Field(default=False, description="a drill: serve it on loopback and compare")
-    member: str = Field(default="default", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
-    peer_url: str = Field(default="http://localhost:2380", pattern=r"^https?://[^\s,=]+$")
-
-    @model_validator(mode="after")
-    def _one_target(self) -> EtcdRestoreOptions:
-        if sum([self.data_dir is not None, self.k3s_reset, self.scratch]) > 1:
-            raise ValueError("choose one of data_dir, k3s_reset and scratch")
-        return self
-
-    @classmethod
-    def parse(cls, options: dict[str, Any]) -> EtcdRestoreOptions:
-        """Options from a request or a runbook step; UsageError naming the bad one."""
-        try:
-            return cls.model_validate(options)
-        except ValidationError as exc:
-            error = exc.errors()[0]
-            where = ".".join(str(p) for p in error["loc"]) or "options"
-            raise UsageError(f"etcd restore: {where}: {error['msg']}") from None
 
 
 class EtcdRestoreResult(BaseModel):

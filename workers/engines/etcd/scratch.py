@@ -5,11 +5,11 @@ from __future__ import annotations
 import contextlib
 import shutil
 import socket
-import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from workers import process
 from workers.core.errors import EngineError
@@ -19,6 +19,7 @@ from workers.engines.etcd.snapshot import KeyFacts, SampledKey, compare, parse_r
 ETCD = "etcd"
 MEMBER = "scratch"
 START_TIMEOUT = 60.0
+STOP_TIMEOUT = 20.0
 
 
 def free_port() -> int:
@@ -36,7 +37,7 @@ class ScratchEtcd:
         self.client_port = free_port()
         self.peer_port = peer_port
         self.log = data_dir.parent / f"{data_dir.name}.log"
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.proc: Any = None
 
     @property
     def url(self) -> str:
@@ -73,13 +74,15 @@ class ScratchEtcd:
 
     def stop(self) -> None:
         """Stop it (and wait for it)."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        deadline = time.monotonic() + STOP_TIMEOUT
+        while self.proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
 
     def log_tail(self, lines: int = 10) -> str:
         """The last lines of its log, for messages."""
