@@ -42,7 +42,8 @@ def test_status_json_on_empty_store_lists_five_components_breaching_the_built_on
     assert names == ["postgres", "minio", "etcd", "kubernetes", "secrets"]
     for component in doc["components"]:
         assert component["last_backup"] is None
-        # A kind with an engine breaches at once; the others are "not built yet", never.
+        # A kind with an engine that is on breaches at once (nothing backed up yet); one that
+        # is off (secrets ships disabled: no recipients) or not built yet never does.
         built = has_engine(component["kind"])
-        assert component["rpo_breached"] is built
+        assert component["rpo_breached"] is (built and component["enabled"])
         assert component["engine"] == ("built" if built else "not built")

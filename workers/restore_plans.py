@@ -18,7 +18,13 @@ from workers.context import Context
 from workers.core.approvals import BackupFacts
 from workers.core.catalog import FACT_RECOVERABLE_UNTIL, find_backup, good_backups
 from workers.core.config import PostgresComponent
-from workers.core.errors import ConfigError, NotFoundError, PermissionDenied, UsageError
+from workers.core.errors import (
+    ConfigError,
+    KosmosError,
+    NotFoundError,
+    PermissionDenied,
+    UsageError,
+)
 from workers.core.manifest import BackupSummary, Manifest
 from workers.core.restore_plan import (
     RestorePlan,
@@ -53,6 +59,7 @@ def resolve_plan(
     port: int | None = None,
     with_globals: bool = False,
     base: bool = False,
+    options: dict[str, str | bool] | None = None,
 ) -> RestorePlan:
     """A concrete plan: the backup id chosen, a fresh target when none was given.
 
@@ -73,6 +80,7 @@ def resolve_plan(
         base=base,
         port=port,
         with_globals=with_globals,
+        options=options or {},
     )
     return plan.model_copy(update={"target_identity": target_identity(ctx, plan)})
 
@@ -82,13 +90,16 @@ def plan_from_options(ctx: Context, component: str, ref: str, **options: Any) ->
     point = options.get("target_time")
     if isinstance(point, str):
         point = datetime.fromisoformat(point)
+    target_env = options.get("target_env")
     return resolve_plan(
         ctx,
         component,
         ref,
         target=options.get("target_dsn")
         or options.get("target_database")
-        or options.get("data_dir"),
+        or options.get("data_dir")
+        or target_env,
+        options={"target_env": target_env} if target_env else None,
         database=options.get("database"),
         point=point,
         in_place=bool(options.get("in_place")),
@@ -133,7 +144,28 @@ def validate_plan(ctx: Context, plan: RestorePlan) -> BackupFacts:
     if _names_a_database(ctx, plan):
         check_database_name(plan.target)
     check_plan(plan, live=live, window=_window(ctx, manifest))
-    return facts_of(manifest)
+    return facts_of(manifest).model_copy(update={"dry_run": dry_run(ctx, plan)})
+
+
+def dry_run(ctx: Context, plan: RestorePlan) -> tuple[str, ...]:
+    """What a dry run of ``plan`` finds, for engines whose options can ask for one."""
+    from workers.engines import engine_for
+
+    kind = ctx.settings.component(plan.component).kind
+    if not plan.options or "dry_run" not in engine_for(kind).restore_options.model_fields:
+        return ()
+    options: dict[str, Any] = {**plan.options, "dry_run": True}
+    try:
+        result = engine.restore(ctx, plan.component, plan.backup_id, **options)
+    except UsageError:
+        raise  # the plan itself is wrong (no such environment in the backup): refuse it
+    except KosmosError as exc:
+        # The dry run runs again in the worker before anything is written.
+        return (f"not run here ({exc.message}); the worker runs it first",)
+    summary = getattr(result, "summary", None)
+    return tuple(
+        str(line) for line in ([summary] if summary else []) + getattr(result, "lines", [])
+    )
 
 
 def target_identity(

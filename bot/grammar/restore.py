@@ -3,7 +3,7 @@
 ::
 
     /restore <component> <backup-id|latest> [--to TIME] [--target NAME|DSN] [--database DB]
-             [--in-place] [--break-glass] -- <reason>
+             [--target-env ENV] [--in-place] [--break-glass] -- <reason>
     /restore approve <request-id>
     /restore deny <request-id> -- <reason>
     /restore review <request-id> -- <notes>
@@ -32,11 +32,16 @@ REF = re.compile(r"^(?:latest|[a-z][a-z0-9]*(?:-[A-Za-z0-9]+)+)$")
 """``latest``, a backup id (postgres-20261124T0300Z-7f3a) or a unique prefix of one."""
 MAX_REASON = 500
 _SEPARATOR = re.compile(r"(?:^|\s)(?:--|\u2014|\u2013)(?:\s|$)")
-_VALUE_OPTIONS = {"--to": "point", "--target": "target", "--database": "database"}
+_VALUE_OPTIONS = {
+    "--to": "point",
+    "--target": "target",
+    "--database": "database",
+    "--target-env": "target_env",
+}
 _FLAGS = {"--in-place": "in_place", "--break-glass": "break_glass"}
 USAGE = (
     "/restore <component> <backup-id|latest> [--to TIME] [--target NAME|DSN] "
-    "[--database DB] [--in-place] [--break-glass] -- <reason>\n"
+    "[--database DB] [--target-env ENV] [--in-place] [--break-glass] -- <reason>\n"
     "/restore approve <request-id>\n"
     "/restore deny <request-id> -- <reason>\n"
     "/restore review <request-id> -- <notes>"
@@ -59,8 +64,15 @@ class RestoreRequest(Command):
     point: datetime | None = None
     target: str | None = Field(default=None, min_length=1, max_length=300)
     database: str | None = None
+    target_env: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$", description="secrets' target"
+    )
     in_place: bool = False
     reason: str = Field(min_length=1, max_length=MAX_REASON)
+
+    def engine_options(self) -> dict[str, str | bool]:
+        """The options an engine reads itself (the plan carries them, the digest covers them)."""
+        return {"target_env": self.target_env} if self.target_env else {}
 
     @field_validator("database")
     @classmethod

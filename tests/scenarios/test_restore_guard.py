@@ -28,7 +28,6 @@ from tests.scenarios.restore_world import (
     run_worker,
     slash,
     stop,
-    world,
 )
 from tests.services import free_port
 from workers.context import Context, utc_now
@@ -42,8 +41,6 @@ from workers.core.restore_plan import job_params
 from workers.restore_plans import resolve_plan, validate_plan
 from workers.restore_requests import audit_of, store_of
 from workers.settings import parse_settings
-
-__all__ = ["world"]  # the module fixture, used by every scenario here
 
 
 @pytest.fixture(scope="module")
