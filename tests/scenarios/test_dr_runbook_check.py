@@ -147,7 +147,6 @@ def test_the_shipped_runbooks_mirror_the_reference_page(
     drill = load_runbook(DEFAULT_DIR / "dr-test.yaml", available=here)
     assert drill.runbook.drill and drill.modes["restore-postgres"] == StepMode.AUTOMATED
     assert drill.modes["restore-etcd"] == StepMode.AUTOMATED  # into a scratch etcd
-    assert drill.modes["restore-minio"] == StepMode.SKIPPED
 
 
 def test_invalid_yaml_names_its_line() -> None:
