@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 from tests.conftest import EXAMPLE_CONFIG
+from workers.engines import has_engine
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -41,9 +42,8 @@ def test_status_json_on_empty_store_lists_five_components_breaching_the_built_on
     assert names == ["postgres", "minio", "etcd", "kubernetes", "secrets"]
     for component in doc["components"]:
         assert component["last_backup"] is None
-        # postgres, minio, kubernetes (Velero) and secrets have engines (secrets ships
-        # disabled: no recipients); the others are "not built yet", never a breach.
-        built = component["name"] in ("postgres", "minio", "kubernetes", "secrets")
-        breaching = ("postgres", "minio", "kubernetes")
-        assert component["rpo_breached"] is (component["name"] in breaching)
+        # A kind with an engine that is on breaches at once (nothing backed up yet); one that
+        # is off (secrets ships disabled: no recipients) or not built yet never does.
+        built = has_engine(component["kind"])
+        assert component["rpo_breached"] is (built and component["enabled"])
         assert component["engine"] == ("built" if built else "not built")

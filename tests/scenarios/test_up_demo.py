@@ -23,10 +23,10 @@ SOURCE_SQL = """
 CREATE TABLE accounts (id int PRIMARY KEY, name text);
 INSERT INTO accounts SELECT g, md5(g::text) FROM generate_series(1, 500) AS g;
 """
-NOT_BUILT = ("minio", "etcd")
-DISABLED = ("kubernetes", "secrets")
-"""Built, but off in the defaults: Velero needs a cluster the laptop does not have, secrets
-need age recipients."""
+NOT_BUILT = ("minio",)
+DISABLED = ("etcd", "kubernetes", "secrets")
+"""Built, but off in the defaults: etcd needs an etcd (or K3s) on the machine, Velero a
+cluster the laptop does not have, secrets age recipients."""
 
 
 def test_up_with_no_config_lets_two_people_restore_at_once(tmp_path: Path, redis_url: str) -> None:
@@ -110,9 +110,7 @@ def test_config_check_on_the_defaults_names_what_is_not_built(tmp_path: Path) ->
     for name in NOT_BUILT:
         assert re.search(rf"{name}: .* — not built yet \(on the board, never scheduled\)", out)
     for name in DISABLED:
-        assert re.search(
-            rf"^  {name}: velero, every 1d, keep 30d, queue kosmos-default$", out, re.M
-        )
+        assert re.search(rf"^  {name}: \w+, every \w+, keep \w+, queue [\w-]+$", out, re.M)
 
 
 def test_config_check_says_continuous_archiving_cannot_use_a_local_store(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from workers.context import Context
 from workers.core.engine import Engine
 from workers.core.errors import EngineError
+from workers.engines.etcd.engine import ENGINE as ETCD
 from workers.engines.infisical.engine import ENGINE as INFISICAL
 from workers.engines.minio.engine import ENGINE as MINIO
 from workers.engines.postgres.engine import ENGINE as POSTGRES
@@ -23,6 +24,7 @@ KindEngine = Engine[Context, Operation]
 ENGINES: dict[str, KindEngine] = {
     MINIO.kind: MINIO,
     POSTGRES.kind: POSTGRES,
+    ETCD.kind: ETCD,
     VELERO.kind: VELERO,
     INFISICAL.kind: INFISICAL,
 }

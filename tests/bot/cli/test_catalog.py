@@ -72,7 +72,7 @@ def fill(repo: Repository, env: dict[str, str]) -> Catalog:
         state=VerificationState.PASSED, at=now - timedelta(minutes=5), detail="[red]restored[/x]"
     )
     newer = repo.record_verification(newer, record)
-    etcd = backup(repo, "etcd", now - timedelta(hours=8), timedelta(minutes=1))
+    etcd = backup(repo, "etcd", now - timedelta(hours=2), timedelta(minutes=1))
     kubernetes = backup(repo, "kubernetes", now - timedelta(minutes=20), timedelta(minutes=1))
     # MinIO's engine is built, but its example endpoint answers nowhere here: off, it is
     # neither probed nor due, and the boards below speak of postgres and the kinds not built.
@@ -127,13 +127,13 @@ def test_status_json_reports_every_component(catalog: Catalog) -> None:
 
     assert postgres["engine"] == "built" and postgres["unreachable"] is None
 
-    # etcd's engine is not built yet: its (old) backup is listed, but nothing can make a new
-    # one, so it is neither due nor in breach (issue 12, item 10).
+    # etcd snapshots every 6 hours: a 2-hour-old one is fresh against its 6-hour RPO.
     etcd = rows["etcd"]
-    assert etcd["engine"] == "not built" and etcd["state"] == "not built yet"
+    assert etcd["engine"] == "built" and etcd["state"] == "fresh"
     assert etcd["last_backup"]["id"] == catalog.etcd.id
     assert etcd["rpo_breached"] is False and etcd["breached_by_seconds"] == 0
-    assert etcd["rpo_seconds"] == 6 * 3600 and etcd["next_due"] is None
+    assert etcd["rpo_seconds"] == 6 * 3600
+    assert etcd["next_due"] == (catalog.etcd.started_at + timedelta(hours=6)).isoformat()
     assert etcd["last_verification"] is None
 
     # Velero's engine is built: its fresh backup counts, and the board says why the cluster
@@ -175,7 +175,7 @@ def test_status_board_for_people(local_catalog: Catalog) -> None:
     assert "fresh" in lines["postgres"] and "10m ago" in lines["postgres"]
     assert "in 47m" in lines["postgres"] or "in 48m" in lines["postgres"]
     assert "passed" in lines["postgres"]
-    assert "not built yet" in lines["etcd"] and "7h" in lines["etcd"]
+    assert "fresh" in lines["etcd"] and "1h 59m ago" in lines["etcd"]
     assert "RPO breached" not in out and "never backed up" not in out
     assert "fresh" in lines["kubernetes"] and "19m ago" in lines["kubernetes"]
 
@@ -297,7 +297,7 @@ def test_status_on_an_empty_store_breaches_what_has_an_engine(tmp_path: Path) ->
     ] == [
         ("postgres", None, True, "built"),
         ("minio", None, True, "built"),
-        ("etcd", None, False, "not built"),
+        ("etcd", None, True, "built"),
         ("kubernetes", None, True, "built"),
         ("secrets", None, False, "built"),
     ]
@@ -365,8 +365,11 @@ def _piped_output(local_catalog: Catalog, env: dict[str, str]) -> None:
     rows = [line for line in listed.splitlines() if line.startswith("│ ")]
     assert [row.split()[1] for row in rows] == [newer.id, older.id]
     board = piped("status", env={**env, "KOSMOS__COMPONENTS__POSTGRES__RPO": "5m"})
-    lines = {line.split()[1]: line for line in board.splitlines() if line.startswith("│ ")}
+    rows = [line for line in board.splitlines() if line.startswith("│ ")]
+    lines = {line.split()[1]: line for line in rows if line.split()[1] != "│"}
     assert list(lines) == NAMES  # one line per component: nothing wrapped onto a second
+    # The only second lines are the board's own: a source that does not answer (no etcd here).
+    assert all("✕ unreachable" in line for line in rows if line.split()[1] == "│")
     assert "RPO breached (by " in lines["postgres"] and "(postgres)" in lines["postgres"]
     assert "(infisical)" in lines["secrets"] and "disabled" in lines["secrets"]
     shown = piped("show", newer.id, env=env)
