@@ -37,11 +37,13 @@ _VALUE_OPTIONS = {
     "--target": "target",
     "--database": "database",
     "--target-env": "target_env",
+    "--namespaces": "namespaces",
 }
 _FLAGS = {"--in-place": "in_place", "--break-glass": "break_glass"}
 USAGE = (
     "/restore <component> <backup-id|latest> [--to TIME] [--target NAME|DSN] "
-    "[--database DB] [--target-env ENV] [--in-place] [--break-glass] -- <reason>\n"
+    "[--database DB] [--target-env ENV] [--namespaces A,B] [--in-place] [--break-glass]"
+    " -- <reason>\n"
     "/restore approve <request-id>\n"
     "/restore deny <request-id> -- <reason>\n"
     "/restore review <request-id> -- <notes>"
@@ -67,12 +69,23 @@ class RestoreRequest(Command):
     target_env: str | None = Field(
         default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$", description="secrets' target"
     )
+    namespaces: str | None = Field(
+        default=None,
+        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(,[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$",
+        max_length=300,
+        description="Kubernetes resources: only these namespaces",
+    )
     in_place: bool = False
     reason: str = Field(min_length=1, max_length=MAX_REASON)
 
     def engine_options(self) -> dict[str, str | bool]:
         """The options an engine reads itself (the plan carries them, the digest covers them)."""
-        return {"target_env": self.target_env} if self.target_env else {}
+        found: dict[str, str | bool] = {}
+        if self.target_env:
+            found["target_env"] = self.target_env
+        if self.namespaces:
+            found["namespaces"] = self.namespaces
+        return found
 
     @field_validator("database")
     @classmethod
