@@ -90,13 +90,14 @@ def report(statuses: dict[str, str], tree: Path, show: bool) -> float:
         if not mine:
             continue
         counts = Counter(mine.values())
-        tested = sum(counts[s] for s in ("killed", "survived", "timeout"))
+        # A mutant no test runs is a survivor too: only killed and timed-out ones count as dead.
+        tested = sum(counts[s] for s in ("killed", "survived", "timeout", "no tests"))
         dead = counts["killed"] + counts["timeout"]
         score = 100.0 * dead / tested if tested else 0.0
         core_score = score if scope == "core" else core_score
         print(f"{scope}: {score:.1f}% killed ({dead} of {tested}); {dict(sorted(counts.items()))}")
-        for name in sorted(k for k, v in mine.items() if v == "survived"):
-            print(f"  survived: {name}")
+        for name in sorted(k for k, v in mine.items() if v in ("survived", "no tests")):
+            print(f"  {mine[name]}: {name}")
             if show:
                 print(mutmut(tree, "show", name))
     return core_score

@@ -8,7 +8,10 @@ alternating ours and the peer, medians of ``--runs``:
    turn (what archive_command does), against our archiver pushing them in parallel while
    ``wal-push --async`` confirms each in turn;
 3. the start-up of ``wal-push --async`` alone (its segment already stored): what each
-   archive_command call costs once the archiver is ahead.
+   archive_command call costs once the archiver is ahead;
+4. (``--burst-scale N``) a scratch cluster (16 MiB segments) archiving with ``wal-push
+   --async`` through a ``pgbench -i -s N`` burst: the backlog of ``.ready`` segments and
+   ``pg_stat_archiver.failed_count`` 5 s after the burst ends (target: none, 0).
 
 Segments are half random bytes, half zeros (WAL compresses about 2:1); target 4 is ours
 <= 0.5x the peer per segment. ::
@@ -60,6 +63,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--segments", type=int, default=16)
+    parser.add_argument("--burst-scale", type=int, default=0, help="pgbench scale; 0: skip")
     args = parser.parse_args()
     kosmos = shutil.which("kosmos-backup") or sys.exit("kosmos-backup is not on PATH")
     peer = shutil.which("barman-cloud-wal-archive") or sys.exit("barman-cloud is not installed")
@@ -77,7 +81,44 @@ def main() -> None:
                 burst[who].append(work.burst(who, run, args.segments))
             confirm.append(work.confirm_only(run))
             print(f"run {run + 1}/{args.runs} done", file=sys.stderr)
-    _report(single, burst, confirm, args.segments)
+        if args.runs:
+            _report(single, burst, confirm, args.segments)
+        if args.burst_scale:
+            sustained(s3.url, args.burst_scale)
+
+
+def sustained(endpoint: str, scale: int) -> None:
+    """A pgbench -i burst on a cluster archiving asynchronously; the backlog 5 s after."""
+    from tests import pgcluster
+
+    pgcluster.WAL_SEGMENT_MB = 16  # production's size; the tests' 1 MiB is for speed
+    root = pgcluster.scratch_dir("bench-burst")
+    cluster = pgcluster.PgCluster(root)
+    config = pgcluster.archiving_config(
+        root / "kosmos.yaml", endpoint=endpoint, bucket=BUCKET, cluster=cluster, server_name="b"
+    )
+    pgcluster.ensure_postgres_install()
+    command = f"{pgcluster.KOSMOS_BIN} --config {config} wal-push --async %p"
+    cluster.settings.update({"archive_mode": "on", "archive_command": command})
+    cluster.settings |= {"max_wal_size": "1GB", "min_wal_size": "32MB"}  # >= 2 segments
+    cluster.init().start()
+    try:
+        start_lsn = cluster.execute("SELECT pg_current_wal_lsn()")[0][0]
+        began = time.monotonic()
+        pgbench = ["pgbench", "-i", "-q", "-s", str(scale), cluster.dsn]
+        subprocess.run(pgbench, check=True, capture_output=True)
+        seconds = time.monotonic() - began
+        wal = cluster.execute("SELECT pg_current_wal_lsn() - %s::pg_lsn", (start_lsn,))[0][0]
+        time.sleep(5)  # the measure is the state 5 s after the burst, not a synchronisation
+        status = cluster.data_dir / "pg_wal" / "archive_status"
+        backlog = len(list(status.glob("*.ready")))
+        row = cluster.execute("SELECT archived_count, failed_count FROM pg_stat_archiver")
+    finally:
+        cluster.remove()
+    rate = float(wal) / (1 << 20) / seconds
+    print(f"\nburst: pgbench -i -s {scale} wrote {float(wal) / (1 << 20):.0f} MiB of WAL in")
+    print(f"  {seconds:.1f} s ({rate:.0f} MiB/s); 5 s later: {backlog} segments not archived,")
+    print(f"  {row[0][0]} archived, failed_count {row[0][1]} (target: 0 and 0)")
 
 
 class Bench:

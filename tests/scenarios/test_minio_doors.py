@@ -11,7 +11,6 @@ import pytest
 
 from tests.conftest import s3_client
 from tests.jobs import harness
-from tests.jobs.harness import small_db, small_stack  # noqa: F401 - fixtures
 from tests.services import MotoServer
 
 pytestmark = pytest.mark.timeout(240)
@@ -34,7 +33,7 @@ def minio_component(source: MotoServer, bucket: str) -> dict[str, object]:
 def test_backup_list_and_verify_minio_from_the_command_line(
     tmp_path: Path,
     minio_source_server: MotoServer,
-    small_stack: harness.Stack,  # noqa: F811
+    small_stack: harness.Stack,
 ) -> None:
     source = s3_client(minio_source_server.url)
     bucket = f"doors-{uuid.uuid4().hex[:8]}"
@@ -68,7 +67,7 @@ def test_backup_list_and_verify_minio_from_the_command_line(
 def test_backup_list_and_verify_minio_at_the_console(
     tmp_path: Path,
     minio_source_server: MotoServer,
-    small_stack: harness.Stack,  # noqa: F811
+    small_stack: harness.Stack,
 ) -> None:
     import io
 

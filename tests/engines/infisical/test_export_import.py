@@ -151,3 +151,14 @@ def test_shallow_verify_sees_a_header_for_other_recipients(
     record = verification.verify(ctx, "secrets", claimed).verification
     assert record is not None and record.state == VerificationState.FAILED
     assert "1 X25519 recipients in the header, manifest names 2" in record.detail
+
+
+def test_an_environment_that_does_not_exist_is_refused_before_anything_changes(
+    ctx: Context, infisical: FakeInfisical
+) -> None:
+    manifest = export.backup(ctx, "secrets")
+    options = InfisicalRestoreOptions(target_env="nowhere", source_env="prod")
+    with pytest.raises(UsageError, match="no environment nowhere in project"):
+        restoration.restore(ctx, "secrets", manifest, options)
+    writes = [p for m, p in infisical.requests if m in ("POST", "PATCH") and "/auth/" not in p]
+    assert writes == []

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from workers.core.config import InfisicalComponent
-from workers.core.errors import ConfigError, EngineError, NotFoundError
+from workers.core.errors import ConfigError, EngineError, NotFoundError, UsageError
 from workers.engines.infisical.document import EnvironmentExport, Folder, SecretRecord, Tag
 
 
@@ -113,6 +113,13 @@ class InfisicalApi:
         self, project: str, environment: str, paths: list[str]
     ) -> dict[str, dict[str, SecretRecord]]:
         """The secrets now in each of ``paths`` that exists (path -> key -> record)."""
+        try:
+            self.child_folders(project, environment, "/")  # every environment has a root
+        except NotFoundError as exc:
+            raise UsageError(
+                f"Infisical has no environment {environment} in project {project}",
+                hint=f"create it first, or choose another target ({exc.message})",
+            ) from None
         found: dict[str, dict[str, SecretRecord]] = {}
         for path in paths:
             with contextlib.suppress(NotFoundError):  # a folder not there yet

@@ -22,6 +22,8 @@ from workers.engines.postgres.wal_upload import WalUploader
 from workers.storage.configured import open_repository
 
 FETCH_TIMEOUT = 300.0
+FETCH_PARALLEL = 8
+FETCH_SPOOL = "kosmos-fetch-spool"
 FACT_LAST_ARCHIVED = "wal_last_archived"
 FACT_LAST_SEGMENT = "wal_last_segment"
 
@@ -85,11 +87,15 @@ def wal_fetch(
 
 
 def _fetch(target: BarmanTarget, name: str, dest: str) -> None:
+    # Prefetch: each call also downloads the next segments, side by side, into a spool
+    # beside the destination (pg_wal, which base backups leave out); the calls for them
+    # are then answered from it. Replay asked for one segment per process before.
+    spool = os.path.join(os.path.dirname(os.path.abspath(dest)), FETCH_SPOOL)
     try:
         barman_cloud.run(
             target,
             "barman-cloud-wal-restore",
-            [],
+            ["--parallel", str(FETCH_PARALLEL), "--spool-dir", spool],
             positional=[name, dest],
             timeout=FETCH_TIMEOUT,
         )
