@@ -31,6 +31,7 @@ REQUEST_ID = re.compile(r"^rr-\d{8}T\d{4}Z-[0-9a-f]{6}$")
 REF = re.compile(r"^(?:latest|[a-z][a-z0-9]*(?:-[A-Za-z0-9]+)+)$")
 """``latest``, a backup id (postgres-20261124T0300Z-7f3a) or a unique prefix of one."""
 MAX_REASON = 500
+_NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _SEPARATOR = re.compile(r"(?:^|\s)(?:--|\u2014|\u2013)(?:\s|$)")
 _VALUE_OPTIONS = {
     "--to": "point",
@@ -70,10 +71,7 @@ class RestoreRequest(Command):
         default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$", description="secrets' target"
     )
     namespaces: str | None = Field(
-        default=None,
-        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(,[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$",
-        max_length=300,
-        description="Kubernetes resources: only these namespaces",
+        default=None, max_length=300, description="Kubernetes resources: only these namespaces"
     )
     in_place: bool = False
     reason: str = Field(min_length=1, max_length=MAX_REASON)
@@ -86,6 +84,18 @@ class RestoreRequest(Command):
         if self.namespaces:
             found["namespaces"] = self.namespaces
         return found
+
+    @field_validator("namespaces")
+    @classmethod
+    def _namespace_names(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        for name in value.split(","):
+            if not _NAMESPACE.match(name):
+                raise ValueError(
+                    f"{_shown(name)!r} is not a namespace name (lowercase letters, digits, '-')"
+                )
+        return value
 
     @field_validator("database")
     @classmethod
