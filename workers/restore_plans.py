@@ -107,6 +107,9 @@ def plan_from_options(ctx: Context, component: str, ref: str, **options: Any) ->
     if isinstance(point, str):
         point = datetime.fromisoformat(point)
     target_env = options.get("target_env")
+    namespaces = options.get("namespaces")
+    own = {"target_env": target_env} if target_env else {}
+    own.update({"namespaces": namespaces} if namespaces else {})
     return resolve_plan(
         ctx,
         component,
@@ -114,8 +117,9 @@ def plan_from_options(ctx: Context, component: str, ref: str, **options: Any) ->
         target=options.get("target_dsn")
         or options.get("target_database")
         or options.get("data_dir")
-        or target_env,
-        options={"target_env": target_env} if target_env else None,
+        or target_env
+        or namespaces,
+        options=own or None,
         database=options.get("database"),
         point=point,
         in_place=bool(options.get("in_place")),

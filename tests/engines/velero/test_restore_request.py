@@ -3,6 +3,8 @@ to the job exactly as approved, and restored by the Velero engine."""
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 
 from bot.grammar.restore import RestoreRequest, parse_restore
@@ -12,7 +14,7 @@ from workers.context import Context
 from workers.core.errors import UsageError
 from workers.core.restore_plan import job_params, plan_from_params
 from workers.engines.velero import backups
-from workers.restore_plans import resolve_plan, validate_plan
+from workers.restore_plans import plan_from_options, resolve_plan, validate_plan
 
 COMPONENTS = ["postgres", "minio", "etcd", "kubernetes", "secrets"]
 VELERO = "apis/velero.io/v1"
@@ -65,3 +67,18 @@ def test_a_whole_restore_is_still_the_velero_engine_s(ctx: Context, velero: Fake
         "kosmos-data",
         "kosmos-system",
     )
+
+
+def test_the_cli_plans_the_same_restore_by_its_explicit_id(
+    ctx: Context, velero: FakeVelero
+) -> None:
+    made = backups.backup(ctx, "kubernetes")
+    plan = plan_from_options(ctx, "kubernetes", made.id, namespaces="kosmos-agents")
+    chat = resolve_plan(
+        ctx, "kubernetes", made.id, target="kosmos-agents", options={"namespaces": "kosmos-agents"}
+    )
+    assert plan.digest() == chat.digest()
+    helped = subprocess.run(
+        ["kosmos-backup", "restore-request", "--help"], capture_output=True, text=True, timeout=60
+    )
+    assert "--namespaces A,B" in helped.stdout
