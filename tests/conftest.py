@@ -24,9 +24,15 @@ EXAMPLE_CONFIG = ROOT / "examples" / "kosmos-backup.yaml"
 REDIS_DB = int(os.environ.get("KOSMOS_TEST_REDIS_DB", "15"))
 PG_DSN = os.environ.get("KOSMOS_TEST_PG_DSN", "host=127.0.0.1 port=5432 user=postgres")
 
-# Each registered kind's contract fixture (tests/engines/<kind>/contract.py): a kind
+# Fixtures that live beside their helpers, registered here so no test module imports them;
+# and each registered kind's contract fixture (tests/engines/<kind>/contract.py): a kind
 # registered without one fails collection, so it cannot skip the contract test.
-pytest_plugins = [f"tests.engines.{kind}.contract" for kind in sorted(ENGINES)]
+pytest_plugins = [
+    "tests.jobs.harness",
+    "tests.pgsample",
+    "tests.scenarios.restore_world",
+    *(f"tests.engines.{kind}.contract" for kind in sorted(ENGINES)),
+]
 
 
 @pytest.fixture(scope="session")

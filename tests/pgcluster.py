@@ -17,6 +17,7 @@ from psycopg.conninfo import make_conninfo
 
 from tests.services import free_port, wait_for_port
 from workers.engines.postgres.cluster import OS_USER, LocalInstance, as_os_user, pg_binary
+from workers.engines.postgres.pitr import BIN_ENV
 
 # Small and fast: these clusters hold a few rows and are thrown away.
 SCRATCH_SETTINGS = {
@@ -156,6 +157,8 @@ def ensure_postgres_install() -> None:
     done = subprocess.run(["bash", str(SETUP_SCRIPT)], capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"{SETUP_SCRIPT} failed:\n{done.stdout}\n{done.stderr}")
+    # restore_command names this copy too, not the shared /opt/kosmos-backup of another tree.
+    os.environ[BIN_ENV] = KOSMOS_BIN
     _installed.append(True)
 
 

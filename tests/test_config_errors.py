@@ -158,7 +158,7 @@ def test_example_config_checks_ok_and_secrets_stay_hidden(tmp_path: Path) -> Non
         "OSS_ACCESS_KEY": "AKID-visible-nowhere",
         "OSS_SECRET_KEY": "oss-secret-value",
         "KOSMOS_PG_DSN": "host=db password=pg-secret-value",
-        "INFISICAL_TOKEN": "infisical-secret-value",
+        "INFISICAL_CLIENT_SECRET": "infisical-secret-value",
         "SLACK_BOT_TOKEN": "xoxb-secret-value",
         "SLACK_SIGNING_SECRET": "signing-secret-value",
     }

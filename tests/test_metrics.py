@@ -21,8 +21,19 @@ def test_not_built_engines_are_no_rpo_breach_and_a_dead_source_is_unreachable(
     assert 'kosmos_backup_engine_built{component="postgres"} 1.0' in text
     assert 'kosmos_backup_rpo_breached{component="postgres"} 1.0' in text
     assert 'kosmos_backup_source_reachable{component="postgres"} 0.0' in text
-    for name in ("minio", "etcd", "kubernetes", "secrets"):
+    # MinIO's engine is built: never backed up, it breaches, and its example endpoint is dead.
+    assert 'kosmos_backup_engine_built{component="minio"} 1.0' in text
+    assert 'kosmos_backup_rpo_breached{component="minio"} 1.0' in text
+    assert 'kosmos_backup_source_reachable{component="minio"} 0.0' in text
+    # secrets has an engine but ships disabled (no age recipients): no breach.
+    assert 'kosmos_backup_engine_built{component="secrets"} 1.0' in text
+    assert 'kosmos_backup_rpo_breached{component="secrets"} 0.0' in text
+    for name in ("etcd",):
         assert f'kosmos_backup_engine_built{{component="{name}"}} 0.0' in text
         assert f'kosmos_backup_rpo_breached{{component="{name}"}} 0.0' in text
         assert f'kosmos_backup_source_reachable{{component="{name}"}}' not in text
+    # Velero's engine is built: never backed up is a breach, and no kubeconfig is no reach.
+    assert 'kosmos_backup_engine_built{component="kubernetes"} 1.0' in text
+    assert 'kosmos_backup_rpo_breached{component="kubernetes"} 1.0' in text
+    assert 'kosmos_backup_source_reachable{component="kubernetes"} 0.0' in text
     assert "never-shown" not in text

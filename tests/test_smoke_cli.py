@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 from tests.conftest import EXAMPLE_CONFIG
+from workers.engines import has_engine
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -25,7 +26,7 @@ def test_example_config_checks_ok() -> None:
     assert "5 components" in result.stdout
 
 
-def test_status_json_on_empty_store_lists_five_components_breaching_the_built_one(
+def test_status_json_on_empty_store_lists_five_components_breaching_the_built_ones(
     tmp_path: Path,
 ) -> None:
     result = run_cli(
@@ -41,7 +42,8 @@ def test_status_json_on_empty_store_lists_five_components_breaching_the_built_on
     assert names == ["postgres", "minio", "etcd", "kubernetes", "secrets"]
     for component in doc["components"]:
         assert component["last_backup"] is None
-        # Only postgres has an engine; the others are "not built yet", never an RPO breach.
-        built = component["name"] == "postgres"
-        assert component["rpo_breached"] is built
+        # A kind with an engine that is on breaches at once (nothing backed up yet); one that
+        # is off (secrets ships disabled: no recipients) or not built yet never does.
+        built = has_engine(component["kind"])
+        assert component["rpo_breached"] is (built and component["enabled"])
         assert component["engine"] == ("built" if built else "not built")

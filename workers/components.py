@@ -145,3 +145,14 @@ def prune(ctx: Context, component: str | None = None, *, dry_run: bool = False) 
 def status_facts(row: ComponentStatus, now: datetime) -> list[StatusFact]:
     """The lines the component's engine adds to the status board (none when not built)."""
     return engine_for(row.kind).status_facts(row, now) if has_engine(row.kind) else []
+
+
+def index_version(ctx: Context, component: str) -> tuple[int, str] | None:
+    """Size and modification time of a component's stored catalog: one listing, no download."""
+    from workers.storage.repository import index_key
+
+    key = index_key(component)
+    for info in ctx.repo.store.list_objects(key):
+        if info.key == key:
+            return info.size, info.modified.isoformat()
+    return None

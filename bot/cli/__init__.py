@@ -10,11 +10,11 @@ from typing import Any, NoReturn
 import click
 
 from bot.cli.approvals import approval_commands
+from bot.cli.backups import backup_commands
 from bot.cli.bot import bot_commands
 from bot.cli.catalog import catalog_commands
-from bot.cli.dr import dr_commands
 from bot.cli.jobs import job_commands
-from bot.cli.postgres import postgres_commands
+from bot.cli.runbook import runbook_commands
 from bot.cli.up import up_commands
 from bot.cli.wal import wal_commands
 from workers.context import Context, redis_unavailable
@@ -39,12 +39,12 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
 
 for command in [
     *catalog_commands,
-    *postgres_commands,
+    *backup_commands,
     *job_commands,
     *bot_commands,
     *up_commands,
     *wal_commands,
-    *dr_commands,
+    *runbook_commands,
 ]:
     cli.add_command(command)
 

@@ -40,6 +40,7 @@ from workers.restore.requests import (
     open_restore_request,
     review_request,
     store_of,
+    verify_exported_audit,
 )
 
 USER_ENV = "KOSMOS_USER"
@@ -83,7 +84,7 @@ def _groups(settings: Settings) -> Any:
 
     if settings.slack.bot_token is None:
         return _NoGroups()
-    from bot.app import web_client
+    from bot.slack.app import web_client
 
     return SlackGroups(web_client(settings, retry_rate_limits=False), ttl=0.0)
 
@@ -116,6 +117,8 @@ def _show(work: Context, request: ApprovalRequest, as_json: bool) -> None:
 @click.option("--to", "target_time", metavar="TIME", help="PITR restore point (ISO 8601).")
 @click.option("--data-dir", help="PITR: the new data directory.")
 @click.option("--port", type=click.IntRange(1, 65535), help="PITR: the new instance's port.")
+@click.option("--target-env", metavar="ENV", help="Secrets: the environment to import into.")
+@click.option("--namespaces", metavar="A,B", help="Kubernetes resources: only these namespaces.")
 @json_option
 @click.pass_context
 def restore_request(ctx: click.Context, component: str, ref: str, **options: Any) -> None:
@@ -228,12 +231,7 @@ def audit() -> None:
 def audit_verify(ctx: click.Context, exported: bool) -> None:
     """Check the whole hash chain; name the first broken record (exit 1 if any)."""
     work = context_from(ctx)
-    if exported:
-        from workers.state.audit_log import verify_export
-
-        report = verify_export(work.repo.store)
-    else:
-        report = audit_of(work).verify()
+    report = verify_exported_audit(work) if exported else audit_of(work).verify()
     click.echo(report.describe())
     if not report.ok:
         ctx.exit(1)

@@ -64,22 +64,22 @@ def bot(
         return
     configure_logging(log_level)
     if mode == "http":
-        from bot.server import ServeOptions, serve_http
+        from bot.slack.server import ServeOptions, serve_http
 
         options = ServeOptions(
             port=port, host=host, workers=workers, threads=threads, metrics_port=metrics_port
         )
         serve_http(work.settings, options)
     else:
-        from bot.server import serve_socket_mode
+        from bot.slack.server import serve_socket_mode
 
         serve_socket_mode(work.settings, metrics_port)
 
 
 def run_console(work: Context, as_user: str | None) -> None:
     """Run the console chat on this terminal."""
-    from bot.console import ConsoleChat
-    from bot.terminal import console
+    from bot.console.chat import ConsoleChat
+    from bot.console.terminal import console
 
     ConsoleChat(work, console(), as_user).run()
 

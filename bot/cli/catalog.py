@@ -8,7 +8,7 @@ import click
 from rich.markup import escape
 
 from bot.cli.options import context_from, json_option
-from bot.terminal import backups_table, console, manifest_panel, status_notes, status_table
+from bot.console.terminal import backups_table, console, manifest_panel, status_notes, status_table
 from workers import components as engine
 from workers.core.durations import format_duration
 from workers.core.errors import UsageError
@@ -24,7 +24,7 @@ from workers.core.views import status_document
 @click.pass_context
 def status(ctx: click.Context, component: str | None, as_json: bool, check: bool) -> None:
     """Freshness of every component's last good backup against the RPO."""
-    from bot.handlers.dr import last_drill_of
+    from bot.handlers.runbook import last_drill_of
     from bot.replies.runbook import drill_line
 
     work = context_from(ctx)

@@ -15,8 +15,8 @@ from rich.table import Table
 
 from bot.cli.follow import follow_operation
 from bot.cli.options import context_from, json_option
+from bot.console.terminal import console
 from bot.formats import when
-from bot.terminal import console
 from workers import queues
 from workers.config_loader import CONFIG_ENV
 from workers.context import Context

@@ -9,6 +9,10 @@ PostgreSQL to keep the segment and retry (push) or that the file is not there (f
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+from typing import Any
+
 import click
 
 from bot.cli.options import context_from
@@ -23,13 +27,34 @@ component_option = click.option(
 @click.command(name="wal-push")
 @click.argument("wal_path", type=click.Path(exists=True, dir_okay=False))
 @component_option
+@click.option(
+    "--async",
+    "in_background",
+    is_flag=True,
+    help="Wait for the background archiver (wal-archiver, started on demand) to store it.",
+)
 @click.pass_context
-def wal_push(ctx: click.Context, wal_path: str, component: str | None) -> None:
-    """Archive one WAL file (archive_command: wal-push %p)."""
-    # Imported here: archive_command runs once per segment, so it loads only what it uses.
-    from workers.engines.postgres import wal_shipping
+def wal_push(ctx: click.Context, wal_path: str, component: str | None, in_background: bool) -> None:
+    """Archive one WAL file (archive_command: wal-push %p, or wal-push --async %p)."""
+    if in_background:
+        # The console script answers this before importing the CLI (bot.launch); this is
+        # the same answer when the CLI is entered another way.
+        ctx.exit(_shipping().confirm_async(wal_path, sys.argv[1:]))
+    _shipping().wal_push(context_from(ctx).settings, wal_path, component)
 
-    wal_shipping.wal_push(context_from(ctx).settings, wal_path, component)
+
+@click.command(name="wal-archiver")
+@click.option(
+    "--pg-wal",
+    required=True,
+    type=click.Path(exists=True, file_okay=False),
+    help="The cluster's pg_wal directory.",
+)
+@component_option
+@click.pass_context
+def wal_archiver(ctx: click.Context, pg_wal: str, component: str | None) -> None:
+    """Push ready WAL segments in the background (started by wal-push --async)."""
+    _shipping().run_archiver(context_from(ctx).settings, Path(pg_wal), component)
 
 
 @click.command(name="wal-fetch")
@@ -39,9 +64,14 @@ def wal_push(ctx: click.Context, wal_path: str, component: str | None) -> None:
 @click.pass_context
 def wal_fetch(ctx: click.Context, wal_name: str, dest_path: str, component: str | None) -> None:
     """Restore one archived WAL file (restore_command: wal-fetch %f %p)."""
+    _shipping().wal_fetch(context_from(ctx).settings, wal_name, dest_path, component)
+
+
+def _shipping() -> Any:
+    # Imported on use: archive_command runs once per segment, so it loads only what it uses.
     from workers.engines.postgres import wal_shipping
 
-    wal_shipping.wal_fetch(context_from(ctx).settings, wal_name, dest_path, component)
+    return wal_shipping
 
 
-wal_commands = [wal_push, wal_fetch]
+wal_commands = [wal_push, wal_fetch, wal_archiver]

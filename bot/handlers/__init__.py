@@ -1,6 +1,6 @@
 """Handlers: parse, authorize, act, answer; shared by Slack, the console and the CLI.
 
-Each command group has one module (``backup.py``; later ``restore.py``, ``dr.py``) with an
+Each command group has one module (``backup``, ``restore``, ``runbook`` for ``/dr``) with an
 ``answer(desk, caller, command)`` that returns a reply; front doors only render it.
 """
 
@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bot.grammar import parse
-from bot.handlers import backup, dr, restore
+from bot.handlers import backup, restore, runbook
 from bot.handlers.desk import Caller, Desk
 from bot.replies import Reply
 from workers.core.errors import PermissionDenied
@@ -21,7 +21,7 @@ ANSWERS: dict[str, Callable[[Desk, Caller, Any], Reply]] = {
     "backup": backup.answer,
     "restore": restore.answer,
     "backup.audit": restore.answer,
-    "dr": dr.answer,
+    "dr": runbook.answer,
 }
 """The answering function of each command group (or of one action, which wins)."""
 

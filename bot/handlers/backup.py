@@ -5,7 +5,7 @@ from __future__ import annotations
 from bot.grammar.backup import BACKUP, BackupHelp, BackupList, BackupRun, BackupStatus, BackupVerify
 from bot.grammar.command import Command
 from bot.handlers.desk import Caller, Desk
-from bot.handlers.dr import last_drill_of
+from bot.handlers.runbook import last_drill_of
 from bot.replies import Reply
 from bot.replies.backup import AcceptedReply, HelpReply, ListReply, StatusReply
 from workers import queues

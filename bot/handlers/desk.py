@@ -8,7 +8,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from bot.catalog_cache import CatalogCache
+from bot.handlers.catalog_cache import CatalogCache
 from bot.roles import Authorizer
 from workers.context import Context
 from workers.core.catalog import ComponentStatus, find_backup, require_backup

@@ -105,6 +105,8 @@ def card_facts(request: ApprovalRequest, now: datetime, rto_seconds: float) -> C
         facts.append(("Database", plan.database))
     facts += [("Requested by", user_ref(request.requester)), ("Reason", request.reason)]
     facts.append(("Request", request.id))
+    if backup is not None and backup.dry_run:
+        facts.append(("Dry run", "\n".join(backup.dry_run)))
     warnings = []
     if plan.target_identity is not None and not plan.target_identity.reachable:
         warnings.append("The target did not answer at plan time; the worker asks again first.")
@@ -185,6 +187,9 @@ def result_lines(outcome: dict[str, Any], rto_seconds: float) -> list[str]:
         where = f"{item.get('source_database')} -> {item.get('database')}"
         lines.append(f"{where}: {item.get('tables')} tables, {item.get('rows')} rows, {match}")
         lines += [f"  {line}" for line in item.get("mismatches", [])[:10]]
+    if summary.get("summary"):  # an engine's own one-line summary and lines (never values)
+        lines.append(str(summary["summary"]))
+    lines += [str(line) for line in summary.get("lines", [])[:20]]
     seconds = summary.get("duration_seconds")
     if isinstance(seconds, int | float):
         share = 100.0 * seconds / rto_seconds if rto_seconds else 0.0

@@ -19,7 +19,7 @@ SECRETS = {
     "OSS_SECRET_KEY": "oss-secret-Zq8vW2",
     "KOSMOS_PG_DSN": "host=db user=backup password=pg-secret-7Yh3",
     "MINIO_SECRET_KEY": "minio-secret-Pp41",
-    "INFISICAL_TOKEN": "st.infisical-secret-Kk9",
+    "INFISICAL_CLIENT_SECRET": "st.infisical-secret-Kk9",
     "SLACK_BOT_TOKEN": "xoxb-slack-secret-1",
     "SLACK_SIGNING_SECRET": "signing-secret-2",
     "SLACK_APP_TOKEN": "xapp-slack-secret-3",
@@ -213,10 +213,10 @@ def test_variables_inside_text_and_lists() -> None:
 
 def test_missing_variable_names_the_key_and_the_variable() -> None:
     raw = example()
-    raw["components"]["secrets"]["token"] = "${INFISICAL_TOKEN_MISSING}"
+    raw["components"]["secrets"]["client_secret"] = "${INFISICAL_SECRET_MISSING}"
     message = problem(raw)
     assert message == (
-        "components.secrets.token: environment variable INFISICAL_TOKEN_MISSING is not set"
+        "components.secrets.client_secret: environment variable INFISICAL_SECRET_MISSING is not set"
     )
 
 

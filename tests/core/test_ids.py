@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.strategies import component_names
 from workers.core.ids import (
     BACKUP_ID,
     COMPONENT_NAME,
@@ -16,13 +17,6 @@ from workers.core.ids import (
     parse_backup_id,
 )
 
-LOWER = "abcdefghijklmnopqrstuvwxyz"
-# Built from parts: hypothesis' from_regex is slow enough to dominate the suite.
-_words = st.text(alphabet=LOWER + "0123456789", min_size=1, max_size=6)
-_heads = st.builds(lambda a, b: a + b, st.sampled_from(LOWER), st.just("") | _words)
-component_names = st.builds(
-    lambda head, rest: "-".join([head, *rest]), _heads, st.lists(_words, max_size=2)
-)
 offsets = st.integers(min_value=-23 * 60 - 59, max_value=23 * 60 + 59).map(
     lambda minutes: timezone(timedelta(minutes=minutes))
 )

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from tests.core.test_ids import LOWER, component_names
+from tests.strategies import LOWER, component_names, pg_names
 from workers.core.ids import COMPONENT_NAME, new_backup_id
 from workers.core.manifest import (
     OBJECT_NAME_PATTERN,
@@ -264,14 +264,6 @@ def test_index_upsert_keeps_order_and_replaces() -> None:
     index.remove("etcd-20260101T0100Z-0003")
     index.remove("not-there")
     assert [b.id for b in index.backups] == ["etcd-20260101T0000Z-0001", "etcd-20260101T0200Z-0002"]
-
-
-pg_names = st.text(
-    st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)),
-    min_size=1,
-    max_size=63,
-).filter(lambda name: len(name.encode()) <= 63)
-"""Legal PostgreSQL database names: 1 to 63 bytes of UTF-8, no NUL."""
 
 
 @pytest.mark.parametrize(

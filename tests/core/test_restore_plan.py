@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.core.test_manifest import pg_names
+from tests.strategies import pg_names
 from workers.core.errors import UsageError
 from workers.core.restore_plan import (
     MAX_DATABASE_BYTES,

@@ -92,3 +92,20 @@ def test_policy_properties(backups: list[BackupSummary], keep_last: int, days: i
     survivors = [b for b in backups if b.id not in doomed_ids]
     assert sum(1 for b in survivors if is_good(b)) >= min(keep_last, len(good))
     assert expired(survivors, NOW, retention, keep_last) == []
+
+
+def test_exactly_keep_last_backups_all_past_the_window_all_stay() -> None:
+    backups = [summary(40 * DAY + i * DAY, i) for i in range(3)]
+    assert expired(backups, NOW, 30 * DAY, keep_last=3) == []
+    assert expired(backups, NOW, 30 * DAY, keep_last=2) == [backups[2]]  # the oldest goes
+
+
+def test_the_window_edge_keeps_a_backup_finished_exactly_retention_ago() -> None:
+    second = timedelta(seconds=1)
+    on_edge, past_edge, inside = (
+        summary(30 * DAY, 1),
+        summary(30 * DAY + second, 2),
+        summary(30 * DAY - second, 3),
+    )
+    doomed = expired([on_edge, past_edge, inside], NOW, 30 * DAY, keep_last=0)
+    assert doomed == [past_edge]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from workers.core.errors import EngineError
 from workers.core.restore_plan import RestorePlan, targets_live
-from workers.core.target_identity import TargetIdentity
+from workers.core.target_identity import MAX_REASON, TargetIdentity
 
 SOURCE = "host=10.0.0.5 port=5432 user=postgres dbname=postgres"
 LIVE = {"app", "postgres"}
@@ -54,3 +54,22 @@ def test_the_digest_covers_the_identity_and_is_unchanged_without_one() -> None:
     assert plan.model_copy(update={"target_identity": OTHER}).digest() != (
         plan.model_copy(update={"target_identity": SAME}).digest()
     )
+
+
+def test_found_keeps_each_answer_and_the_first_problem_in_one_line() -> None:
+    assert TargetIdentity(target_id="7001", source_id="7001", reason="") == SAME
+    assert (
+        TargetIdentity(target_id=None, source_id="7001", reason="cannot connect to x: refused")
+        == DOWN
+    )
+    silent = TargetIdentity.found(source=EngineError("source down"), target="9002")
+    assert silent == TargetIdentity(target_id="9002", source_id=None, reason="source down")
+    both = TargetIdentity.found(source=EngineError("source down"), target=EngineError("  \n "))
+    assert both == TargetIdentity(target_id=None, source_id=None, reason="no answer")
+
+
+def test_a_long_reason_is_cut_to_the_limit_with_an_ellipsis() -> None:
+    fits = "x" * MAX_REASON
+    assert TargetIdentity.found(source="1", target=EngineError(fits)).reason == fits
+    cut = TargetIdentity.found(source="1", target=EngineError(fits + "y")).reason
+    assert cut == "x" * (MAX_REASON - 1) + "…" and len(cut) == MAX_REASON

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from tests.sync import wait_until
+
 BOT_USER = "UKOSMOSBOT"
 TEAM = "TKOSMOS"
 
@@ -123,13 +125,11 @@ class FakeSlack:
             ]
 
     def wait_for(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-        """Block until ``predicate()`` holds, or fail with AssertionError."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if predicate():
-                return
-            time.sleep(0.02)
-        raise AssertionError(f"condition not met within {timeout}s; calls: {self.summary()}")
+        """Block until ``predicate()`` holds, or fail with AssertionError naming the calls."""
+        try:
+            wait_until(predicate, timeout, "a condition", interval=0.02)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; calls: {self.summary()}") from None
 
     def summary(self) -> list[tuple[str, int]]:
         """Method and status of every call so far, for failure messages."""

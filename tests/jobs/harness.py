@@ -20,6 +20,7 @@ import yaml
 from psycopg import sql
 
 from tests.conftest import PG_DSN
+from tests.sync import wait_until as wait_until  # the one copy; re-exported for callers
 from workers.config_loader import CONFIG_ENV, load_settings
 from workers.core.config import Settings
 from workers.core.events import Event
@@ -245,19 +246,6 @@ def run_cli(config: Path, *args: str, timeout: float = 120) -> subprocess.Comple
 # -- observing ----------------------------------------------------------------------------------
 
 
-def wait_until(
-    probe: Callable[[], T | None], timeout: float, what: str, interval: float = 0.2
-) -> T:
-    """Poll ``probe`` until it returns something truthy; fail the test after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
 def state_of(settings: Settings) -> RedisState:
     """The RedisState these settings point at."""
     return RedisState(redis_lib.Redis.from_url(settings.redis.url), settings.redis.key_prefix)
@@ -292,7 +280,7 @@ def seed_backup(settings: Settings, component: str, started: datetime) -> str:
         return writer.commit(source={"seeded": True}).id
 
 
-# -- fixtures (import them into a test module to use them) ---------------------------------------
+# -- fixtures (a plugin of tests/conftest.py: every test module may ask for them) ----------------
 
 
 @pytest.fixture(scope="session")

@@ -214,6 +214,19 @@ CASES = [
             )
         ],
     ),
+    _case(
+        "console-backup",
+        lambda w: w.chat("console", "run postgres"),
+        lambda w: [(OperationKind.BACKUP, "postgres", BackupParams(), "kosmos-default")],
+    ),
+    _case(
+        "slack-verify-latest",
+        lambda w: w.chat("slack", "verify postgres latest"),
+        # "latest" is resolved by the job when it runs, not by the chat when it is typed.
+        lambda w: [
+            (OperationKind.VERIFY, "postgres", VerifyParams(backup="latest"), "kosmos-default")
+        ],
+    ),
     _case("scheduler", scheduler_tick, lambda w: ticked()),
     _case(
         "scheduler-reaper",

@@ -12,7 +12,7 @@ import signal
 import subprocess
 import time
 import urllib.parse
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -23,6 +23,7 @@ from psycopg import sql
 from tests.conftest import EXAMPLE_CONFIG, PG_DSN, REDIS_DB
 from tests.fakes.slack import BotAnswer, FakeSlack, post_to_bot, slash_body
 from tests.scenarios.bot_process import SECRET, bot_env
+from tests.sync import wait_until as wait_until  # the one copy; re-exported for callers
 from workers.config_loader import parse_settings
 from workers.context import Context
 from workers.core.runbook_run import RunState
@@ -213,17 +214,6 @@ def ephemerals(world: DrWorld, user: str) -> list[str]:
         for call in world.fake.calls_to("chat.postEphemeral")
         if call.params.get("user") == user
     ]
-
-
-def wait_until(probe: Callable[[], T | None], timeout: float, what: str) -> T:
-    """Poll until ``probe`` returns something truthy."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 @contextlib.contextmanager

@@ -23,6 +23,7 @@ from tests.conftest import EXAMPLE_CONFIG, PG_DSN, REDIS_DB
 from tests.fakes.slack import BotAnswer, FakeSlack, post_to_bot, slash_body
 from tests.pgsample import create_database, drop_database, rows_of
 from tests.scenarios.bot_process import SECRET, BotProcess, bot_env, running_bot
+from tests.sync import wait_until as wait_until  # the one copy; re-exported for callers
 from workers import components
 from workers.config_loader import parse_settings
 from workers.context import Context, utc_now
@@ -213,16 +214,6 @@ def restore_ops(world: World) -> list[dict[str, Any]]:
 
 def audit_actions(world: World) -> list[str]:
     return [r.action.value for r in audit_of(world.ctx()).tail(500)]
-
-
-def wait_until(probe: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def run_worker(world: World, queue: str, *, burst: bool) -> subprocess.Popen[bytes]:

@@ -13,7 +13,6 @@ import pytest
 from rq import Queue
 
 from tests.jobs import harness
-from tests.jobs.harness import small_db, small_stack  # noqa: F401 - fixtures
 from tests.services import free_port
 from workers import queues
 from workers.context import Context
@@ -60,7 +59,7 @@ def nothing_queued(settings: Settings) -> bool:
 
 def test_verify_by_id_through_a_worker_verifies_that_backup(
     tmp_path: Path,
-    small_stack: harness.Stack,  # noqa: F811
+    small_stack: harness.Stack,
 ) -> None:
     config, settings = small_stack()
     older, newer = local_backup(config), local_backup(config)
@@ -79,7 +78,7 @@ def test_verify_by_id_through_a_worker_verifies_that_backup(
 
 def test_verify_wait_exits_1_when_a_checksum_does_not_match(
     tmp_path: Path,
-    small_stack: harness.Stack,  # noqa: F811
+    small_stack: harness.Stack,
 ) -> None:
     config, settings = small_stack()
     backup_id = local_backup(config)
@@ -101,7 +100,7 @@ def test_verify_wait_exits_1_when_a_checksum_does_not_match(
 
 def test_json_gives_the_operation_id_at_once_and_the_outcome_with_wait(
     tmp_path: Path,
-    small_stack: harness.Stack,  # noqa: F811
+    small_stack: harness.Stack,
 ) -> None:
     config, settings = small_stack()
     queued = harness.run_cli(config, "backup", "postgres", "--json")
@@ -129,11 +128,11 @@ def test_json_gives_the_operation_id_at_once_and_the_outcome_with_wait(
 
 def test_prune_wait_exits_1_when_the_prune_failed(
     tmp_path: Path,
-    small_stack: harness.Stack,  # noqa: F811
+    small_stack: harness.Stack,
     s3_server: Any,
     bucket: str,
     redis_url: str,
-    small_db: str,  # noqa: F811
+    small_db: str,
 ) -> None:
     config = harness.write_config(
         tmp_path / "kosmos.yaml",
@@ -150,7 +149,7 @@ def test_prune_wait_exits_1_when_the_prune_failed(
 
 @pytest.mark.parametrize("ref", ["postgres-20200101T0000Z-beef", "latest"])
 def test_a_backup_that_does_not_exist_is_refused_before_anything_is_queued(
-    small_stack: harness.Stack,  # noqa: F811
+    small_stack: harness.Stack,
     ref: str,
 ) -> None:
     config, settings = small_stack()
@@ -165,7 +164,7 @@ def test_a_backup_that_does_not_exist_is_refused_before_anything_is_queued(
 
 
 def test_worker_refuses_an_empty_queue_list(
-    small_stack: harness.Stack,  # noqa: F811
+    small_stack: harness.Stack,
 ) -> None:
     config, _ = small_stack()
     for empty in ("", " , "):

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from tests.jobs import harness
-from tests.jobs.harness import small_db  # noqa: F401 - fixtures
 from tests.services import free_port
 
 pytestmark = pytest.mark.timeout(240)
@@ -23,7 +22,7 @@ def local_backup(config: Path) -> str:
 
 def test_with_redis_unreachable_every_command_says_so_without_a_traceback(
     tmp_path: Path,
-    small_db: str,  # noqa: F811
+    small_db: str,
 ) -> None:
     port = free_port()
     config = harness.write_config(

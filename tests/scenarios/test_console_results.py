@@ -3,7 +3,6 @@
 A deep verification says what it restored and compared; a shallow one after it keeps the
 deep record; a restore ends with its row counts, checksums and time against the RTO.
 """
-# ruff: noqa: F811 - fixtures imported from tests.pgsample are used as parameters
 
 from __future__ import annotations
 
@@ -15,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import EXAMPLE_CONFIG
-from tests.pgsample import db_names, pg_env, rows_of, sample_db  # noqa: F401
+from tests.pgsample import pg_env, rows_of
 from tests.scenarios.bot_process import running_worker
 from tests.scenarios.console_session import ConsoleSession
 from workers.config_loader import parse_settings

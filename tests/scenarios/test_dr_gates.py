@@ -7,11 +7,13 @@ backup and a newer dump, the shipped runbook, the gate's real restore request.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.fakes.kubernetes import FakeKubernetes
+from tests.fakes.velero import platform
 from tests.storage.backups import Clock, chunks, data
 from workers.context import Context
 from workers.core.config import Settings
@@ -35,15 +37,29 @@ def commit(ctx: Context, clock: Clock, kind: str) -> Manifest:
 
 
 @pytest.fixture
-def ctx(make_settings: Callable[..., Settings], redis_url: str, tmp_path: Path) -> Context:
+def kube() -> Iterator[FakeKubernetes]:
+    """The cluster whose consumers the runbook scales (the Velero engine's API server)."""
+    fake = platform(FakeKubernetes().start())
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def ctx(
+    make_settings: Callable[..., Settings], redis_url: str, tmp_path: Path, kube: FakeKubernetes
+) -> Context:
     settings = make_settings(
-        **{"redis.url": redis_url, "approval_key": "gate-approval-key-0123456789"}
+        **{
+            "redis.url": redis_url,
+            "approval_key": "gate-approval-key-0123456789",
+            "components.kubernetes.kubeconfig": str(kube.kubeconfig(tmp_path / "kubeconfig")),
+        }
     )
     return Context(settings, clock=Clock())
 
 
 def test_the_restore_step_asks_to_restore_a_base_backup_into_a_new_instance(
-    ctx: Context,
+    ctx: Context, kube: FakeKubernetes
 ) -> None:
     clock = ctx.clock
     assert isinstance(clock, Clock)
@@ -58,7 +74,13 @@ def test_the_restore_step_asks_to_restore_a_base_backup_into_a_new_instance(
         started_by="UOPS",
         submit=runner,
     )
-    runbook_flow.confirm(ctx, run.run_id, "scale-down", "done", by="UOPS", submit=runner)
+    # Scale-down is a job now: it records the consumers' replicas in the run and zeroes them.
+    drained = runner.drain(ctx, run.run_id)
+    down = drained.steps["scale-down"]
+    assert down.status == StepStatus.DONE, down.error
+    assert down.outputs["replicas"]["kosmos-agents/deployments/planner"] == 3
+    planner = kube.get("apis/apps/v1", "kosmos-agents", "deployments", "planner")
+    assert planner is not None and planner["spec"]["replicas"] == 0
     state = runbook_flow.runs(ctx).load(run.run_id).steps["restore"]
     assert state.status == StepStatus.RUNNING, state.error
     assert state.awaiting == Awaiting.APPROVAL

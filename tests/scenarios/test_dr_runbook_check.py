@@ -122,23 +122,32 @@ def test_the_shipped_runbooks_mirror_the_reference_page(
         "Scale consumers back up",
     ]
     scale = restore.runbook.steps[0]
-    assert isinstance(scale, JobStep) and scale.operation == "kubernetes.scale"
+    assert isinstance(scale, JobStep) and scale.operation == "velero.scale-down"
     assert scale.commands == ("kubectl scale -n kosmos-agents --replicas=0 deployment --all",)
-    # No Kubernetes engine yet: scaling is a manual step with the page's exact command.
-    assert restore.modes["scale-down"] == StepMode.MANUAL
-    assert restore.modes["scale-up"] == StepMode.MANUAL
+    # The Velero engine scales (a velero component is on); without one, the step is manual
+    # with the page's exact command.
+    assert restore.modes["scale-down"] == StepMode.AUTOMATED
+    assert restore.modes["scale-up"] == StepMode.AUTOMATED
+    without = Context(make_settings(**{"components.kubernetes.enabled": "false"}))
+    by_hand = load_runbook(
+        DEFAULT_DIR / "postgres-restore.yaml",
+        available=lambda op: runbook_ops.available(without, op),
+    )
+    assert by_hand.modes["scale-down"] == by_hand.modes["scale-up"] == StepMode.MANUAL
     recovery = load_runbook(DEFAULT_DIR / "full-recovery.yaml", available=here)
-    assert len(recovery.runbook.steps) == 8
+    assert len(recovery.runbook.steps) == 9
     etcd = recovery.runbook.step("restore-etcd")
     assert "k3s server --cluster-reset --cluster-reset-restore-path=<snapshot>" in etcd.commands
+    # The download is a job on the node; the destructive reset a person confirms.
+    assert recovery.modes["fetch-etcd"] == StepMode.AUTOMATED
     assert recovery.modes["restore-etcd"] == StepMode.MANUAL
     assert isinstance(recovery.runbook.step("dns-notify"), ManualStep)
     # The same file is automated once an engine for the step lands.
     automated = load_runbook(DEFAULT_DIR / "full-recovery.yaml", available=lambda op: True)
-    assert automated.modes["restore-etcd"] == StepMode.AUTOMATED
+    assert automated.modes["restore-postgres"] == StepMode.AUTOMATED
     drill = load_runbook(DEFAULT_DIR / "dr-test.yaml", available=here)
     assert drill.runbook.drill and drill.modes["restore-postgres"] == StepMode.AUTOMATED
-    assert drill.modes["restore-etcd"] == StepMode.SKIPPED
+    assert drill.modes["restore-etcd"] == StepMode.AUTOMATED  # into a scratch etcd
 
 
 def test_invalid_yaml_names_its_line() -> None:
@@ -150,8 +159,11 @@ def test_invalid_yaml_names_its_line() -> None:
 def test_postgres_restore_hands_scale_up_to_a_person_even_after_a_failure(
     make_settings: Callable[..., Settings],
 ) -> None:
-    """Consumers scaled to zero are never left there silently: scale-up becomes an open item."""
-    ctx = Context(make_settings())
+    """Consumers scaled to zero are never left there silently: scale-up becomes an open item.
+
+    Without a cluster (the velero component off) the scale steps are a person's.
+    """
+    ctx = Context(make_settings(**{"components.kubernetes.enabled": "false"}))
     checked = load_runbook(
         DEFAULT_DIR / "postgres-restore.yaml", available=lambda op: runbook_ops.available(ctx, op)
     )

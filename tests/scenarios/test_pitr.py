@@ -26,6 +26,7 @@ from workers.config_loader import load_settings
 from workers.context import Context
 from workers.engines.postgres import base_backups
 from workers.engines.postgres.cluster import LocalInstance
+from workers.engines.postgres.pitr import BIN_ENV
 
 TICKS = 30
 TICK_SECONDS = 0.03
@@ -130,6 +131,7 @@ def test_restore_base_at_the_console_prints_the_instance_and_its_counts(
     restored_root = scratch_dir("pitr-cli")
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("KOSMOS")}
+    env[BIN_ENV] = os.environ[BIN_ENV]  # restore_command runs this tree's postgres-user copy
     try:
         done = subprocess.run(
             ["kosmos-backup", "--config", str(cluster.root / "kosmos.yaml"), "restore", "postgres"]

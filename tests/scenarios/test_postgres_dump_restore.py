@@ -1,5 +1,4 @@
 """A PostgreSQL operator's day, through the ``kosmos-backup`` command and a moto S3 store."""
-# ruff: noqa: F811 - fixtures imported from tests.pgsample are used as parameters
 
 from __future__ import annotations
 
@@ -14,15 +13,13 @@ from typing import Any
 import pytest
 
 from tests.conftest import EXAMPLE_CONFIG, s3_client
-from tests.pgsample import (  # noqa: F401
+from tests.pgsample import (
     admin,
     create_database,
     database_exists,
-    db_names,
     drop_database,
     pg_env,
     rows_of,
-    sample_db,
     scratch_databases,
 )
 

@@ -16,6 +16,7 @@ from slack_sdk import WebClient
 
 from tests.fakes.slack import post_to_bot, slash_body
 from tests.pgsample import create_database, database_exists, rows_of
+from tests.redis_contents import everything_in
 from tests.scenarios.bot_process import SECRET
 from tests.scenarios.restore_world import (
     CHANNEL,
@@ -36,9 +37,7 @@ from tests.scenarios.restore_world import (
     stop,
     table_facts,
     wait_until,
-    world,
 )
-from tests.state.test_approval_store import everything_in
 from workers import components
 from workers.context import utc_now
 from workers.core.approvals import RequestState
@@ -59,9 +58,6 @@ from workers.restore.requests import (
     remind_unreviewed,
     store_of,
 )
-
-__all__ = ["world"]  # the module fixture, used by every scenario here
-
 
 # -- the scenarios ------------------------------------------------------------------------------
 

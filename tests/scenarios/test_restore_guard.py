@@ -28,7 +28,6 @@ from tests.scenarios.restore_world import (
     run_worker,
     slash,
     stop,
-    world,
 )
 from tests.services import free_port
 from workers.config_loader import parse_settings
@@ -42,8 +41,6 @@ from workers.core.operations import OperationKind, OperationRequest
 from workers.core.restore_plan import job_params
 from workers.restore.planning import resolve_plan, validate_plan
 from workers.restore.requests import audit_of, store_of
-
-__all__ = ["world"]  # the module fixture, used by every scenario here
 
 
 @pytest.fixture(scope="module")

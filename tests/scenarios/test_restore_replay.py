@@ -15,7 +15,6 @@ from tests.scenarios.restore_world import (
     restore_ops,
     run_worker,
     slash,
-    world,
 )
 from workers.context import utc_now
 from workers.core.approvals import RequestState
@@ -23,8 +22,6 @@ from workers.core.events import EventType
 from workers.core.ids import new_operation_id
 from workers.queues import read_events
 from workers.restore.requests import store_of
-
-__all__ = ["world"]  # the module fixture
 
 
 def test_a_replay_ahead_of_the_real_job_is_refused_and_the_real_job_runs(

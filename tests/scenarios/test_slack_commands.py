@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -197,3 +198,30 @@ def test_metrics_count_commands_by_outcome_across_worker_processes(
     assert after[usage] - before.get(usage, 0.0) == 1
     count = "kosmos_bot_ack_seconds_count"
     assert after[count] - before.get(count, 0.0) == 4
+
+
+def event_body(event_id: str) -> bytes:
+    """An Events API delivery (an app mention), as Slack posts it."""
+    event = {"type": "app_mention", "user": "UOPS", "text": "<@UBOT> status", "channel": "COPS"}
+    doc = {"type": "event_callback", "team_id": "T1", "event_id": event_id, "event": event}
+    return json.dumps(doc).encode()
+
+
+def test_an_events_api_retry_of_a_seen_event_id_is_acknowledged_and_not_redone(
+    bot: BotProcess, redis_url: str
+) -> None:
+    client = redis_lib.Redis.from_url(redis_url)
+    json_type = {"Content-Type": "application/json"}
+    first = post_to_bot(bot.url, event_body("Ev0001"), SECRET, headers=json_type)
+    # The bot listens to no event type yet: Bolt itself answers the first delivery.
+    assert (first.status, first.body) == (404, {"error": "unhandled request"})
+    seen = client.keys("*:bot:event:Ev0001")
+    assert len(seen) == 1 and 0 < client.ttl(seen[0]) <= 3600
+    retry = {**json_type, "X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_timeout"}
+    again = post_to_bot(bot.url, event_body("Ev0001"), SECRET, headers=retry)
+    assert (again.status, again.body) == (200, {})  # acknowledged, handled once
+    # A retry whose first delivery never arrived is handled as a first delivery.
+    lost = post_to_bot(bot.url, event_body("Ev0002"), SECRET, headers=retry)
+    assert lost.status == first.status and lost.body == first.body
+    assert len(client.keys("*:bot:event:*")) == 2
+    client.close()

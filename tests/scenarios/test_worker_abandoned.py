@@ -12,7 +12,6 @@ from rq.job import Job
 
 from tests.conftest import s3_client
 from tests.jobs import harness
-from tests.jobs.harness import big_db  # noqa: F401 - fixture
 from tests.jobs.throttle import ThrottledProxy
 from tests.services import MotoServer
 from workers import queues
@@ -28,7 +27,7 @@ def test_killed_worker_fails_its_operation_and_the_next_run_succeeds(
     s3_server: MotoServer,
     bucket: str,
     redis_url: str,
-    big_db: str,  # noqa: F811
+    big_db: str,
 ) -> None:
     proxy = ThrottledProxy(s3_server.port, rate=3 << 20).start()
     config = harness.write_config(

@@ -13,7 +13,6 @@ from rq.job import Job
 
 from bot.cli.jobs import submit_and_render
 from tests.jobs import harness
-from tests.jobs.harness import big_db, small_db, small_stack  # noqa: F401 - fixtures
 from tests.jobs.throttle import ThrottledProxy
 from tests.services import MotoServer, free_port, wait_for_port
 from workers import queues
@@ -26,7 +25,7 @@ pytestmark = pytest.mark.timeout(180)
 
 def test_enqueued_backup_updates_catalog_and_events_arrive_in_order(
     tmp_path: Path,
-    small_stack: harness.Stack,  # noqa: F811
+    small_stack: harness.Stack,
 ) -> None:
     config, settings = small_stack()
     port = free_port()
@@ -78,7 +77,7 @@ def test_enqueued_backup_updates_catalog_and_events_arrive_in_order(
 
 def test_waiting_submit_renders_progress_and_exits_1_on_failure(
     tmp_path: Path,
-    small_stack: harness.Stack,  # noqa: F811
+    small_stack: harness.Stack,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     missing = "kb_c_missing_db"
@@ -123,7 +122,7 @@ def test_lock_prevents_a_concurrent_backup_of_one_component(
     s3_server: MotoServer,
     bucket: str,
     redis_url: str,
-    big_db: str,  # noqa: F811
+    big_db: str,
 ) -> None:
     proxy = ThrottledProxy(s3_server.port, rate=4 << 20).start()
     config = harness.write_config(

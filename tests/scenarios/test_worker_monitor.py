@@ -9,7 +9,6 @@ import pytest
 from rq.job import Job
 
 from tests.jobs import harness
-from tests.jobs.harness import small_db, small_stack  # noqa: F401 - fixtures
 from workers import queues
 from workers.context import Context
 from workers.core.config import Settings
@@ -55,7 +54,7 @@ def monitor_events(settings: Settings, component: str) -> list[Event]:
 
 def test_rpo_breach_alerts_once_and_recovers_once(
     tmp_path: Path,
-    small_stack: harness.Stack,  # noqa: F811
+    small_stack: harness.Stack,
 ) -> None:
     config, settings = small_stack()
     ctx = Context(settings)
@@ -80,7 +79,7 @@ def test_rpo_breach_alerts_once_and_recovers_once(
 
 def test_repeated_failures_alert_after_the_second(
     tmp_path: Path,
-    small_stack: harness.Stack,  # noqa: F811
+    small_stack: harness.Stack,
 ) -> None:
     config, settings = small_stack(
         extra={"broken": BROKEN},

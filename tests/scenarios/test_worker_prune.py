@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from tests.jobs import harness
-from tests.jobs.harness import small_db, small_stack  # noqa: F401 - fixtures
 from workers import queues
 from workers.context import Context
 from workers.core.operations import PruneParams
@@ -18,7 +17,7 @@ pytestmark = pytest.mark.timeout(180)
 
 def test_prune_keeps_the_newest_three_even_past_retention(
     tmp_path: Path,
-    small_stack: harness.Stack,  # noqa: F811
+    small_stack: harness.Stack,
 ) -> None:
     config, settings = small_stack(
         postgres={"retention": "1d"},

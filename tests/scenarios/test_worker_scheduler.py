@@ -11,7 +11,6 @@ import pytest
 from rq import Queue
 
 from tests.jobs import harness
-from tests.jobs.harness import small_db, small_stack  # noqa: F401 - fixtures
 from workers.context import Context
 from workers.scheduler import Scheduler
 
@@ -19,7 +18,7 @@ pytestmark = pytest.mark.timeout(180)
 
 
 def test_catches_up_once_after_three_missed_slots(
-    small_stack: harness.Stack,  # noqa: F811
+    small_stack: harness.Stack,
 ) -> None:
     config, settings = small_stack(
         jobs={"monitor_interval": "1h", "prune_interval": "1d", "sweep_interval": "1d"},
@@ -61,7 +60,7 @@ TAKEOVER_MARGIN = timedelta(seconds=3)
 
 def test_two_schedulers_one_leader_and_failover(
     tmp_path: Path,
-    small_stack: harness.Stack,  # noqa: F811
+    small_stack: harness.Stack,
 ) -> None:
     config, settings = small_stack(
         jobs={"monitor_interval": "2s", "prune_interval": "1d", "sweep_interval": "1d"},

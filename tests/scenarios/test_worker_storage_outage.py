@@ -10,7 +10,6 @@ from rq.job import Job
 
 from tests.conftest import s3_client
 from tests.jobs import harness
-from tests.jobs.harness import big_db, small_db  # noqa: F401 - fixtures
 from tests.jobs.throttle import ThrottledProxy
 from tests.services import MotoServer, free_port
 from workers import queues
@@ -34,7 +33,7 @@ def test_store_restarted_mid_upload_the_retry_succeeds(
     tmp_path: Path,
     own_s3: MotoServer,
     redis_url: str,
-    big_db: str,  # noqa: F811
+    big_db: str,
 ) -> None:
     proxy = ThrottledProxy(own_s3.port, rate=3 << 20).start()
     config = harness.write_config(
@@ -87,7 +86,7 @@ def test_store_restarted_mid_upload_the_retry_succeeds(
 def test_store_that_stays_down_fails_after_the_retry_budget(
     tmp_path: Path,
     redis_url: str,
-    small_db: str,  # noqa: F811
+    small_db: str,
 ) -> None:
     dead = f"http://127.0.0.1:{free_port()}"  # nothing listens here
     config = harness.write_config(

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import redis as redis_lib
 
+from tests.redis_contents import everything_in
 from workers.core.approvals import (
     ApprovalRequest,
     RequestState,
@@ -80,26 +81,6 @@ def test_the_hmac_key_never_reaches_redis(redis_url: str) -> None:
     click(store, request.id, "UBOB")
     dump = everything_in(redis_lib.Redis.from_url(redis_url))
     assert b"signature" in dump and KEY not in dump
-
-
-def everything_in(client: redis_lib.Redis) -> bytes:
-    """Every value of every key, whatever its type, as one byte string."""
-    parts: list[Any] = []
-    for key in client.keys("*"):
-        kind = client.type(key)
-        if kind == b"string":
-            parts.append(client.get(key) or b"")
-        elif kind == b"hash":
-            parts += client.hvals(key)
-        elif kind == b"list":
-            parts += client.lrange(key, 0, -1)
-        elif kind == b"set":
-            parts += client.smembers(key)
-        elif kind == b"zset":
-            parts += client.zrange(key, 0, -1)
-        elif kind == b"stream":
-            parts += [v for _, fields in client.xrange(key) or [] for v in (fields or {}).values()]
-    return b"\n".join(p if isinstance(p, bytes) else str(p).encode() for p in parts)
 
 
 def _hammer(url: str, request_id: str, user: str, barrier: Any, results: Any) -> None:

@@ -7,8 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -17,6 +15,7 @@ import pytest
 from tests.conftest import ROOT
 from tests.services import MotoServer
 from tests.storage.stores import Inspector, local_store, s3_store
+from tests.sync import wait_until
 from workers.core.catalog import find_backup
 from workers.core.errors import NotFoundError
 from workers.storage.repository import Repository, manifest_key
@@ -39,15 +38,6 @@ def start_writer(*args: str) -> tuple[subprocess.Popen[str], str]:
         proc.wait(10)
         pytest.fail(f"writer died before starting: {proc.stderr.read() if proc.stderr else ''}")
     return proc, json.loads(line)["id"]
-
-
-def wait_until(condition: Callable[[], bool], what: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 def kill(proc: subprocess.Popen[str]) -> None:
@@ -88,7 +78,7 @@ def test_writer_killed_mid_multipart_upload_leaves_nothing_and_is_swept(
             parts = outside.client.list_parts(Bucket=bucket, Key=data_key, UploadId=upload_id)
             return len(parts.get("Parts", [])) >= 2
 
-        wait_until(parts_uploaded, "the writer's second uploaded part")
+        wait_until(parts_uploaded, 30, "the writer's second uploaded part")
     finally:
         kill(proc)
 
@@ -120,7 +110,7 @@ def test_writer_killed_mid_write_on_a_local_store_leaves_only_a_temp_file(tmp_pa
             temps = list(folder.glob(".data.bin.*.part"))
             return bool(temps) and temps[0].stat().st_size >= 4 << 20
 
-        wait_until(temp_growing, "the writer's temp file")
+        wait_until(temp_growing, 30, "the writer's temp file")
     finally:
         kill(proc)
 

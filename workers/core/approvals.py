@@ -82,6 +82,9 @@ class BackupFacts(_Frozen):
     verification: Literal["passed", "failed"] | None = None
     verified_at: datetime | None = None
     deep: bool = Field(default=False, description="the verdict came from a deep verification")
+    dry_run: tuple[str, ...] = Field(
+        default=(), description="what a dry run of the plan found (counts, never values)"
+    )
 
     _at = field_validator("finished_at")(_utc)
 

@@ -37,6 +37,7 @@ class AuditAction(StrEnum):
     REVIEW = "restore.review"
     ROLE_REFUSAL = "role.refusal"
     PRUNE_DELETE = "prune.delete"
+    SECRET_ROTATE = "secret.rotate"
 
 
 class AuditEntry(BaseModel):

@@ -100,7 +100,7 @@ def component_status(
             max(0.0, age - rpo.total_seconds()) if age is not None and built else 0.0
         ),
         frequency_seconds=component.frequency.total_seconds(),
-        next_due=next_due(last, component.frequency, now) if built else None,
+        next_due=next_due(last, component.frequency, now) if watched else None,
         retention_seconds=component.retention.total_seconds(),
         retained=len(index.backups),
         oldest=index.backups[0].finished_at if index.backups else None,

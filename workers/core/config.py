@@ -54,6 +54,11 @@ class StorageSettings(_Model):
         default="when_required",
         description="boto3 checksum trailers; OSS and older MinIO refuse 'when_supported'",
     )
+    conditional_writes: bool = Field(
+        default=False,
+        description="the store refuses an overwrite on 'If-None-Match: *' (AWS S3, current "
+        "MinIO); off: Alibaba OSS and older MinIO may ignore it, so WAL pushes look first",
+    )
     part_size_mib: int = Field(default=16, ge=5, le=512)
     max_concurrency: int = Field(default=4, ge=1, le=32)
     connect_timeout: Duration = timedelta(seconds=10)
@@ -213,6 +218,7 @@ class PostgresComponent(ComponentSettings):
     kind: Literal["postgres"]
     dsn: SecretStr = SecretStr("host=127.0.0.1 port=5432 user=postgres dbname=postgres")
     databases: tuple[str, ...] = ()
+    dump_jobs: int = Field(default=2, ge=1, le=16, description="databases dumped at once")
     continuous: bool = True
     data_directory: str = "/var/lib/postgresql/data"
     base_frequency: Duration = timedelta(days=1)
@@ -228,7 +234,23 @@ class MinioComponent(ComponentSettings):
     region: str | None = None
     access_key_id: SecretStr | None = None
     secret_access_key: SecretStr | None = None
-    buckets: tuple[str, ...] = ()
+    addressing_style: Literal["path", "virtual", "auto"] = "path"
+    checksums: Literal["when_required", "when_supported"] = Field(
+        default="when_required",
+        description="boto3 checksum trailers; OSS and older MinIO refuse 'when_supported'",
+    )
+    buckets: tuple[str, ...] = Field(default=(), description="empty: every bucket of the source")
+    workers: int = Field(default=8, ge=1, le=64, description="objects copied in parallel")
+    gc_grace: Duration = Field(
+        default=timedelta(days=1),
+        description="an unreferenced blob younger than this is kept: a running snapshot may "
+        "be about to reference it; longer than the longest snapshot run",
+    )
+    object_lock: Literal["off", "governance", "compliance"] = Field(
+        default="off",
+        description="S3 Object Lock on blobs, retained for the retention window; the backup "
+        "bucket must have Object Lock enabled",
+    )
 
 
 class EtcdComponent(ComponentSettings):
@@ -253,14 +275,43 @@ class VeleroComponent(ComponentSettings):
     storage_location: str = "default"
 
 
+class RotatableSecret(_Model):
+    """A secret whose value this tool may replace after an incident, and the system it opens."""
+
+    project: str
+    environment: str
+    path: str = Field(default="/", pattern=r"^/")
+    key: str
+    system: Literal["postgres-role", "minio-user"]
+    role: str | None = Field(default=None, description="postgres-role: the role to alter")
+    dsn: SecretStr | None = Field(
+        default=None, description="postgres-role: a connection allowed to ALTER ROLE"
+    )
+
+
 class InfisicalComponent(ComponentSettings):
     """Secrets exported from Infisical, always age-encrypted."""
 
     kind: Literal["infisical"]
     api_url: str = "https://app.infisical.com"
-    token: SecretStr | None = None
-    projects: tuple[str, ...] = ()
+    client_id: SecretStr | None = Field(default=None, description="universal auth client id")
+    client_secret: SecretStr | None = Field(
+        default=None, description="universal auth client secret"
+    )
+    projects: tuple[str, ...] = Field(default=(), description="project ids to export")
     environments: tuple[str, ...] = ("prod",)
+    root_path: str = Field(default="/", pattern=r"^/", description="folders below are walked")
+    rotate: tuple[RotatableSecret, ...] = Field(
+        default=(), description="secrets rotated after a security incident"
+    )
+    drill_environment: str | None = Field(
+        default=None, description="an environment only the DR drill imports into"
+    )
+
+    @field_validator("client_id", "client_secret", mode="before")
+    @classmethod
+    def _unset(cls, value: Any) -> Any:
+        return None if value == "" else value  # ${VAR:-} with VAR unset: not configured
 
 
 Component = Annotated[

@@ -106,11 +106,26 @@ class PostgresRestoreOptions(RestoreOptions):
     port: int | None = Field(default=None, ge=1, le=65535, description="PITR: the new port")
 
 
+ENGINE_TARGET = "target"
+"""Where a job with an engine's own options carries its plan's target."""
+
+
 class RestoreParams(OperationParams):
     """``restore``: one backup restored as ``options`` say, under an approval."""
 
     backup: BackupRef = "latest"
     options: PostgresRestoreOptions = PostgresRestoreOptions()
+    engine_options: dict[str, str | bool] = Field(
+        default_factory=dict,
+        description="an engine's own options (its plan's target under 'target'), instead",
+    )
+
+    def restore_kwargs(self) -> dict[str, Any]:
+        """The keyword options the engine's restore takes."""
+        if self.engine_options:
+            return {k: v for k, v in self.engine_options.items() if k != ENGINE_TARGET}
+        return self.options.engine_options()
+
     request_id: str | None = Field(default=None, description="the approved restore request")
     approval_id: str | None = Field(default=None, description="the approval the worker spends")
 

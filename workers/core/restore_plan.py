@@ -13,7 +13,7 @@ from urllib.parse import unquote, urlsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from workers.core.errors import PermissionDenied, UsageError
-from workers.core.operations import PostgresRestoreOptions, RestoreParams
+from workers.core.operations import ENGINE_TARGET, PostgresRestoreOptions, RestoreParams
 from workers.core.target_identity import TargetIdentity
 
 _PLAN_DOMAIN = b"kosmos-restore-plan/v1\n"
@@ -51,6 +51,10 @@ class RestorePlan(BaseModel):
     base: bool = Field(default=False, description="PITR from a base backup; target is a data dir")
     port: int | None = Field(default=None, ge=1, le=65535, description="PITR: the new port")
     with_globals: bool = False
+    options: dict[str, str | bool] = Field(
+        default_factory=dict,
+        description="the engine's own restore options (e.g. the environment secrets go to)",
+    )
     target_identity: TargetIdentity | None = Field(
         default=None, description="which server the target was at plan time (not a job param)"
     )
@@ -62,6 +66,8 @@ class RestorePlan(BaseModel):
         data = self.model_dump(mode="json")
         if data["target_identity"] is None:
             del data["target_identity"]
+        if not data["options"]:
+            del data["options"]  # plans without engine options digest as they always did
         return canonical_json(data)
 
     def digest(self) -> str:
@@ -220,6 +226,10 @@ def _stamp(at: datetime) -> str:
 
 def job_params(plan: RestorePlan) -> RestoreParams:
     """The restore job's parameters that carry out exactly ``plan`` (no approval attached)."""
+    if plan.options:
+        return RestoreParams(
+            backup=plan.backup_id, engine_options={ENGINE_TARGET: plan.target, **plan.options}
+        )
     if plan.base:
         options = PostgresRestoreOptions(
             base=True, data_dir=plan.target, target_time=plan.point, port=plan.port
@@ -237,6 +247,8 @@ def job_params(plan: RestorePlan) -> RestoreParams:
 
 def plan_from_params(component: str, params: RestoreParams) -> RestorePlan:
     """The plan a restore job's parameters would carry out; PermissionDenied if none would."""
+    if params.engine_options:
+        return _engine_plan(component, params)
     options = params.options
     target = options.data_dir if options.base else options.target_dsn or options.target_database
     try:
@@ -270,6 +282,29 @@ def plan_from_params(component: str, params: RestoreParams) -> RestorePlan:
     return plan
 
 
+def _engine_plan(component: str, params: RestoreParams) -> RestorePlan:
+    """The plan of a job that carries an engine's own options (and nothing else)."""
+    options = dict(params.engine_options)
+    target = options.pop(ENGINE_TARGET, "")
+    try:
+        plan = RestorePlan(
+            component=component, backup_id=params.backup, target=str(target), options=options
+        )
+    except ValidationError as exc:
+        raise PermissionDenied(
+            f"the restore job's parameters describe no plan ({exc.errors()[0]['loc'][0]})",
+            hint="restores are enqueued only by an approved request",
+        ) from None
+    # The options themselves become the plan, which the worker compares with the approved
+    # one; what must not ride along is anything else.
+    if params.options != PostgresRestoreOptions():
+        raise PermissionDenied(
+            "the restore job carries parameters no approval covers",
+            hint="restores are enqueued only by an approved request",
+        )
+    return plan
+
+
 PLAN_FIELDS = (
     "component",
     "backup_id",
@@ -280,6 +315,7 @@ PLAN_FIELDS = (
     "base",
     "port",
     "with_globals",
+    "options",
 )
 """What a plan says about the restore (its target's identity is what plan time found)."""
 

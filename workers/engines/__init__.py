@@ -11,14 +11,22 @@ from __future__ import annotations
 from workers.context import Context
 from workers.core.engine import Engine
 from workers.core.errors import EngineError
+from workers.engines.etcd.engine import ENGINE as ETCD
+from workers.engines.infisical.engine import ENGINE as INFISICAL
+from workers.engines.minio.engine import ENGINE as MINIO
 from workers.engines.postgres.engine import ENGINE as POSTGRES
+from workers.engines.velero.engine import ENGINE as VELERO
 from workers.runbooks.call import Operation
 
 KindEngine = Engine[Context, Operation]
 """An engine as the workers use it: on their Context, offering runbook Operations."""
 
 ENGINES: dict[str, KindEngine] = {
+    MINIO.kind: MINIO,
     POSTGRES.kind: POSTGRES,
+    ETCD.kind: ETCD,
+    VELERO.kind: VELERO,
+    INFISICAL.kind: INFISICAL,
 }
 """Every component kind with a built engine."""
 

@@ -42,7 +42,7 @@ def _restore(run: JobRun) -> dict[str, Any]:
             component,
             params.backup,
             progress=run.progress,
-            **params.options.engine_options(),
+            **params.restore_kwargs(),
         )
     except BaseException as exc:
         restore_guard.restore_ended(run.ctx, run.request, error=exc)

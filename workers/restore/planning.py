@@ -14,12 +14,20 @@ from datetime import UTC, datetime
 from typing import Any
 
 from workers import components as engine
+from workers import engines
 from workers.context import Context
 from workers.core.approvals import BackupFacts
 from workers.core.catalog import FACT_RECOVERABLE_UNTIL, find_backup, good_backups
 from workers.core.config import PostgresComponent
-from workers.core.errors import ConfigError, NotFoundError, PermissionDenied, UsageError
+from workers.core.errors import (
+    ConfigError,
+    KosmosError,
+    NotFoundError,
+    PermissionDenied,
+    UsageError,
+)
 from workers.core.manifest import BackupSummary, Manifest
+from workers.core.operations import PostgresRestoreOptions
 from workers.core.restore_plan import (
     RestorePlan,
     check_database_name,
@@ -53,6 +61,7 @@ def resolve_plan(
     port: int | None = None,
     with_globals: bool = False,
     base: bool = False,
+    options: dict[str, str | bool] | None = None,
 ) -> RestorePlan:
     """A concrete plan: the backup id chosen, a fresh target when none was given.
 
@@ -60,6 +69,7 @@ def resolve_plan(
     backup (never a dump), and a named backup must be one.
     """
     engine.require_component(ctx, component)
+    options = options or _default_options(ctx, component)
     summary = _choose(ctx, component, ref, point, base=base)
     base = summary.kind.endswith(BASE_SUFFIX)
     manifest = ctx.repo.manifest(summary.id)
@@ -73,8 +83,23 @@ def resolve_plan(
         base=base,
         port=port,
         with_globals=with_globals,
+        options=options or {},
     )
     return plan.model_copy(update={"target_identity": target_identity(ctx, plan)})
+
+
+def _default_options(ctx: Context, component: str) -> dict[str, str | bool]:
+    """The defaults of an engine's options model that asks to be carried even when unchanged.
+
+    Without any options, the plan goes to the job as PostgreSQL's, which such an engine's
+    model refuses; its defaults (text and flags, as a plan holds them) mark it as its own.
+    """
+    model = engines.engine_for(ctx.settings.component(component).kind).restore_options
+    if issubclass(model, PostgresRestoreOptions) or not getattr(model, "carried", False):
+        return {}
+    return {
+        name: value for name, value in model().model_dump().items() if isinstance(value, str | bool)
+    }
 
 
 def plan_from_options(ctx: Context, component: str, ref: str, **options: Any) -> RestorePlan:
@@ -82,13 +107,20 @@ def plan_from_options(ctx: Context, component: str, ref: str, **options: Any) ->
     point = options.get("target_time")
     if isinstance(point, str):
         point = datetime.fromisoformat(point)
+    target_env = options.get("target_env")
+    namespaces = options.get("namespaces")
+    own = {"target_env": target_env} if target_env else {}
+    own.update({"namespaces": namespaces} if namespaces else {})
     return resolve_plan(
         ctx,
         component,
         ref,
         target=options.get("target_dsn")
         or options.get("target_database")
-        or options.get("data_dir"),
+        or options.get("data_dir")
+        or target_env
+        or namespaces,
+        options=own or None,
         database=options.get("database"),
         point=point,
         in_place=bool(options.get("in_place")),
@@ -133,7 +165,28 @@ def validate_plan(ctx: Context, plan: RestorePlan) -> BackupFacts:
     if _names_a_database(ctx, plan):
         check_database_name(plan.target)
     check_plan(plan, live=live, window=_window(ctx, manifest))
-    return facts_of(manifest)
+    return facts_of(manifest).model_copy(update={"dry_run": dry_run(ctx, plan)})
+
+
+def dry_run(ctx: Context, plan: RestorePlan) -> tuple[str, ...]:
+    """What a dry run of ``plan`` finds, for engines whose options can ask for one."""
+    from workers.engines import engine_for
+
+    kind = ctx.settings.component(plan.component).kind
+    if not plan.options or "dry_run" not in engine_for(kind).restore_options.model_fields:
+        return ()
+    options: dict[str, Any] = {**plan.options, "dry_run": True}
+    try:
+        result = engine.restore(ctx, plan.component, plan.backup_id, **options)
+    except UsageError:
+        raise  # the plan itself is wrong (no such environment in the backup): refuse it
+    except KosmosError as exc:
+        # The dry run runs again in the worker before anything is written.
+        return (f"not run here ({exc.message}); the worker runs it first",)
+    summary = getattr(result, "summary", None)
+    return tuple(
+        str(line) for line in ([summary] if summary else []) + getattr(result, "lines", [])
+    )
 
 
 def target_identity(

@@ -23,7 +23,7 @@ from workers.core.approvals import (
     decide,
     open_request,
 )
-from workers.core.audit import AuditAction
+from workers.core.audit import AuditAction, ChainReport
 from workers.core.break_glass import mark_reminded, open_break_glass, reminder_due, review
 from workers.core.config import Settings
 from workers.core.errors import ConfigError, KosmosError, PermissionDenied
@@ -33,7 +33,7 @@ from workers.core.operations import OperationKind, OperationRequest
 from workers.core.restore_plan import job_params
 from workers.restore.planning import validate_plan
 from workers.state.approval_store import ApprovalStore
-from workers.state.audit_log import AuditLog
+from workers.state.audit_log import AuditLog, verify_export
 
 MIN_KEY_BYTES = 16
 
@@ -338,3 +338,8 @@ def _audit_refusal(
         return  # a double click or a missing reason: nobody was refused anything
     action = AuditAction.ROLE_REFUSAL if isinstance(error, MissingRole) else AuditAction.REFUSE
     _audit(ctx, action, user, request, now, attempt=verdict.value, message=error.message)
+
+
+def verify_exported_audit(ctx: Context) -> ChainReport:
+    """Check the audit log's hash chain as exported to the backup store."""
+    return verify_export(ctx.repo.store)

@@ -12,18 +12,20 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import structlog
 
 from workers.context import Context
-from workers.core.errors import KosmosError
+from workers.core.errors import KosmosError, UsageError
 from workers.core.events import ChatContext, EventType
 from workers.core.ids import new_operation_id
 from workers.core.run_resume import ResumeAction, resume_plan
 from workers.core.runbook_run import RunState
 from workers.runbooks import flow as runbook_flow
 from workers.runbooks import steps
+from workers.runbooks.files import Checked, Located
 from workers.runbooks.flow import REPORT_STEP, Submit, runs
 from workers.state.redis_state import RedisState
 
@@ -94,6 +96,24 @@ def runbook_usage(ctx: Context) -> list[tuple[str, str]]:
             summary += f"; optional: {', '.join(optional)}"
         lines.append((" ".join([f"/dr start {runbook.name}", *needed]), summary))
     return lines
+
+
+def check_runbooks(ctx: Context, files: list[Path]) -> tuple[list[Checked], list[Located]]:
+    """Check runbook files (default: every one configured) against what this build offers.
+
+    Returns the runbooks that loaded and every problem found, each naming file, line and step.
+    """
+    from workers.runbooks import operations as runbook_ops
+    from workers.runbooks.files import check_files, runbook_dir, runbook_files
+
+    paths = files or runbook_files(runbook_dir(ctx.settings.dr.runbooks_dir))
+    if not paths:
+        raise UsageError("no runbook files to check", hint="name a FILE, or set dr.runbooks_dir")
+    return check_files(
+        paths,
+        available=lambda op: runbook_ops.available(ctx, op),
+        objective=ctx.settings.objectives.rto,
+    )
 
 
 def drill_due(ctx: Context, now: datetime) -> tuple[bool, str]:

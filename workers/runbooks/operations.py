@@ -3,15 +3,13 @@
 An operation is ``<engine>.<action>``. ``catalog.pick`` and ``run.teardown`` are built here;
 each engine offers its own (``postgres.restore``, …: ``Engine.runbook_operations``);
 ``<kind>.restore`` / ``<kind>.verify`` for any other component kind dispatch to that kind's
-engine as soon as it is registered, and ``kubernetes.scale`` to
-``workers.adapters.kubernetes.scale``.
-Until then those steps are manual (or skipped in a drill): :func:`available` is what the
-loader asks. Operations that create something claim it first (``workers.runbooks.resources``).
+engine as soon as it is registered. Until then those steps are manual (or skipped in a
+drill): :func:`available` is what the loader asks. Operations that create something claim
+it first (``workers.runbooks.resources``).
 """
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 from pydantic import BaseModel
@@ -22,11 +20,9 @@ from workers.core.catalog import good_backups
 from workers.core.config import COMPONENT_KINDS
 from workers.core.errors import EngineError, IntegrityError, NotFoundError, UsageError
 from workers.engines import ENGINES, has_engine
-from workers.runbooks.call import Call, Operation, component_of_kind, has_module
+from workers.runbooks.call import Call, Operation, component_of_kind
 
 __all__ = ["Call", "Operation", "available", "execute", "lookup", "queue_of"]
-
-KUBERNETES_MODULE = "workers.adapters.kubernetes"
 
 
 def available(ctx: Context, name: str) -> bool:
@@ -171,22 +167,7 @@ def _generic_verify(call: Call) -> dict[str, Any]:
     return {"backup_id": manifest.id, "state": record.state.value, "detail": record.detail}
 
 
-def kubernetes_scale(call: Call) -> dict[str, Any]:
-    """Scale deployments through the Kubernetes engine once it exists."""
-    module = importlib.import_module(KUBERNETES_MODULE)
-    result = module.scale(
-        call.ctx,
-        namespace=call.text("namespace"),
-        replicas=int(call.params.get("replicas", 0)),
-        deployments=call.params.get("deployments", "all"),
-    )
-    return dict(result or {})
-
-
 BUILT_IN: dict[str, Operation] = {
     "catalog.pick": Operation(pick, safe_to_repeat=True),
     "run.teardown": Operation(run_teardown, safe_to_repeat=True),
-    "kubernetes.scale": Operation(
-        kubernetes_scale, False, lambda ctx: has_module(KUBERNETES_MODULE, "scale")
-    ),
 }

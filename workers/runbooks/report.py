@@ -1,8 +1,9 @@
-"""The final report of a runbook run: summary, Markdown, a PNG timeline, upload to Slack.
+"""The final report of a runbook run: summary, Markdown and a PNG timeline.
 
 The summary is plain data (per-step timings and who confirmed what, verification results,
 measured RTO and achieved RPO against the objectives); the Markdown and the chart are
-rendered from it (the chart by ``workers.runbooks.chart``).
+rendered from it (the chart by ``workers.runbooks.chart``); the bot's runbook board
+uploads them to Slack.
 """
 
 from __future__ import annotations
@@ -182,39 +183,6 @@ def drill_summary(summary: dict[str, Any]) -> dict[str, Any]:
         "rpo_seconds": summary["rpo_seconds"],
         "rpo_met": summary["rpo_met"],
     }
-
-
-def upload_report(
-    client: Any,
-    *,
-    channel: str,
-    thread_ts: str | None,
-    report: RunReport,
-    comment: str | None = None,
-) -> list[str]:
-    """Upload chart and Markdown with Slack's two-step external upload; return file ids.
-
-    ``files_upload_v2`` asks ``files.getUploadURLExternal`` for each file, POSTs the bytes
-    to the URL it got, then shares them with ``files.completeUploadExternal``. The files go
-    with ``comment`` (default: the headline).
-    """
-    summary = report.summary
-    run_id = summary["run_id"]
-    response = client.files_upload_v2(
-        channel=channel,
-        thread_ts=thread_ts,
-        initial_comment=comment or headline(summary),
-        file_uploads=[
-            {"content": report.png, "filename": f"{run_id}-timeline.png", "title": "Timeline"},
-            {
-                "content": report.markdown.encode(),
-                "filename": f"{run_id}-report.md",
-                "title": "Report (Markdown)",
-            },
-        ],
-    )
-    files = response.get("files") or []
-    return [str(f.get("id")) for f in files if isinstance(f, dict)]
 
 
 def headline(summary: dict[str, Any]) -> str:

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import EXAMPLE_CONFIG
+from tests.drill_sample import DRILL, DRILL_LINE
+from tests.fakes.kubernetes import FakeKubernetes
 from tests.services import MotoServer, free_port
 from tests.storage.stores import local_store, s3_store
 from workers.core.manifest import Manifest, VerificationRecord, VerificationState
@@ -58,6 +60,7 @@ class Catalog:
     repo: Repository
     postgres: list[Manifest]
     etcd: Manifest
+    kubernetes: Manifest
     now: datetime
 
 
@@ -69,8 +72,18 @@ def fill(repo: Repository, env: dict[str, str]) -> Catalog:
         state=VerificationState.PASSED, at=now - timedelta(minutes=5), detail="[red]restored[/x]"
     )
     newer = repo.record_verification(newer, record)
-    etcd = backup(repo, "etcd", now - timedelta(hours=8), timedelta(minutes=1))
-    return Catalog(env, repo, [older, newer], etcd, now)
+    etcd = backup(repo, "etcd", now - timedelta(hours=2), timedelta(minutes=1))
+    kubernetes = backup(repo, "kubernetes", now - timedelta(minutes=20), timedelta(minutes=1))
+    # MinIO's engine is built, but its example endpoint answers nowhere here: off, it is
+    # neither probed nor due, and the boards below speak of postgres and the kinds not built.
+    return Catalog(
+        {**env, "KOSMOS__COMPONENTS__MINIO__ENABLED": "false"},
+        repo,
+        [older, newer],
+        etcd,
+        kubernetes,
+        now,
+    )
 
 
 @pytest.fixture
@@ -114,20 +127,30 @@ def test_status_json_reports_every_component(catalog: Catalog) -> None:
 
     assert postgres["engine"] == "built" and postgres["unreachable"] is None
 
-    # etcd's engine is not built yet: its (old) backup is listed, but nothing can make a new
-    # one, so it is neither due nor in breach (issue 12, item 10).
+    # etcd snapshots every 6 hours: a 2-hour-old one is fresh against its 6-hour RPO.
     etcd = rows["etcd"]
-    assert etcd["engine"] == "not built" and etcd["state"] == "not built yet"
+    assert etcd["engine"] == "built" and etcd["state"] == "fresh"
     assert etcd["last_backup"]["id"] == catalog.etcd.id
     assert etcd["rpo_breached"] is False and etcd["breached_by_seconds"] == 0
-    assert etcd["rpo_seconds"] == 6 * 3600 and etcd["next_due"] is None
+    assert etcd["rpo_seconds"] == 6 * 3600
+    assert etcd["next_due"] == (catalog.etcd.started_at + timedelta(hours=6)).isoformat()
     assert etcd["last_verification"] is None
 
-    for name in ("minio", "kubernetes", "secrets"):
-        assert rows[name]["last_backup"] is None
-        assert rows[name]["rpo_breached"] is False and rows[name]["next_due"] is None
-        assert rows[name]["state"] == "not built yet" and rows[name]["engine"] == "not built"
-        assert rows[name]["retained"] == 0 and rows[name]["oldest"] is None
+    # Velero's engine is built: its fresh backup counts, and the board says why the cluster
+    # cannot be reached (the example config names no kubeconfig).
+    kubernetes = rows["kubernetes"]
+    assert kubernetes["engine"] == "built" and kubernetes["state"] == "fresh"
+    assert kubernetes["last_backup"]["id"] == catalog.kubernetes.id
+    assert kubernetes["rpo_breached"] is False and "kubeconfig" in kubernetes["unreachable"]
+
+    minio = rows["minio"]  # built, but off in these tests
+    assert minio["engine"] == "built" and minio["last_backup"] is None
+    assert minio["rpo_breached"] is False and minio["enabled"] is False
+
+    # secrets has an engine but ships disabled (its exports need age recipients).
+    secrets = rows["secrets"]
+    assert secrets["engine"] == "built" and secrets["state"] == "disabled"
+    assert secrets["last_backup"] is None and secrets["rpo_breached"] is False
 
 
 def test_a_stale_backup_is_in_breach_by_how_much(tmp_path: Path) -> None:
@@ -152,9 +175,9 @@ def test_status_board_for_people(local_catalog: Catalog) -> None:
     assert "fresh" in lines["postgres"] and "10m ago" in lines["postgres"]
     assert "in 47m" in lines["postgres"] or "in 48m" in lines["postgres"]
     assert "passed" in lines["postgres"]
-    assert "not built yet" in lines["etcd"] and "7h" in lines["etcd"]
+    assert "fresh" in lines["etcd"] and "1h 59m ago" in lines["etcd"]
     assert "RPO breached" not in out and "never backed up" not in out
-    assert "not built yet" in lines["minio"] and "now" not in lines["minio"]
+    assert "fresh" in lines["kubernetes"] and "19m ago" in lines["kubernetes"]
 
 
 def test_status_of_one_component(local_catalog: Catalog) -> None:
@@ -257,7 +280,7 @@ def test_catalog_rebuild_after_losing_the_index(catalog: Catalog) -> None:
         "postgres: 2 backups",
         "minio: 0 backups",
         "etcd: 1 backup",
-        "kubernetes: 0 backups",
+        "kubernetes: 1 backup",
         "secrets: 0 backups",
     ]
     assert store.exists(index_key("postgres"))
@@ -271,8 +294,12 @@ def test_status_on_an_empty_store_breaches_what_has_an_engine(tmp_path: Path) ->
     doc = json.loads(ok(run_cli("status", "--json", env=env)))
     assert [
         (r["name"], r["last_backup"], r["rpo_breached"], r["engine"]) for r in doc["components"]
-    ] == [("postgres", None, True, "built")] + [
-        (name, None, False, "not built") for name in NAMES[1:]
+    ] == [
+        ("postgres", None, True, "built"),
+        ("minio", None, True, "built"),
+        ("etcd", None, True, "built"),
+        ("kubernetes", None, True, "built"),
+        ("secrets", None, False, "built"),
     ]
 
 
@@ -320,37 +347,36 @@ def piped(*args: str, env: dict[str, str]) -> str:
     return shell.stdout
 
 
-def test_piped_output_never_wraps_or_cuts_ids(local_catalog: Catalog) -> None:
-    env = local_catalog.env
+def test_piped_output_never_wraps_or_cuts_ids(local_catalog: Catalog, tmp_path: Path) -> None:
+    # Every source answers (an unreachable one takes a second line on purpose).
+    kube = FakeKubernetes().start()
+    config = kube.kubeconfig(tmp_path / "kubeconfig")
+    env = {**local_catalog.env, "KOSMOS__COMPONENTS__KUBERNETES__KUBECONFIG": str(config)}
+    try:
+        _piped_output(local_catalog, env)
+    finally:
+        kube.stop()
+
+
+def _piped_output(local_catalog: Catalog, env: dict[str, str]) -> None:
     older, newer = local_catalog.postgres
     listed = piped("list", "postgres", env=env)
     assert "…" not in listed
     rows = [line for line in listed.splitlines() if line.startswith("│ ")]
     assert [row.split()[1] for row in rows] == [newer.id, older.id]
     board = piped("status", env={**env, "KOSMOS__COMPONENTS__POSTGRES__RPO": "5m"})
-    lines = {line.split()[1]: line for line in board.splitlines() if line.startswith("│ ")}
+    rows = [line for line in board.splitlines() if line.startswith("│ ")]
+    lines = {line.split()[1]: line for line in rows if line.split()[1] != "│"}
     assert list(lines) == NAMES  # one line per component: nothing wrapped onto a second
+    # The only second lines are the board's own: a source that does not answer (no etcd here).
+    assert all("✕ unreachable" in line for line in rows if line.split()[1] == "│")
     assert "RPO breached (by " in lines["postgres"] and "(postgres)" in lines["postgres"]
-    assert "(infisical)" in lines["secrets"] and "not built yet" in lines["secrets"]
+    assert "(infisical)" in lines["secrets"] and "disabled" in lines["secrets"]
     shown = piped("show", newer.id, env=env)
     assert "…" not in shown and newer.id in shown
     for entry in newer.objects:
         assert entry.sha256 in shown
     assert max(len(line) for line in shown.splitlines()) < 300  # no panel padded to the pipe
-
-
-DRILL = {
-    "run_id": "dr-20261204T214210Z-7f3a",
-    "runbook": "dr-test",
-    "finished_at": "2026-12-04T21:42:26.100000+00:00",
-    "result": "done",
-    "rto_seconds": 15.9,
-    "rto_objective_seconds": 14400.0,
-    "rto_met": True,
-    "rpo_seconds": 812.0,
-    "rpo_met": True,
-}
-DRILL_LINE = "✅ last DR drill 2026-12-04 21:42 UTC: done · measured RTO 15.9s of 4h"
 
 
 def test_status_shows_the_last_drill_a_finished_drill_left_in_storage(

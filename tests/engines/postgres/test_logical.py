@@ -1,5 +1,4 @@
 """The PostgreSQL dump driver against the machine's PostgreSQL and real stores."""
-# ruff: noqa: F811 - fixtures imported from tests.pgsample are used as parameters
 
 from __future__ import annotations
 
@@ -10,21 +9,21 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pyrage
 import pytest
 import zstandard
 
 from tests.conftest import PG_DSN
-from tests.pgsample import (  # noqa: F401
+from tests.pgsample import (
     admin,
     create_database,
-    db_names,
     postgres_settings,
     rows_of,
-    sample_db,
 )
 from tests.services import free_port
+from tests.sync import wait_until
 from workers import components as engine
 from workers.context import Context
 from workers.core.config import Settings
@@ -244,3 +243,44 @@ def test_deep_verify_with_the_server_down_records_nothing(
     assert down.repo.manifest(manifest.id).verification is None
     shallow = engine.verify(down, "postgres", manifest.id).verification
     assert shallow is not None and shallow.state == "passed" and not shallow.deep
+
+
+def test_databases_dump_side_by_side_so_one_waiting_does_not_hold_up_the_other(
+    make_settings: Callable[..., Settings], db_names: Callable[[str], str]
+) -> None:
+    blocked, free = db_names("blocked"), db_names("free")
+    for name in (blocked, free):
+        create_database(name, TINY)
+    settings = make_settings(
+        **{
+            "components.postgres.dsn": f"{PG_DSN} dbname=postgres",
+            "components.postgres.databases": f"[{blocked}, {free}]",
+            "components.postgres.dump_jobs": "2",
+        }
+    )
+    ended: list[str] = []
+
+    def progress(phase: str, *, done_bytes: int | None = None, **_: object) -> None:
+        if done_bytes:
+            ended.append(phase)
+
+    outcome: list[Any] = []
+    with admin(blocked) as locker:
+        locker.execute("BEGIN")
+        locker.execute("LOCK TABLE t IN ACCESS EXCLUSIVE MODE")
+        runner = threading.Thread(
+            target=lambda: outcome.append(
+                engine.backup(Context(settings), "postgres", progress=progress)
+            )
+        )
+        runner.start()
+        try:
+            # The first database's pg_dump queues behind the lock; the second finishes anyway.
+            wait_until(lambda: f"dump {free}" in ended, 30, f"the dump of {free}")
+            assert f"dump {blocked}" not in ended
+        finally:
+            locker.execute("ROLLBACK")
+            runner.join(60)
+    manifest = outcome[0]
+    assert set(manifest.details["databases"]) == {blocked, free}
+    assert engine.verify(Context(settings), "postgres", manifest.id).verification.state == "passed"

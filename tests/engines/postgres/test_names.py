@@ -15,8 +15,8 @@ import pytest
 from hypothesis import HealthCheck, assume, example, given, settings
 from psycopg import sql
 
-from tests.core.test_manifest import pg_names
 from tests.pgcluster import PgCluster, scratch_dir
+from tests.strategies import pg_names
 from workers import components as engine
 from workers.context import Context
 from workers.core.config import Settings

@@ -1,5 +1,4 @@
 """Per-table row counts and content hashes on the machine's PostgreSQL."""
-# ruff: noqa: F811 - fixtures imported from tests.pgsample are used as parameters
 
 from __future__ import annotations
 
@@ -10,7 +9,7 @@ import psycopg
 import pytest
 
 from tests.conftest import PG_DSN
-from tests.pgsample import admin, create_database, db_names, sample_db  # noqa: F401
+from tests.pgsample import admin, create_database
 from workers.core.errors import EngineError
 from workers.engines.postgres import queries
 from workers.engines.postgres.conninfo import Conninfo

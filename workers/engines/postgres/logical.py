@@ -74,7 +74,7 @@ def backup(
         version = side.submit(pg_archive.tool_version, "pg_dump")
         globals_sql = side.submit(pg_archive.read_globals, source, role_passwords=encrypted)
         with ctx.repo.begin(component, KIND_LOGICAL) as writer:
-            dumped, failed = _dump_each(writer, source, databases, progress)
+            dumped, failed = _dump_each(writer, source, databases, settings.dump_jobs, progress)
             if failed and not dumped:
                 raise _nothing_dumped(failed)
             progress("dump globals")
@@ -102,19 +102,29 @@ def backup(
 
 
 def _dump_each(
-    writer: BackupWriter, source: Conninfo, databases: list[str], progress: Progress
+    writer: BackupWriter, source: Conninfo, databases: list[str], jobs: int, progress: Progress
 ) -> tuple[dict[str, Any], dict[str, EngineError]]:
-    """Dump every database in turn: (facts of those dumped, the error of each that failed)."""
+    """Dump the databases, ``jobs`` at once: (facts of those dumped, the error of each failed)."""
     dumped: dict[str, Any] = {}
     failed: dict[str, EngineError] = {}
-    for database in databases:
-        try:
-            dumped[database] = pg_archive.dump_database(writer, source, database, progress)
-        except EngineError as exc:
-            # The database's own problem (gone, refused, a pg_dump error): the store's
-            # errors are not caught, as every other dump would fail the same way.
-            failed[database] = exc
-            progress(f"dump {database}", note=f"failed: {exc.message}")
+    workers = max(1, min(jobs, len(databases)))
+    with ThreadPoolExecutor(workers, thread_name_prefix="pg-dump") as pool:
+        running = {
+            name: pool.submit(pg_archive.dump_database, writer, source, name, progress)
+            for name in databases
+        }
+        for database, future in running.items():
+            try:
+                dumped[database] = future.result()
+            except EngineError as exc:
+                # The database's own problem (gone, refused, a pg_dump error): the store's
+                # errors are not caught, as every other dump would fail the same way.
+                failed[database] = exc
+                progress(f"dump {database}", note=f"failed: {exc.message}")
+            except BaseException:
+                for other in running.values():
+                    other.cancel()  # the ones not started; those running end with the writer
+                raise
     return dumped, failed
 
 

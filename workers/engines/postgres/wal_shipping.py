@@ -1,30 +1,29 @@
-"""PostgreSQL's archive_command and restore_command: wal-push and wal-fetch over barman-cloud.
+"""PostgreSQL's archive_command and restore_command: wal-push and wal-fetch, barman's layout.
 
 PostgreSQL's rules: exit 0 only when the segment is durably stored; never overwrite an
-archived segment with different content; answer well within archive_timeout. barman-cloud-
-wal-archive (3.19) overwrites silently, so the overwrite check is ours: an archived file of
-the same name is fetched back and compared byte for byte.
+archived segment with different content; answer well within archive_timeout. wal-push
+writes with a conditional PUT (wal_upload: the store refuses an overwrite, and the copy
+there is compared byte for byte); wal-fetch runs barman-cloud-wal-restore.
 """
 
 from __future__ import annotations
 
-import filecmp
 import os
 import sys
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
 from workers.core.catalog import FACT_RECOVERABLE_UNTIL
 from workers.core.config import Settings
-from workers.core.errors import IntegrityError, KosmosError, NotFoundError, UsageError
+from workers.core.errors import KosmosError, NotFoundError, UsageError
 from workers.engines.postgres import barman_cloud, wal_archive
 from workers.engines.postgres.barman_cloud import KIND_BASE, BarmanFailed, BarmanTarget
+from workers.engines.postgres.wal_upload import WalUploader
 from workers.storage.configured import open_repository
 
-PUSH_TIMEOUT = 30.0
-"""Hard bound on one archive upload: far below a 60 s archive_timeout, retries included."""
 FETCH_TIMEOUT = 300.0
+FETCH_PARALLEL = 8
+FETCH_SPOOL = "kosmos-fetch-spool"
 FACT_LAST_ARCHIVED = "wal_last_archived"
 FACT_LAST_SEGMENT = "wal_last_segment"
 
@@ -35,32 +34,35 @@ def wal_push(settings: Settings, wal_path: str, component: str | None = None) ->
     if not wal_archive.is_wal_name(name):
         raise UsageError(f"{name!r} is not a WAL file name", hint="archive_command passes %p")
     component = component or barman_cloud.default_component(settings)
-    target = barman_cloud.target_for(settings, component, quick=True)
-    archive = barman_cloud.wal_archive(settings, target)
-    if archive.find(name) is not None:
-        _same_as_archived(settings, target, name, wal_path)
-        return
-    barman_cloud.run(
-        target, "barman-cloud-wal-archive", ["--zstd"], positional=[wal_path], timeout=PUSH_TIMEOUT
-    )
-    if wal_archive.is_segment(name):
-        _record_freshness(settings, component, name, wal_path)
+    # One conditional PUT in this process (wal_upload), not barman-cloud-wal-archive.
+    written = WalUploader(settings, component).push(wal_path)
+    if written and wal_archive.is_segment(name):
+        record_freshness(settings, component, name, wal_path)
 
 
-def _same_as_archived(settings: Settings, target: BarmanTarget, name: str, wal_path: str) -> None:
-    """A retried push of an archived file is fine only when the content is identical."""
-    with tempfile.TemporaryDirectory(prefix="kosmos-wal-") as scratch:
-        copy = str(Path(scratch) / name)
-        _fetch(target, name, copy)
-        if not filecmp.cmp(copy, wal_path, shallow=False):
-            raise IntegrityError(
-                f"WAL file {name} is already archived with different content; not overwriting",
-                hint=f"two servers archiving to {target.describe()}? "
-                "give each its own components.<name>.server_name",
-            )
+def confirm_async(wal_path: str, argv: list[str]) -> int:
+    """``wal-push --async``: wait for the background archiver's mark (wal_async)."""
+    from workers.engines.postgres import wal_async
+
+    pg_wal = Path(wal_path).absolute().parent
+    return wal_async.confirm(wal_path, wal_async.launch_argv(argv, pg_wal))
 
 
-def _record_freshness(settings: Settings, component: str, name: str, wal_path: str) -> None:
+def run_archiver(settings: Settings, pg_wal: Path, component: str | None = None) -> None:
+    """``wal-archiver``: serve ``pg_wal`` until it is idle (see wal_async); one client for all."""
+    from workers.engines.postgres import wal_async
+
+    name = component or barman_cloud.default_component(settings)
+    uploader = WalUploader(settings, name)
+
+    def stored(segment: str, path: str) -> None:
+        if wal_archive.is_segment(segment):
+            record_freshness(settings, name, segment, path)
+
+    wal_async.serve(uploader, pg_wal, on_stored=stored)
+
+
+def record_freshness(settings: Settings, component: str, name: str, wal_path: str) -> None:
     """Note the archive's newest instant in the catalog, once a base backup makes it count."""
     now = datetime.now(UTC)
     written = datetime.fromtimestamp(os.stat(wal_path).st_mtime, UTC)
@@ -92,11 +94,15 @@ def wal_fetch(
 
 
 def _fetch(target: BarmanTarget, name: str, dest: str) -> None:
+    # Prefetch: each call also downloads the next segments, side by side, into a spool
+    # beside the destination (pg_wal, which base backups leave out); the calls for them
+    # are then answered from it. Replay asked for one segment per process before.
+    spool = os.path.join(os.path.dirname(os.path.abspath(dest)), FETCH_SPOOL)
     try:
         barman_cloud.run(
             target,
             "barman-cloud-wal-restore",
-            [],
+            ["--parallel", str(FETCH_PARALLEL), "--spool-dir", spool],
             positional=[name, dest],
             timeout=FETCH_TIMEOUT,
         )

@@ -1,0 +1,1 @@
+"""Tests of the K3s etcd engine against a real etcd."""

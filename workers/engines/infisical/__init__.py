@@ -1,0 +1,1 @@
+"""The secrets engine: Infisical exports (age-encrypted), verify, import back, rotation."""

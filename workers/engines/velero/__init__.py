@@ -1,0 +1,1 @@
+"""Kubernetes resources through Velero: Backup, Restore and Schedule objects, and scale steps."""
