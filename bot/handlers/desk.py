@@ -8,6 +8,11 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+# Imported here, in the thread that builds the bot, and not first by a reader thread: two
+# threads importing psycopg at once (a status probe and a relay) saw it half-initialised
+# ("cannot import name 'conninfo_attempts' from partially initialized module").
+import psycopg  # noqa: F401
+
 from bot.handlers.catalog_cache import CatalogCache
 from bot.roles import Authorizer
 from workers.context import Context
