@@ -45,6 +45,12 @@ class Desk:
     catalog: CatalogCache = field(init=False)
 
     def __post_init__(self) -> None:
+        # Imported here, in the thread that builds the desk, before any reader thread: two
+        # threads importing psycopg at once (a status probe and a relay) saw it half-initialised
+        # ("cannot import name 'conninfo_attempts' from partially initialized module"). Not at
+        # module level: the CLI loads this module and must not pay for a database driver.
+        import psycopg  # noqa: F401
+
         self.catalog = CatalogCache(self.ctx, self.reads)
 
     def read(self, func: Callable[..., T], *args: Any) -> T:

@@ -95,6 +95,9 @@ class World:
         dispatch(desk, Caller("@sre", chat), "/backup", text)
 
 
+OTHER_COMPONENTS = ("MINIO", "ETCD", "KUBERNETES", "SECRETS")
+
+
 @pytest.fixture
 def world(make_settings: Callable[..., Settings], redis_url: str, tmp_path: Path) -> World:
     (tmp_path / "runbooks").mkdir()
@@ -105,6 +108,8 @@ def world(make_settings: Callable[..., Settings], redis_url: str, tmp_path: Path
         "KOSMOS__APPROVAL_KEY": KEY,
         "KOSMOS__DR__RUNBOOKS_DIR": str(tmp_path / "runbooks"),
         "KOSMOS__DR__DR_TEST_ENABLED": "false",
+        # PostgreSQL's producers are the subject; the example's other components stay quiet.
+        **{f"KOSMOS__COMPONENTS__{name}__ENABLED": "false" for name in OTHER_COMPONENTS},
     }
     settings = make_settings(env=env)
     repo = Context(settings).repo
