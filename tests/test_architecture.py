@@ -57,7 +57,7 @@ def imported_names(node: ast.Import | ast.ImportFrom, module: str, is_package: b
         target = f"{anchor}.{node.module}" if node.module else anchor
     else:
         target = node.module or ""
-    # `from workers import engine` loads workers.components; `from x import func` just loads x.
+    # `from workers import queues` loads workers.queues; `from x import func` just loads x.
     return [f"{target}.{alias.name}" for alias in node.names] + [target]
 
 
