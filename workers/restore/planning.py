@@ -69,6 +69,13 @@ def resolve_plan(
     backup (never a dump), and a named backup must be one.
     """
     engine.require_component(ctx, component)
+    if _own_options(ctx, component):
+        if database or port or with_globals or base:
+            raise UsageError(
+                f"a restore of {component} takes no --database, --port, --with-globals or --base",
+                hint="its options: --to TIME and --target (see /restore help)",
+            )
+        return _engine_plan(ctx, component, ref, target, point, in_place, options or {})
     options = options or _default_options(ctx, component)
     summary = _choose(ctx, component, ref, point, base=base)
     base = summary.kind.endswith(BASE_SUFFIX)
@@ -86,6 +93,43 @@ def resolve_plan(
         options=options or {},
     )
     return plan.model_copy(update={"target_identity": target_identity(ctx, plan)})
+
+
+def _own_options(ctx: Context, component: str) -> bool:
+    """Whether the component's engine restores by its own options (not PostgreSQL's)."""
+    model = engines.engine_for(ctx.settings.component(component).kind).restore_options
+    return not issubclass(model, PostgresRestoreOptions)
+
+
+def _engine_plan(
+    ctx: Context,
+    component: str,
+    ref: str,
+    target: str | None,
+    point: datetime | None,
+    in_place: bool,
+    options: dict[str, str | bool],
+) -> RestorePlan:
+    """An engine's plan: ``--target`` fills its own target option, and the engine's
+    ``check_plan`` picks the backup by ``--to`` (the plan then names it, not the time)."""
+    if point is not None and ref != "latest":
+        raise UsageError("give a backup id or --to, not both", hint="--to picks the backup itself")
+    chosen = engines.engine_for(ctx.settings.component(component).kind)
+    own = dict(options) or _default_options(ctx, component)
+    door = chosen.restore_options.door_target
+    if door is not None and target:
+        own[door] = target
+    manifest = ctx.repo.manifest(_choose(ctx, component, ref, None).id)
+    stamp = manifest.started_at.astimezone(UTC).strftime("%Y%m%d%H%M")
+    plan = RestorePlan(
+        component=component,
+        backup_id=manifest.id,
+        target=target or f"{component}-restore-{stamp}",
+        point=point,
+        in_place=in_place,
+        options=own,
+    )
+    return chosen.check_plan(ctx, plan, manifest)
 
 
 def _default_options(ctx: Context, component: str) -> dict[str, str | bool]:
@@ -115,7 +159,8 @@ def plan_from_options(ctx: Context, component: str, ref: str, **options: Any) ->
         ctx,
         component,
         ref,
-        target=options.get("target_dsn")
+        target=options.get("target")
+        or options.get("target_dsn")
         or options.get("target_database")
         or options.get("data_dir")
         or target_env
@@ -165,6 +210,10 @@ def validate_plan(ctx: Context, plan: RestorePlan) -> BackupFacts:
     if _names_a_database(ctx, plan):
         check_database_name(plan.target)
     check_plan(plan, live=live, window=_window(ctx, manifest))
+    if _own_options(ctx, plan.component):
+        kind = ctx.settings.component(plan.component).kind
+        if engines.engine_for(kind).check_plan(ctx, plan, manifest) != plan:
+            raise UsageError(f"{plan.backup_id}: the plan is not the one its engine would make")
     return facts_of(manifest).model_copy(update={"dry_run": dry_run(ctx, plan)})
 
 
@@ -215,6 +264,8 @@ def target_identity(
 
 def recheck_target(ctx: Context, plan: RestorePlan) -> None:
     """The worker's check before a restore: the target is still the server that was approved."""
+    if _own_options(ctx, plan.component):
+        engines.engine_for(ctx.settings.component(plan.component).kind).recheck_plan(ctx, plan)
     found = target_identity(ctx, plan, WORKER_PROBE_SECONDS)
     if found is None:
         return
