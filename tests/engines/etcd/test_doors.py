@@ -4,8 +4,8 @@ by a second person and run on the node's worker, and ``restore-request`` by an e
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -15,6 +15,11 @@ from tests.engines.doors import REQUEST_ID, as_person, cli_identities, json_of
 from tests.engines.etcd.etcd_server import EtcdServer
 from tests.scenarios.bot_process import running_worker
 from tests.scenarios.console_session import ConsoleSession
+from workers.context import Context
+from workers.core.errors import PermissionDenied, UsageError
+from workers.core.restore_plan import job_params, plan_from_params
+from workers.engines.etcd import backup
+from workers.restore.planning import recheck_target, resolve_plan, validate_plan
 
 pytestmark = pytest.mark.timeout(240)
 KEYS = 200
@@ -111,3 +116,38 @@ def test_the_cli_asks_for_an_explicit_snapshot_and_a_second_person_approves(
         done = as_person(env, "UBOB", "approve", found.group(0), "--wait")
     assert done.returncode == 0, done.stdout + done.stderr
     assert keys_in(target, tmp_path / "back") == KEYS
+
+
+def test_the_worker_refuses_once_the_approved_data_dir_is_no_longer_new(
+    etcd: EtcdServer, etcd_context: Callable[..., Context], tmp_path: Path
+) -> None:
+    etcd.put_many([("a", "1")])
+    ctx = etcd_context(etcd)
+    made = backup.backup(ctx, "etcd")
+    target = tmp_path / "restored"
+    plan = resolve_plan(ctx, "etcd", "latest", target=str(target))
+    validate_plan(ctx, plan)
+    assert plan.backup_id == made.id and plan.options == {"data_dir": str(target)}
+    # The worker rebuilds the plan from the job: the digest the approval signed.
+    assert plan_from_params("etcd", job_params(plan)).digest() == plan.digest()
+    recheck_target(ctx, plan)  # still new: it may run
+    target.mkdir()
+    (target / "member").mkdir()
+    with pytest.raises(PermissionDenied, match="not empty"):
+        recheck_target(ctx, plan)
+
+
+def test_bad_points_are_refused_before_anyone_approves(
+    etcd: EtcdServer, etcd_context: Callable[..., Context], tmp_path: Path
+) -> None:
+    ctx = etcd_context(etcd)
+    made = backup.backup(ctx, "etcd")
+    target = str(tmp_path / "restored")
+    early = made.finished_at - timedelta(days=1)
+    with pytest.raises(UsageError, match="no good backup of etcd finished by"):
+        resolve_plan(ctx, "etcd", "latest", target=target, point=early)
+    with pytest.raises(UsageError, match="a backup id or --to, not both"):
+        resolve_plan(ctx, "etcd", made.id, target=target, point=made.finished_at)
+    with pytest.raises(UsageError, match="takes no --database"):
+        resolve_plan(ctx, "etcd", "latest", target=target, database="app")
+    assert not Path(target).exists()

@@ -18,6 +18,12 @@ from tests.engines.minio.contract import source_env
 from tests.scenarios.bot_process import running_worker
 from tests.scenarios.console_session import ConsoleSession
 from tests.services import MotoServer
+from workers.config_loader import parse_settings
+from workers.context import Context
+from workers.core.errors import UsageError
+from workers.core.restore_plan import job_params, plan_from_params
+from workers.engines.minio import mirror
+from workers.restore.planning import resolve_plan
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -125,3 +131,19 @@ def test_the_cli_asks_for_an_explicit_snapshot_and_a_second_person_approves(
     assert done.returncode == 0, done.stdout + done.stderr
     gone = client.get_object(Bucket=target, Key="gone.txt")["Body"].read()
     assert gone == b"deleted later"
+
+
+def test_a_minio_plan_reaches_the_job_as_approved(
+    env: dict[str, str], source: tuple[Any, str]
+) -> None:
+    ctx = Context(parse_settings(EXAMPLE_CONFIG.read_text(), env))
+    made = mirror.snapshot(ctx, "minio")
+    plan = resolve_plan(ctx, "minio", "latest", target="restored-one")
+    assert plan.backup_id == made.id and plan.options == {"target": "restored-one"}
+    params = job_params(plan)
+    assert plan_from_params("minio", params).digest() == plan.digest()
+    assert params.restore_kwargs() == {"target": "restored-one"}
+    with pytest.raises(UsageError, match="say which bucket to restore into"):
+        resolve_plan(ctx, "minio", "latest")
+    with pytest.raises(UsageError, match="not both"):
+        resolve_plan(ctx, "minio", made.id, target="x-y-z", point=made.finished_at)
