@@ -69,7 +69,7 @@ def resolve_plan(
     backup (never a dump), and a named backup must be one.
     """
     engine.require_component(ctx, component)
-    if _own_options(ctx, component):
+    if own_options(ctx, component):
         if database or port or with_globals or base:
             raise UsageError(
                 f"a restore of {component} takes no --database, --port, --with-globals or --base",
@@ -95,7 +95,7 @@ def resolve_plan(
     return plan.model_copy(update={"target_identity": target_identity(ctx, plan)})
 
 
-def _own_options(ctx: Context, component: str) -> bool:
+def own_options(ctx: Context, component: str) -> bool:
     """Whether the component's engine restores by its own options (not PostgreSQL's)."""
     model = engines.engine_for(ctx.settings.component(component).kind).restore_options
     return not issubclass(model, PostgresRestoreOptions)
@@ -210,7 +210,7 @@ def validate_plan(ctx: Context, plan: RestorePlan) -> BackupFacts:
     if _names_a_database(ctx, plan):
         check_database_name(plan.target)
     check_plan(plan, live=live, window=_window(ctx, manifest))
-    if _own_options(ctx, plan.component):
+    if own_options(ctx, plan.component):
         kind = ctx.settings.component(plan.component).kind
         if engines.engine_for(kind).check_plan(ctx, plan, manifest) != plan:
             raise UsageError(f"{plan.backup_id}: the plan is not the one its engine would make")
@@ -264,7 +264,7 @@ def target_identity(
 
 def recheck_target(ctx: Context, plan: RestorePlan) -> None:
     """The worker's check before a restore: the target is still the server that was approved."""
-    if _own_options(ctx, plan.component):
+    if own_options(ctx, plan.component):
         engines.engine_for(ctx.settings.component(plan.component).kind).recheck_plan(ctx, plan)
     found = target_identity(ctx, plan, WORKER_PROBE_SECONDS)
     if found is None:

@@ -147,3 +147,17 @@ def test_a_minio_plan_reaches_the_job_as_approved(
         resolve_plan(ctx, "minio", "latest")
     with pytest.raises(UsageError, match="not both"):
         resolve_plan(ctx, "minio", made.id, target="x-y-z", point=made.finished_at)
+
+
+def test_without_an_approval_key_the_cli_restores_into_a_new_bucket_itself(
+    env: dict[str, str], source: tuple[Any, str]
+) -> None:
+    client, name = source
+    env = {k: v for k, v in env.items() if k != "KOSMOS__APPROVAL_KEY"}
+    json_of(as_person(env, "UALICE", "backup", "minio", "--local", "--json"))
+    target = f"restored-{uuid.uuid4().hex[:8]}"
+    done = json_of(as_person(env, "UALICE", "restore", "minio", "--target", target, "--json"))
+    assert done["backup_id"] and done["total"]["create"] == 2, done
+    assert client.get_object(Bucket=target, Key="keep.txt")["Body"].read() == b"first"
+    live = as_person(env, "UALICE", "restore", "minio", "--target", name, "--json")
+    assert live.returncode != 0 and f"bucket {name} is a live bucket" in live.stderr
