@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from workers import components as engine
-from workers import engines
 from workers.context import Context
 from workers.core.approvals import BackupFacts
 from workers.core.catalog import FACT_RECOVERABLE_UNTIL, find_backup, good_backups
@@ -27,7 +26,6 @@ from workers.core.errors import (
     UsageError,
 )
 from workers.core.manifest import BackupSummary, Manifest
-from workers.core.operations import PostgresRestoreOptions
 from workers.core.restore_plan import (
     RestorePlan,
     check_database_name,
@@ -39,6 +37,8 @@ from workers.core.restore_plan import (
     targets_live,
 )
 from workers.core.target_identity import TargetIdentity
+from workers.restore.engine_plans import check_again, engine_of, engine_plan
+from workers.restore.engine_plans import own_options as own_options  # the doors ask it here
 
 BASE_SUFFIX = "-base"
 LIVE_NAMES = ("live", "in-place")
@@ -75,8 +75,10 @@ def resolve_plan(
                 f"a restore of {component} takes no --database, --port, --with-globals or --base",
                 hint="its options: --to TIME and --target (see /restore help)",
             )
-        return _engine_plan(ctx, component, ref, target, point, in_place, options or {})
-    options = options or _default_options(ctx, component)
+        manifest = ctx.repo.manifest(_choose(ctx, component, ref, None).id)
+        return engine_plan(
+            ctx, manifest, ref, target=target, point=point, in_place=in_place, options=options or {}
+        )
     summary = _choose(ctx, component, ref, point, base=base)
     base = summary.kind.endswith(BASE_SUFFIX)
     manifest = ctx.repo.manifest(summary.id)
@@ -93,57 +95,6 @@ def resolve_plan(
         options=options or {},
     )
     return plan.model_copy(update={"target_identity": target_identity(ctx, plan)})
-
-
-def own_options(ctx: Context, component: str) -> bool:
-    """Whether the component's engine restores by its own options (not PostgreSQL's)."""
-    model = engines.engine_for(ctx.settings.component(component).kind).restore_options
-    return not issubclass(model, PostgresRestoreOptions)
-
-
-def _engine_plan(
-    ctx: Context,
-    component: str,
-    ref: str,
-    target: str | None,
-    point: datetime | None,
-    in_place: bool,
-    options: dict[str, str | bool],
-) -> RestorePlan:
-    """An engine's plan: ``--target`` fills its own target option, and the engine's
-    ``check_plan`` picks the backup by ``--to`` (the plan then names it, not the time)."""
-    if point is not None and ref != "latest":
-        raise UsageError("give a backup id or --to, not both", hint="--to picks the backup itself")
-    chosen = engines.engine_for(ctx.settings.component(component).kind)
-    own = dict(options) or _default_options(ctx, component)
-    door = chosen.restore_options.door_target
-    if door is not None and target:
-        own[door] = target
-    manifest = ctx.repo.manifest(_choose(ctx, component, ref, None).id)
-    stamp = manifest.started_at.astimezone(UTC).strftime("%Y%m%d%H%M")
-    plan = RestorePlan(
-        component=component,
-        backup_id=manifest.id,
-        target=target or f"{component}-restore-{stamp}",
-        point=point,
-        in_place=in_place,
-        options=own,
-    )
-    return chosen.check_plan(ctx, plan, manifest)
-
-
-def _default_options(ctx: Context, component: str) -> dict[str, str | bool]:
-    """The defaults of an engine's options model that asks to be carried even when unchanged.
-
-    Without any options, the plan goes to the job as PostgreSQL's, which such an engine's
-    model refuses; its defaults (text and flags, as a plan holds them) mark it as its own.
-    """
-    model = engines.engine_for(ctx.settings.component(component).kind).restore_options
-    if issubclass(model, PostgresRestoreOptions) or not getattr(model, "carried", False):
-        return {}
-    return {
-        name: value for name, value in model().model_dump().items() if isinstance(value, str | bool)
-    }
 
 
 def plan_from_options(ctx: Context, component: str, ref: str, **options: Any) -> RestorePlan:
@@ -211,9 +162,7 @@ def validate_plan(ctx: Context, plan: RestorePlan) -> BackupFacts:
         check_database_name(plan.target)
     check_plan(plan, live=live, window=_window(ctx, manifest))
     if own_options(ctx, plan.component):
-        kind = ctx.settings.component(plan.component).kind
-        if engines.engine_for(kind).check_plan(ctx, plan, manifest) != plan:
-            raise UsageError(f"{plan.backup_id}: the plan is not the one its engine would make")
+        check_again(ctx, plan, manifest)
     return facts_of(manifest).model_copy(update={"dry_run": dry_run(ctx, plan)})
 
 
@@ -265,7 +214,7 @@ def target_identity(
 def recheck_target(ctx: Context, plan: RestorePlan) -> None:
     """The worker's check before a restore: the target is still the server that was approved."""
     if own_options(ctx, plan.component):
-        engines.engine_for(ctx.settings.component(plan.component).kind).recheck_plan(ctx, plan)
+        engine_of(ctx, plan.component).recheck_plan(ctx, plan)
     found = target_identity(ctx, plan, WORKER_PROBE_SECONDS)
     if found is None:
         return
