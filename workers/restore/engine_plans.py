@@ -42,6 +42,13 @@ def engine_plan(
     """The plan of ``manifest`` (``ref`` chosen) as the component's engine checks it."""
     if point is not None and ref != "latest":
         raise UsageError("give a backup id or --to, not both", hint="--to picks the backup itself")
+    if in_place:
+        # No approval covers writing over an engine's live data from a door: a drill or a
+        # runbook step does that, deliberately, with its own options.
+        raise UsageError(
+            f"a restore of {manifest.component} never writes over its live data from here",
+            hint="--target a new one; copy back what you need",
+        )
     chosen = engine_of(ctx, manifest.component)
     own = dict(options) or default_options(ctx, manifest.component)
     door = chosen.restore_options.door_target

@@ -148,6 +148,8 @@ def test_bad_points_are_refused_before_anyone_approves(
         resolve_plan(ctx, "etcd", "latest", target=target, point=early)
     with pytest.raises(UsageError, match="a backup id or --to, not both"):
         resolve_plan(ctx, "etcd", made.id, target=target, point=made.finished_at)
+    with pytest.raises(UsageError, match="never writes over its live data"):
+        resolve_plan(ctx, "etcd", "latest", in_place=True)
     with pytest.raises(UsageError, match="takes no --database"):
         resolve_plan(ctx, "etcd", "latest", target=target, database="app")
     assert not Path(target).exists()
