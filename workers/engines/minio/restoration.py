@@ -7,7 +7,7 @@ from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 from workers.context import Context
 from workers.core.catalog import find_backup, missing_backup
@@ -39,6 +39,7 @@ class MinioRestoreResult(BaseModel):
     compared: int | None = Field(default=None, description="objects read back (drills)")
     mismatched: list[str] = Field(default_factory=list, description="target/key that differ")
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def summary(self) -> str:
         """One line for the approval card: what the restore writes (or, dry, would write)."""
