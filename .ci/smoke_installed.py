@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import types
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -116,13 +117,25 @@ def main(repo: Path) -> None:
         shutil.rmtree(work, ignore_errors=True)
 
 
+def load_by_path(name: str, path: Path) -> types.ModuleType:
+    """Import ``path`` as module ``name`` (registered first: dataclasses look it up)."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
 def serve(repo: Path, work: Path, base: dict[str, str], example: str) -> None:
     """A private Redis, the fake Slack, the bot under gunicorn: a signed /backup status."""
-    spec = importlib.util.spec_from_file_location("fake_slack", repo / "tests/fakes/slack.py")
-    assert spec and spec.loader
-    fakes = importlib.util.module_from_spec(spec)
-    sys.modules["fake_slack"] = fakes  # dataclasses look their module up while building
-    spec.loader.exec_module(fakes)
+    # The fake waits with the tests' one wait_until; -I keeps tests/ off sys.path, so its
+    # module is loaded by path under the name the fake imports.
+    package = types.ModuleType("tests")
+    package.__path__ = []
+    sys.modules["tests"] = package
+    load_by_path("tests.sync", repo / "tests/sync.py")
+    fakes = load_by_path("fake_slack", repo / "tests/fakes/slack.py")
     redis_port, bot_port = free_port(), free_port()
     redis_argv = ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1"]
     redis_argv += ["--save", "", "--appendonly", "no", "--dir", str(work)]
