@@ -2,7 +2,8 @@
 `/restore kubernetes latest --namespaces kosmos-agents -- …` approved by a second person,
 through the real bot (gunicorn), a real worker, the fake Slack and the fake Kubernetes API
 server with Velero's controller. The approved restore is a Velero ``Restore`` of that one
-namespace, and the lost workloads come back.
+namespace, and the lost workloads come back; a second, by id and without ``--namespaces``,
+restores the whole backup.
 """
 
 from __future__ import annotations
@@ -98,35 +99,49 @@ def test_kubernetes_backup_list_verify_and_approved_restore_from_slack(
             assert record is not None and record.state.value == "passed", record
             assert made.id in said(fake, lambda: backup("list kubernetes"))
 
-            # The agents' namespace is lost; nothing is restored before a second person says so.
-            kube.namespace_gone("kosmos-agents")
-            refused = said(
-                fake,
-                lambda: slash(world, "kubernetes latest --namespaces Kube_System -- no", "UALICE"),
-            )
-            assert "'kube_system' is not a namespace name" in refused, refused
-            asked = slash(
-                world, "kubernetes latest --namespaces kosmos-agents -- agents are gone", "UALICE"
-            )
-            request_id = request_from(asked)
-            assert "kosmos-agents" in card_text(world, request_id)
-            assert restores_of(kube) == []
-            assert click(world, request_id, "UBOB", "approve").status == 200
-            [restore] = wait_until(lambda: restores_of(kube), 60, "the Velero Restore")
-            assert restore["spec"]["backupName"] == velero_name
-            assert restore["spec"]["includedNamespaces"] == ["kosmos-agents"]
-            wait_until(
-                lambda: kube.get(APPS, "kosmos-agents", "deployments", "planner"),
-                60,
-                "the restored planner",
-            )
-            card = wait_until(
-                lambda: (
-                    ": finished." in card_text(world, request_id) and card_text(world, request_id)
-                ),
-                60,
-                "the card's result",
-            )
-            assert "Approved by <@UBOB>" in card and "against an RTO of" in card, card
+            restore_from_slack(world, kube, made.id)
     finally:
         fake.stop()
+
+
+def restore_from_slack(world: World, kube: FakeKubernetes, backup_id: str) -> None:
+    """One namespace restored from ``latest``, then the whole backup by id, each approved."""
+    velero_name = objects.velero_name(backup_id)
+    # The agents' namespace is lost; nothing is restored before a second person says so.
+    kube.namespace_gone("kosmos-agents")
+    refused = said(
+        world.fake,
+        lambda: slash(world, "kubernetes latest --namespaces Kube_System -- no", "UALICE"),
+    )
+    assert "'kube_system' is not a namespace name" in refused, refused
+    asked = slash(
+        world, "kubernetes latest --namespaces kosmos-agents -- agents are gone", "UALICE"
+    )
+    request_id = request_from(asked)
+    assert "kosmos-agents" in card_text(world, request_id)
+    assert restores_of(kube) == []
+    assert click(world, request_id, "UBOB", "approve").status == 200
+    [restore] = wait_until(lambda: restores_of(kube), 60, "the Velero Restore")
+    assert restore["spec"]["backupName"] == velero_name
+    restore_name = restore["metadata"]["name"]
+    assert restore["spec"]["includedNamespaces"] == ["kosmos-agents"]
+    wait_until(
+        lambda: kube.get(APPS, "kosmos-agents", "deployments", "planner"),
+        60,
+        "the restored planner",
+    )
+    card = wait_until(
+        lambda: ": finished." in card_text(world, request_id) and card_text(world, request_id),
+        60,
+        "the card's result",
+    )
+    assert "Approved by <@UBOB>" in card and "against an RTO of" in card, card
+
+    # By id and whole: every namespace of the backup (what still exists is left alone).
+    whole = request_from(slash(world, f"kubernetes {backup_id} -- whole cluster", "UALICE"))
+    assert click(world, whole, "UBOB", "approve").status == 200
+    wait_until(lambda: len(restores_of(kube)) == 2, 60, "the second Velero Restore")
+    [second] = [r for r in restores_of(kube) if r["metadata"]["name"] != restore_name]
+    assert second["spec"]["backupName"] == velero_name
+    assert not second["spec"].get("includedNamespaces"), second["spec"]
+    wait_until(lambda: ": finished." in card_text(world, whole), 60, "the whole restore")
