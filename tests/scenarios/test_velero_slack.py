@@ -139,6 +139,8 @@ def restore_from_slack(world: World, kube: FakeKubernetes, backup_id: str) -> No
 
     # By id and whole: every namespace of the backup (what still exists is left alone).
     whole = request_from(slash(world, f"kubernetes {backup_id} -- whole cluster", "UALICE"))
+    # The card names where a whole restore goes: the namespaces the backup holds.
+    assert "*Target*\\nkosmos-agents,kosmos-data,kosmos-system" in card_text(world, whole)
     assert click(world, whole, "UBOB", "approve").status == 200
     wait_until(lambda: len(restores_of(kube)) == 2, 60, "the second Velero Restore")
     [second] = [r for r in restores_of(kube) if r["metadata"]["name"] != restore_name]
