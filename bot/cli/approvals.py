@@ -111,6 +111,7 @@ def _show(work: Context, request: ApprovalRequest, as_json: bool) -> None:
 @click.argument("ref", default="latest")
 @click.option("--reason", required=True, help="Why (required; shown to the approvers).")
 @click.option("--target-database", metavar="NAME", help="A new database on the source server.")
+@click.option("--target", metavar="NAME", help="Other kinds: a new bucket, a new data dir, ….")
 @click.option("--target-dsn", metavar="DSN", help="Another instance (no password in it).")
 @click.option("--database", metavar="DB", help="Which database of the backup.")
 @click.option("--in-place", is_flag=True, help="Overwrite the live source (deliberately).")

@@ -36,6 +36,8 @@ from workers.core.operations import (
     RestoreParams,
     VerifyParams,
 )
+from workers.core.restore_plan import job_params
+from workers.restore.planning import own_options, plan_from_options, validate_plan
 
 local_option = click.option(
     "--local",
@@ -87,7 +89,7 @@ def _run(work: Context, component: str | None, params: AnyParams, quiet: bool) -
             work, component, params.backup, deep=params.deep, progress=progress
         )
     if isinstance(params, RestoreParams):
-        options = params.options.engine_options()
+        options = params.restore_kwargs()
         return components.restore(work, component, params.backup, progress=progress, **options)
     raise click.UsageError(f"{type(params).__name__} cannot run here")
 
@@ -241,6 +243,7 @@ def _time_option(ctx: click.Context, param: click.Parameter, value: str | None) 
     help="Another instance (libpq string; $KOSMOS_TARGET_DSN keeps a password out of argv).",
 )
 @click.option("--database", metavar="DB", help="Which database of the backup (if it has several).")
+@click.option("--target", metavar="NAME", help="Other kinds: a new bucket, a new data dir, ….")
 @click.option("--in-place", is_flag=True, help="Allow replacing an existing (even live) database.")
 @click.option("--with-globals", is_flag=True, help="Also restore roles and tablespaces first.")
 @click.option(
@@ -277,10 +280,7 @@ def restore(ctx: click.Context, component: str, ref: str, **options: Any) -> Non
         "(development set-ups only)",
         err=True,
     )
-    pitr = options["base"] or options["target_time"] is not None
-    keys = _PITR_KEYS if pitr else _DUMP_RESTORE_KEYS
-    chosen = PostgresRestoreOptions(**{key: options[key] for key in keys})
-    params = RestoreParams(backup=ref, options=chosen)
+    params = _restore_params(work, component, ref, options)
     result = _run(work, component, params, quiet=as_json)
     if as_json:
         _echo_json(result)
@@ -291,6 +291,20 @@ def restore(ctx: click.Context, component: str, ref: str, **options: Any) -> Non
             "the restored data differs from what the backup recorded",
             hint="see the mismatches above; the restored database was kept for inspection",
         )
+
+
+def _restore_params(work: Context, component: str, ref: str, options: dict[str, Any]) -> Any:
+    """PostgreSQL's options as given; another kind's as its checked plan would carry them."""
+    if own_options(work, component):
+        plan = plan_from_options(work, component, ref, **options)
+        validate_plan(work, plan)
+        return job_params(plan)
+    if options.pop("target"):
+        raise click.UsageError("--target is for other kinds: --target-database or --target-dsn")
+    pitr = options["base"] or options["target_time"] is not None
+    keys = _PITR_KEYS if pitr else _DUMP_RESTORE_KEYS
+    chosen = PostgresRestoreOptions(**{key: options[key] for key in keys})
+    return RestoreParams(backup=ref, options=chosen)
 
 
 _DUMP_RESTORE_KEYS = ("target_database", "target_dsn", "database", "in_place", "with_globals")

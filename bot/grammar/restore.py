@@ -2,8 +2,9 @@
 
 ::
 
-    /restore <component> <backup-id|latest> [--to TIME] [--target NAME|DSN] [--database DB]
-             [--target-env ENV] [--in-place] [--break-glass] -- <reason>
+    /restore <component> <backup-id|latest> [--to TIME] [--target NAME|DSN|BUCKET|DIR]
+             [--database DB] [--target-env ENV] [--namespaces A,B] [--in-place] [--break-glass]
+             -- <reason>
     /restore approve <request-id>
     /restore deny <request-id> -- <reason>
     /restore review <request-id> -- <notes>
@@ -42,7 +43,7 @@ _VALUE_OPTIONS = {
 }
 _FLAGS = {"--in-place": "in_place", "--break-glass": "break_glass"}
 USAGE = (
-    "/restore <component> <backup-id|latest> [--to TIME] [--target NAME|DSN] "
+    "/restore <component> <backup-id|latest> [--to TIME] [--target NAME|DSN|BUCKET|DIR] "
     "[--database DB] [--target-env ENV] [--namespaces A,B] [--in-place] [--break-glass]"
     " -- <reason>\n"
     "/restore approve <request-id>\n"

@@ -60,6 +60,19 @@ def good_backups(index: CatalogIndex) -> list[BackupSummary]:
     return [b for b in index.backups if b.verification is None or b.verification.state != "failed"]
 
 
+def chosen_by_point(index: CatalogIndex, point: datetime) -> BackupSummary:
+    """The newest good backup finished at or before ``point`` (``--to``); UsageError if none."""
+    before = [b for b in good_backups(index) if b.finished_at <= point]
+    if not before:
+        first = min((b.finished_at for b in good_backups(index)), default=None)
+        since = f"; the first finished {first:%Y-%m-%d %H:%M} UTC" if first else ""
+        raise UsageError(
+            f"no good backup of {index.component} finished by {point:%Y-%m-%d %H:%M} UTC{since}",
+            hint="pick a later --to, or name a backup id (list the backups)",
+        )
+    return max(before, key=lambda b: (b.finished_at, b.id))
+
+
 def component_status(
     settings: Settings,
     name: str,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, ClassVar, TypeVar
 
 from pydantic import (
     AwareDatetime,
@@ -87,6 +87,9 @@ class RestoreOptions(OperationParams):
     database, a restore point); the approved plan's digest covers them (see core.engine).
     """
 
+    door_target: ClassVar[str | None] = None
+    """The field ``/restore … --target`` fills (a bucket, a data directory), if any."""
+
     def engine_options(self) -> dict[str, Any]:
         """The options as the engine's restore takes them (keyword arguments)."""
         return {name: getattr(self, name) for name in type(self).model_fields}
@@ -106,7 +109,7 @@ class PostgresRestoreOptions(RestoreOptions):
     port: int | None = Field(default=None, ge=1, le=65535, description="PITR: the new port")
 
 
-ENGINE_TARGET = "target"
+ENGINE_TARGET = "plan_target"
 """Where a job with an engine's own options carries its plan's target."""
 
 

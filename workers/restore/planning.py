@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from workers import components as engine
-from workers import engines
 from workers.context import Context
 from workers.core.approvals import BackupFacts
 from workers.core.catalog import FACT_RECOVERABLE_UNTIL, find_backup, good_backups
@@ -27,7 +26,6 @@ from workers.core.errors import (
     UsageError,
 )
 from workers.core.manifest import BackupSummary, Manifest
-from workers.core.operations import PostgresRestoreOptions
 from workers.core.restore_plan import (
     RestorePlan,
     check_database_name,
@@ -39,6 +37,8 @@ from workers.core.restore_plan import (
     targets_live,
 )
 from workers.core.target_identity import TargetIdentity
+from workers.restore.engine_plans import check_again, engine_of, engine_plan
+from workers.restore.engine_plans import own_options as own_options  # the doors ask it here
 
 BASE_SUFFIX = "-base"
 LIVE_NAMES = ("live", "in-place")
@@ -69,7 +69,16 @@ def resolve_plan(
     backup (never a dump), and a named backup must be one.
     """
     engine.require_component(ctx, component)
-    options = options or _default_options(ctx, component)
+    if own_options(ctx, component):
+        if database or port or with_globals or base:
+            raise UsageError(
+                f"a restore of {component} takes no --database, --port, --with-globals or --base",
+                hint="its options: --to TIME and --target (see /restore help)",
+            )
+        manifest = ctx.repo.manifest(_choose(ctx, component, ref, None).id)
+        return engine_plan(
+            ctx, manifest, ref, target=target, point=point, in_place=in_place, options=options or {}
+        )
     summary = _choose(ctx, component, ref, point, base=base)
     base = summary.kind.endswith(BASE_SUFFIX)
     manifest = ctx.repo.manifest(summary.id)
@@ -88,20 +97,6 @@ def resolve_plan(
     return plan.model_copy(update={"target_identity": target_identity(ctx, plan)})
 
 
-def _default_options(ctx: Context, component: str) -> dict[str, str | bool]:
-    """The defaults of an engine's options model that asks to be carried even when unchanged.
-
-    Without any options, the plan goes to the job as PostgreSQL's, which such an engine's
-    model refuses; its defaults (text and flags, as a plan holds them) mark it as its own.
-    """
-    model = engines.engine_for(ctx.settings.component(component).kind).restore_options
-    if issubclass(model, PostgresRestoreOptions) or not getattr(model, "carried", False):
-        return {}
-    return {
-        name: value for name, value in model().model_dump().items() if isinstance(value, str | bool)
-    }
-
-
 def plan_from_options(ctx: Context, component: str, ref: str, **options: Any) -> RestorePlan:
     """A plan from ``kosmos-backup restore``'s options (target_database, target_dsn, …)."""
     point = options.get("target_time")
@@ -115,7 +110,8 @@ def plan_from_options(ctx: Context, component: str, ref: str, **options: Any) ->
         ctx,
         component,
         ref,
-        target=options.get("target_dsn")
+        target=options.get("target")
+        or options.get("target_dsn")
         or options.get("target_database")
         or options.get("data_dir")
         or target_env
@@ -165,6 +161,8 @@ def validate_plan(ctx: Context, plan: RestorePlan) -> BackupFacts:
     if _names_a_database(ctx, plan):
         check_database_name(plan.target)
     check_plan(plan, live=live, window=_window(ctx, manifest))
+    if own_options(ctx, plan.component):
+        check_again(ctx, plan, manifest)
     return facts_of(manifest).model_copy(update={"dry_run": dry_run(ctx, plan)})
 
 
@@ -215,6 +213,8 @@ def target_identity(
 
 def recheck_target(ctx: Context, plan: RestorePlan) -> None:
     """The worker's check before a restore: the target is still the server that was approved."""
+    if own_options(ctx, plan.component):
+        engine_of(ctx, plan.component).recheck_plan(ctx, plan)
     found = target_identity(ctx, plan, WORKER_PROBE_SECONDS)
     if found is None:
         return

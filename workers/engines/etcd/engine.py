@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from workers.context import Context
-from workers.core.catalog import ComponentStatus
+from workers.core.catalog import ComponentStatus, chosen_by_point
 from workers.core.config import ComponentSettings, EtcdComponent, Settings
 from workers.core.engine import StatusFact
 from workers.core.errors import PermissionDenied, UsageError
@@ -84,7 +84,12 @@ class EtcdEngine:
         return list(backup.prune(ctx, component, dry_run=dry_run))
 
     def check_plan(self, ctx: Context, plan: RestorePlan, manifest: Manifest) -> RestorePlan:
-        """A restore never writes over a data directory: the target must be new or empty."""
+        """``--to`` picks the snapshot by then; the target data directory must be new or empty."""
+        if plan.point is not None:
+            found = chosen_by_point(ctx.repo.index(plan.component), plan.point)
+            plan = plan.model_copy(update={"backup_id": found.id, "point": None})
+        if plan.options.get("scratch") is True or plan.options.get("k3s_reset") is True:
+            return plan
         _new_data_dir(plan.target)
         return plan
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import Field, ValidationError, model_validator
 
@@ -12,6 +12,8 @@ from workers.core.operations import RestoreOptions
 
 class EtcdRestoreOptions(RestoreOptions):
     """Where a snapshot goes: fetched only, a new data dir, a K3s cluster reset, or a scratch."""
+
+    door_target: ClassVar[str | None] = "data_dir"
 
     data_dir: str | None = Field(default=None, description="plain etcd: a NEW data directory")
     snapshot_path: str | None = Field(

@@ -6,12 +6,13 @@ operations are imported by the methods that use them.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 from workers.context import Context
-from workers.core.catalog import ComponentStatus
+from workers.core.catalog import ComponentStatus, chosen_by_point
 from workers.core.config import ComponentSettings, MinioComponent, Settings
 from workers.core.engine import StatusFact
 from workers.core.errors import UsageError
@@ -22,6 +23,8 @@ from workers.core.restore_plan import RestorePlan
 from workers.core.retention import Deletion
 from workers.engines.minio.options import MinioRestoreOptions
 from workers.runbooks.call import Operation
+
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
 
 class MinioEngine:
@@ -85,7 +88,26 @@ class MinioEngine:
         return list(retention.prune(ctx, component, dry_run=dry_run))
 
     def check_plan(self, ctx: Context, plan: RestorePlan, manifest: Manifest) -> RestorePlan:
-        """Nothing beyond the generic checks: a restore never deletes unless asked."""
+        """``--to`` picks the snapshot by then; ``--target`` must be a bucket nobody reads live."""
+        if plan.point is not None:
+            found = chosen_by_point(ctx.repo.index(plan.component), plan.point)
+            plan = plan.model_copy(update={"backup_id": found.id, "point": None})
+            manifest = ctx.repo.manifest(found.id)
+        target = plan.options.get("target")
+        if plan.options.get("in_place") is True or plan.options.get("scratch") is True:
+            return plan
+        if not isinstance(target, str) or not _BUCKET.match(target):
+            raise UsageError(
+                f"say which bucket to restore into (not {plan.target!r})",
+                hint="--target BUCKET: a new bucket name (3-63 of a-z 0-9 . -)",
+            )
+        settings = ctx.settings.component(plan.component)
+        live = {*manifest.source.get("buckets", []), *getattr(settings, "buckets", ())}
+        if target in live:
+            raise UsageError(
+                f"bucket {target} is a live bucket of {plan.component}",
+                hint="restore into a new bucket and copy back what you need",
+            )
         return plan
 
     def recheck_plan(self, ctx: Context, plan: RestorePlan) -> None:

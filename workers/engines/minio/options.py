@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from pydantic import AwareDatetime, Field
 
 from workers.core.operations import RestoreOptions
@@ -9,6 +11,8 @@ from workers.core.operations import RestoreOptions
 
 class MinioRestoreOptions(RestoreOptions):
     """What a MinIO restore writes where; the approved plan's digest covers all of it."""
+
+    door_target: ClassVar[str | None] = "target"
 
     point: AwareDatetime | None = Field(default=None, description="--to: newest snapshot by then")
     target: str | None = Field(default=None, description="target bucket; default the same ones")

@@ -40,6 +40,17 @@ class MinioRestoreResult(BaseModel):
     mismatched: list[str] = Field(default_factory=list, description="target/key that differ")
 
     @property
+    def summary(self) -> str:
+        """One line for the approval card: what the restore writes (or, dry, would write)."""
+        total, into = self.total, ", ".join(sorted(self.buckets)) or "no bucket"
+        verb = "would restore" if self.dry_run else "restored"
+        return (
+            f"{verb} {total.get('create', 0)} new, {total.get('overwrite', 0)} overwritten, "
+            f"{total.get('unchanged', 0)} unchanged objects ({total.get('bytes', 0)} bytes) "
+            f"into {into}"
+        )
+
+    @property
     def checksums_matched(self) -> bool | None:
         """Whether what was read back matches the snapshot (None when nothing was compared)."""
         return None if self.compared is None else not self.mismatched
