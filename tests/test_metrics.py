@@ -28,10 +28,10 @@ def test_not_built_engines_are_no_rpo_breach_and_a_dead_source_is_unreachable(
     # secrets has an engine but ships disabled (no age recipients): no breach.
     assert 'kosmos_backup_engine_built{component="secrets"} 1.0' in text
     assert 'kosmos_backup_rpo_breached{component="secrets"} 0.0' in text
-    for name in ("etcd",):
-        assert f'kosmos_backup_engine_built{{component="{name}"}} 0.0' in text
-        assert f'kosmos_backup_rpo_breached{{component="{name}"}} 0.0' in text
-        assert f'kosmos_backup_source_reachable{{component="{name}"}}' not in text
+    # etcd's engine is built: never snapshotted, it breaches, and the example's endpoints are dead.
+    assert 'kosmos_backup_engine_built{component="etcd"} 1.0' in text
+    assert 'kosmos_backup_rpo_breached{component="etcd"} 1.0' in text
+    assert 'kosmos_backup_source_reachable{component="etcd"} 0.0' in text
     # Velero's engine is built: never backed up is a breach, and no kubeconfig is no reach.
     assert 'kosmos_backup_engine_built{component="kubernetes"} 1.0' in text
     assert 'kosmos_backup_rpo_breached{component="kubernetes"} 1.0' in text

@@ -64,11 +64,25 @@ def restore_facts(summary: dict[str, Any], rto_seconds: float | None) -> list[st
         differ = [d for d in summary.get("databases", []) if not d.get("checksums_matched")]
         where = ", ".join(str(d.get("database")) for d in differ)
         facts.append(f"CHECKSUMS DIFFER ({where})" if where else "CHECKSUMS DIFFER")
+    facts += velero_facts(summary)
     seconds = summary.get("duration_seconds")
     if isinstance(seconds, int | float):
         took = rto_share(seconds, rto_seconds) if rto_seconds else f"in {seconds_text(seconds)}"
         facts.append(took)
     return facts
+
+
+def velero_facts(summary: dict[str, Any]) -> list[str]:
+    """``velero Completed: 6/6 items, 3 warnings, 0 errors`` for a Velero restore, else nothing."""
+    phase, total = summary.get("phase"), summary.get("total_items")
+    if not isinstance(phase, str) or not isinstance(total, int):
+        return []
+    warnings, errors = int(summary.get("warnings") or 0), int(summary.get("errors") or 0)
+    done = int(summary.get("items") or 0)
+    return [
+        f"velero {phase}: {done:,}/{count(total, 'item')}, {count(warnings, 'warning')}, "
+        f"{count(errors, 'error')}"
+    ]
 
 
 def database_lines(databases: list[dict[str, Any]]) -> list[str]:

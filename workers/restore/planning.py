@@ -311,6 +311,9 @@ def _fresh_target(ctx: Context, manifest: Manifest, database: str | None, base: 
     component = ctx.settings.component(manifest.component)
     if base and isinstance(component, PostgresComponent):
         return f"{component.data_directory.rstrip('/')}-restore-{stamp}"
+    held = manifest.source.get("namespaces")
+    if held and database is None:  # Velero's: a whole restore goes back where it came from
+        return ",".join(str(name) for name in held)
     databases = _databases(manifest)
     if database is None and len(databases) == 1:
         database = databases[0]

@@ -56,3 +56,19 @@ def test_a_verification_says_its_verdict_and_depth() -> None:
     ]
     assert verify_facts({"verification": "failed", "detail": "x" * 400})[0].endswith("x…")
     assert verify_facts({"backup_id": "b"}) == []
+
+
+def test_a_velero_restore_says_what_velero_did() -> None:
+    summary = {
+        "phase": "Completed",
+        "items": 1200,
+        "total_items": 1200,
+        "warnings": 1,
+        "errors": 0,
+        "duration_seconds": 30.0,
+    }
+    assert restore_facts(summary, RTO) == [
+        "velero Completed: 1,200/1,200 items, 1 warning, 0 errors",
+        "30.0s of the 4h RTO (0.2%)",
+    ]
+    assert restore_facts({"phase": "Completed", "duration_seconds": 30.0}, None) == ["in 30.0s"]
