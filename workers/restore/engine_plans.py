@@ -8,7 +8,7 @@ The engine checks the plan again when it is validated and before the worker rest
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from workers import engines
@@ -35,11 +35,16 @@ def engine_plan(
     ref: str,
     *,
     target: str | None,
+    default_target: str,
     point: datetime | None,
     in_place: bool,
     options: dict[str, str | bool],
 ) -> RestorePlan:
-    """The plan of ``manifest`` (``ref`` chosen) as the component's engine checks it."""
+    """The plan of ``manifest`` (``ref`` chosen) as the component's engine checks it.
+
+    ``default_target`` names where it goes without ``--target`` (for the card; the engine's
+    options then keep their own default, e.g. Velero's namespaces the backup holds).
+    """
     if point is not None and ref != "latest":
         raise UsageError("give a backup id or --to, not both", hint="--to picks the backup itself")
     if in_place:
@@ -54,11 +59,10 @@ def engine_plan(
     door = chosen.restore_options.door_target
     if door is not None and target:
         own[door] = target
-    stamp = manifest.started_at.astimezone(UTC).strftime("%Y%m%d%H%M")
     plan = RestorePlan(
         component=manifest.component,
         backup_id=manifest.id,
-        target=target or f"{manifest.component}-restore-{stamp}",
+        target=target or default_target,
         point=point,
         in_place=in_place,
         options=own,

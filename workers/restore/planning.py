@@ -77,7 +77,14 @@ def resolve_plan(
             )
         manifest = ctx.repo.manifest(_choose(ctx, component, ref, None).id)
         return engine_plan(
-            ctx, manifest, ref, target=target, point=point, in_place=in_place, options=options or {}
+            ctx,
+            manifest,
+            ref,
+            target=target,
+            default_target=_fresh_target(ctx, manifest, None, False),
+            point=point,
+            in_place=in_place,
+            options=options or {},
         )
     summary = _choose(ctx, component, ref, point, base=base)
     base = summary.kind.endswith(BASE_SUFFIX)
