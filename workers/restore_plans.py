@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from workers import engine
+from workers import engine, engines
 from workers.context import Context
 from workers.core.approvals import BackupFacts
 from workers.core.catalog import FACT_RECOVERABLE_UNTIL, find_backup, good_backups
@@ -26,6 +26,7 @@ from workers.core.errors import (
     UsageError,
 )
 from workers.core.manifest import BackupSummary, Manifest
+from workers.core.operations import PostgresRestoreOptions
 from workers.core.restore_plan import (
     RestorePlan,
     check_database_name,
@@ -67,6 +68,7 @@ def resolve_plan(
     backup (never a dump), and a named backup must be one.
     """
     engine.require_component(ctx, component)
+    options = options or _default_options(ctx, component)
     summary = _choose(ctx, component, ref, point, base=base)
     base = summary.kind.endswith(BASE_SUFFIX)
     manifest = ctx.repo.manifest(summary.id)
@@ -85,12 +87,29 @@ def resolve_plan(
     return plan.model_copy(update={"target_identity": target_identity(ctx, plan)})
 
 
+def _default_options(ctx: Context, component: str) -> dict[str, str | bool]:
+    """The defaults of an engine's options model that asks to be carried even when unchanged.
+
+    Without any options, the plan goes to the job as PostgreSQL's, which such an engine's
+    model refuses; its defaults (text and flags, as a plan holds them) mark it as its own.
+    """
+    model = engines.engine_for(ctx.settings.component(component).kind).restore_options
+    if issubclass(model, PostgresRestoreOptions) or not getattr(model, "carried", False):
+        return {}
+    return {
+        name: value for name, value in model().model_dump().items() if isinstance(value, str | bool)
+    }
+
+
 def plan_from_options(ctx: Context, component: str, ref: str, **options: Any) -> RestorePlan:
     """A plan from ``kosmos-backup restore``'s options (target_database, target_dsn, …)."""
     point = options.get("target_time")
     if isinstance(point, str):
         point = datetime.fromisoformat(point)
     target_env = options.get("target_env")
+    namespaces = options.get("namespaces")
+    own = {"target_env": target_env} if target_env else {}
+    own.update({"namespaces": namespaces} if namespaces else {})
     return resolve_plan(
         ctx,
         component,
@@ -98,8 +117,9 @@ def plan_from_options(ctx: Context, component: str, ref: str, **options: Any) ->
         target=options.get("target_dsn")
         or options.get("target_database")
         or options.get("data_dir")
-        or target_env,
-        options={"target_env": target_env} if target_env else None,
+        or target_env
+        or namespaces,
+        options=own or None,
         database=options.get("database"),
         point=point,
         in_place=bool(options.get("in_place")),

@@ -118,6 +118,7 @@ def _show(work: Context, request: ApprovalRequest, as_json: bool) -> None:
 @click.option("--data-dir", help="PITR: the new data directory.")
 @click.option("--port", type=click.IntRange(1, 65535), help="PITR: the new instance's port.")
 @click.option("--target-env", metavar="ENV", help="Secrets: the environment to import into.")
+@click.option("--namespaces", metavar="A,B", help="Kubernetes resources: only these namespaces.")
 @json_option
 @click.pass_context
 def restore_request(ctx: click.Context, component: str, ref: str, **options: Any) -> None:

@@ -31,17 +31,20 @@ REQUEST_ID = re.compile(r"^rr-\d{8}T\d{4}Z-[0-9a-f]{6}$")
 REF = re.compile(r"^(?:latest|[a-z][a-z0-9]*(?:-[A-Za-z0-9]+)+)$")
 """``latest``, a backup id (postgres-20261124T0300Z-7f3a) or a unique prefix of one."""
 MAX_REASON = 500
+_NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _SEPARATOR = re.compile(r"(?:^|\s)(?:--|\u2014|\u2013)(?:\s|$)")
 _VALUE_OPTIONS = {
     "--to": "point",
     "--target": "target",
     "--database": "database",
     "--target-env": "target_env",
+    "--namespaces": "namespaces",
 }
 _FLAGS = {"--in-place": "in_place", "--break-glass": "break_glass"}
 USAGE = (
     "/restore <component> <backup-id|latest> [--to TIME] [--target NAME|DSN] "
-    "[--database DB] [--target-env ENV] [--in-place] [--break-glass] -- <reason>\n"
+    "[--database DB] [--target-env ENV] [--namespaces A,B] [--in-place] [--break-glass]"
+    " -- <reason>\n"
     "/restore approve <request-id>\n"
     "/restore deny <request-id> -- <reason>\n"
     "/restore review <request-id> -- <notes>"
@@ -67,12 +70,32 @@ class RestoreRequest(Command):
     target_env: str | None = Field(
         default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$", description="secrets' target"
     )
+    namespaces: str | None = Field(
+        default=None, max_length=300, description="Kubernetes resources: only these namespaces"
+    )
     in_place: bool = False
     reason: str = Field(min_length=1, max_length=MAX_REASON)
 
     def engine_options(self) -> dict[str, str | bool]:
         """The options an engine reads itself (the plan carries them, the digest covers them)."""
-        return {"target_env": self.target_env} if self.target_env else {}
+        found: dict[str, str | bool] = {}
+        if self.target_env:
+            found["target_env"] = self.target_env
+        if self.namespaces:
+            found["namespaces"] = self.namespaces
+        return found
+
+    @field_validator("namespaces")
+    @classmethod
+    def _namespace_names(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        for name in value.split(","):
+            if not _NAMESPACE.match(name):
+                raise ValueError(
+                    f"{_shown(name)!r} is not a namespace name (lowercase letters, digits, '-')"
+                )
+        return value
 
     @field_validator("database")
     @classmethod

@@ -135,7 +135,7 @@ def _request(desk: Desk, caller: Caller, command: RestoreRequest) -> CardReply:
             ctx,
             command.component,
             command.ref,
-            target=command.target or command.target_env,
+            target=command.target or command.target_env or command.namespaces,
             database=command.database,
             point=command.point,
             in_place=command.in_place,

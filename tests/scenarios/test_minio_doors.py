@@ -12,6 +12,7 @@ import pytest
 from tests.conftest import s3_client
 from tests.jobs import harness
 from tests.services import MotoServer
+from tests.sync import wait_until
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -49,7 +50,7 @@ def test_backup_list_and_verify_minio_from_the_command_line(
         assert waited.returncode == 0, waited.stderr
         queued = harness.run_cli(config, "backup", "minio")
         assert queued.returncode == 0, queued.stderr
-        harness.wait_until(harness.ended(settings, queued.stdout.strip()), 60, "the backup")
+        wait_until(harness.ended(settings, queued.stdout.strip()), 60, "the backup")
         verified = harness.run_cli(config, "verify", "minio", first, "--wait")
         latest = harness.run_cli(config, "verify", "minio", "latest", "--deep", "--wait")
 
@@ -73,7 +74,7 @@ def test_backup_list_and_verify_minio_at_the_console(
 
     from rich.console import Console
 
-    from bot.console import ConsoleChat
+    from bot.console.chat import ConsoleChat
     from workers.context import Context
 
     source = s3_client(minio_source_server.url)

@@ -54,6 +54,11 @@ class StorageSettings(_Model):
         default="when_required",
         description="boto3 checksum trailers; OSS and older MinIO refuse 'when_supported'",
     )
+    conditional_writes: bool = Field(
+        default=False,
+        description="the store refuses an overwrite on 'If-None-Match: *' (AWS S3, current "
+        "MinIO); off: Alibaba OSS and older MinIO may ignore it, so WAL pushes look first",
+    )
     part_size_mib: int = Field(default=16, ge=5, le=512)
     max_concurrency: int = Field(default=4, ge=1, le=32)
     connect_timeout: Duration = timedelta(seconds=10)

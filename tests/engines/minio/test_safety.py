@@ -6,12 +6,11 @@ import json
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import Callable
 from pathlib import Path
 
 from tests.engines.minio.world import COMPONENT, World
-from tests.jobs.harness import wait_until
+from tests.sync import Checked, wait_until
 from workers.core.manifest import VerificationState
 from workers.engines.minio import mirror, retention, verification
 from workers.engines.minio.restoration import restore
@@ -132,15 +131,13 @@ def test_gc_never_removes_a_blob_that_a_snapshot_in_progress_references(
     for number in range(200):
         world.put(f"new/{number:03}", os.urandom(1024))
     world.clock.tick(hours=1)
-    done: list[object] = []
-    run = threading.Thread(target=lambda: done.append(mirror.snapshot(world.context(), COMPONENT)))
+    run = Checked(mirror.snapshot, world.context(), COMPONENT)
     run.start()
     try:
         wait_until(lambda: len(world.blob_keys()) > 10, 60, "the run to write some blobs")
         collected = retention.collect(world.context(), COMPONENT)
     finally:
-        run.join(120)
-    assert done, "the snapshot did not finish"
+        run.check(120)
     second = ctx.repo.index(COMPONENT).backups[-1]
     assert second.id != first.id and collected.blobs == 0
     checked = verification.verify(ctx, COMPONENT, ctx.repo.manifest(second.id))

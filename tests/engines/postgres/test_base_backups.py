@@ -151,9 +151,13 @@ def test_wal_push_records_archive_freshness_for_status(archived: Archived) -> No
     assert not status.rpo_breached
 
 
-def _push_config(archived: Archived, server_name: str, endpoint: str | None = None) -> Path:
+def _push_config(
+    archived: Archived, server_name: str, endpoint: str | None = None, *, conditional: bool = False
+) -> Path:
     """A config for wal-push tests on their own server name, so the real chain stays whole."""
     text = archived.config.read_text().replace("server_name: pg", f"server_name: {server_name}")
+    if conditional:
+        text = text.replace("storage:\n", "storage:\n  conditional_writes: true\n", 1)
     if endpoint:
         text = text.replace(archived.endpoint, endpoint)
     path = archived.cluster.root / f"{server_name}.yaml"
@@ -170,10 +174,14 @@ def _segment(directory: Path, content: bytes) -> Path:
     return path
 
 
+@pytest.mark.parametrize("conditional", [False, True], ids=["look-first", "if-none-match"])
 def test_wal_push_is_idempotent_and_never_overwrites_different_content(
-    archived: Archived,
+    archived: Archived, conditional: bool
 ) -> None:
-    config = _push_config(archived, f"push-{uuid.uuid4().hex[:6]}")
+    """Both ways never overwrite: a HEAD first (OSS may ignore If-None-Match), or the store's
+    own refusal of ``If-None-Match: *`` where it honours it."""
+    config = _push_config(archived, f"push-{uuid.uuid4().hex[:6]}", conditional=conditional)
+    assert ("conditional_writes: true" in config.read_text()) is conditional
     work = scratch_dir("b2-wal")
     try:
         original = os.urandom(64 * 1024)

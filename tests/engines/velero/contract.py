@@ -50,7 +50,7 @@ def velero_contract_case(
             ctx=Context(settings, clock=clock),
             clock=clock,
             component="kubernetes",
-            restore_options=VeleroRestoreOptions(namespaces=("kosmos-agents",), health_budget=10),
+            restore_options=VeleroRestoreOptions(namespaces="kosmos-agents", health_budget="10s"),
             check_restored=check_restored,
         )
     finally:

@@ -18,7 +18,8 @@ from workers.storage.store_s3 import storage_errors
 
 PART = 8 << 20
 """Objects up to this size are read whole; larger ones stream through multipart parts."""
-CHUNK = 1 << 20
+CHUNK = 64 << 10
+"""Read size: below malloc's mmap threshold, so reads never raise it (see _parts)."""
 UPLOADS_AT_ONCE = 2
 """Multipart uploads one Bucket runs at the same time."""
 
@@ -79,7 +80,7 @@ class Bucket:
                     )
 
     def read(self, key: str) -> Iterator[bytes]:
-        """The object's body in 1 MiB chunks."""
+        """The object's body in CHUNK-sized chunks."""
         with storage_errors("download", self.where(key)):
             body = self.client.get_object(Bucket=self.name, Key=self.full(key))["Body"]
         with contextlib.closing(body), storage_errors("download", self.where(key)):

@@ -77,21 +77,10 @@ def restore(
     session = new_session()
     client = source_client(settings, options.endpoint, session=session)
     blobs = blobs_of(ctx, component, session)
-    counts: dict[str, dict[str, int]] = {}
-    for target, entries in groups.items():
-        bucket = Bucket(client, target)
-        exists = bucket.exists_bucket()
-        present = {i.key: (i.size, i.etag) for i in bucket.listing()} if exists else {}
-        plan = plan_restore(entries, present, prune=options.prune_target)
-        counts[target] = plan.counts.as_dict()
-        if options.dry_run:
-            continue
-        if not exists:
-            with storage_errors("create bucket", target):
-                client.create_bucket(Bucket=target)
-        progress(f"restore {target}", total_bytes=plan.counts.bytes)
-        _write_all(blobs, bucket, plan.writes, settings.workers)
-        bucket.delete(plan.deletes)
+    counts = {
+        target: _into(Bucket(client, target), blobs, entries, options, settings.workers, progress)
+        for target, entries in groups.items()
+    }
     compared, mismatched = None, []
     if options.scratch and not options.dry_run:
         compared = sum(len(entries) for entries in groups.values())
@@ -117,6 +106,29 @@ def restore(
             hint="the backup or the restore is damaged; run a deep verify",
         )
     return result
+
+
+def _into(
+    bucket: Bucket,
+    blobs: Blobs,
+    entries: list[Entry],
+    options: MinioRestoreOptions,
+    workers: int,
+    progress: Progress,
+) -> dict[str, int]:
+    """Count, then (unless dry) write one target bucket, creating it when it is new."""
+    exists = bucket.exists_bucket()
+    present = {i.key: (i.size, i.etag) for i in bucket.listing()} if exists else {}
+    plan = plan_restore(entries, present, prune=options.prune_target)
+    if options.dry_run:
+        return plan.counts.as_dict()
+    if not exists:
+        with storage_errors("create bucket", bucket.name):
+            bucket.client.create_bucket(Bucket=bucket.name)
+    progress(f"restore {bucket.name}", total_bytes=plan.counts.bytes)
+    _write_all(blobs, bucket, plan.writes, workers)
+    bucket.delete(plan.deletes)
+    return plan.counts.as_dict()
 
 
 def _targets(

@@ -61,7 +61,9 @@ def minio_verify(call: Call) -> dict[str, Any]:
 
 
 def _configured(ctx: Context) -> bool:
-    return component_of_kind(ctx, KIND) is not None
+    # A component that is off has no backups to restore: its steps go to people (or skip).
+    component = component_of_kind(ctx, KIND)
+    return component is not None and ctx.settings.component(component).enabled
 
 
 OPERATIONS: dict[str, Operation] = {

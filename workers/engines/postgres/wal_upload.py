@@ -3,8 +3,10 @@
 barman-cloud-wal-archive cost a Python start, two boto3 clients and a LIST per segment.
 Here one process keeps one client and writes ``wals/<timeline+log>/<name>.zst`` (what
 ``barman-cloud-wal-archive --zstd`` writes, so barman's restore and our checks read it)
-with ``If-None-Match: *``: the store itself refuses an overwrite, and only then is the
-archived copy fetched back and compared.
+with ``If-None-Match: *`` where ``storage.conditional_writes`` says the store honours it: the
+store itself refuses an overwrite, and only then is the archived copy fetched back and
+compared. Elsewhere (Alibaba OSS, older MinIO: the header may be ignored, and an ignored one
+would let a second server overwrite a segment silently) one HEAD comes first.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ class WalUploader:
         self.target = barman_cloud.target_for(settings, component, quick=quick)
         self.archive = barman_cloud.wal_archive(settings, self.target)
         self.client: Any = self.archive.client
+        self.conditional = settings.storage.conditional_writes
 
     def key(self, name: str) -> str:
         """The object key barman-cloud uses for ``name`` compressed with zstd."""
@@ -46,19 +49,21 @@ class WalUploader:
         if not wal_archive.is_wal_name(name):
             raise UsageError(f"{name!r} is not a WAL file name", hint="archive_command passes %p")
         data = Path(wal_path).read_bytes()
-        body = zstandard.ZstdCompressor(level=WAL_LEVEL, write_checksum=True).compress(data)
-        try:
-            with storage_errors("archive WAL", self.archive.describe()):
-                try:
-                    self.client.put_object(
-                        Bucket=self.archive.bucket, Key=self.key(name), Body=body, IfNoneMatch="*"
-                    )
-                    return True
-                except ClientError as exc:
-                    if exc.response.get("Error", {}).get("Code") not in _EXISTS:
-                        raise
-        finally:
-            del body
+        if self.conditional or not self._exists(name):
+            body = zstandard.ZstdCompressor(level=WAL_LEVEL, write_checksum=True).compress(data)
+            condition = {"IfNoneMatch": "*"} if self.conditional else {}
+            try:
+                with storage_errors("archive WAL", self.archive.describe()):
+                    try:
+                        self.client.put_object(
+                            Bucket=self.archive.bucket, Key=self.key(name), Body=body, **condition
+                        )
+                        return True
+                    except ClientError as exc:
+                        if exc.response.get("Error", {}).get("Code") not in _EXISTS:
+                            raise
+            finally:
+                del body
         if self.stored(name) != data:
             raise IntegrityError(
                 f"WAL file {name} is already archived with different content; not overwriting",
@@ -66,6 +71,17 @@ class WalUploader:
                 "give each its own components.<name>.server_name",
             )
         return False
+
+    def _exists(self, name: str) -> bool:
+        """Whether ``name`` is archived already (one HEAD)."""
+        with storage_errors("look up WAL", self.archive.describe()):
+            try:
+                self.client.head_object(Bucket=self.archive.bucket, Key=self.key(name))
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                    return False
+                raise
+        return True
 
     def stored(self, name: str) -> bytes:
         """The archived content of ``name`` (decompressed)."""

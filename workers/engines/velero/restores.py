@@ -73,33 +73,33 @@ def restore(
     ref: str = "latest",
     *,
     progress: Progress = no_progress,
-    namespaces: tuple[str, ...] | list[str] | str = (),
-    health_budget: float = 0.0,
+    namespaces: str | tuple[str, ...] | list[str] = "",
+    health_budget: str | float = "",
 ) -> RestoreResult:
     """Restore a backup through a Velero ``Restore``: whole, or only ``namespaces``."""
-    if isinstance(namespaces, str):
-        namespaces = tuple(n.strip() for n in namespaces.split(",") if n.strip())
     try:
-        options = VeleroRestoreOptions(namespaces=tuple(namespaces), health_budget=health_budget)
+        options = VeleroRestoreOptions.model_validate(
+            {"namespaces": namespaces, "health_budget": health_budget}
+        )
     except ValueError as exc:
         raise UsageError(f"velero restore: {exc}") from None
     started = time.monotonic()
     with connected(ctx, component) as cluster:
         name, manifest = source_of(ctx, cluster, component, ref)
         covered = tuple(manifest.source.get("namespaces") or ()) if manifest else ()
-        stray = [n for n in options.namespaces if covered and n not in covered]
+        wanted = options.namespace_list()
+        stray = [n for n in wanted if covered and n not in covered]
         if stray:
             raise UsageError(
                 f"backup {name} does not hold namespace(s) {', '.join(stray)}",
                 hint="it holds: " + ", ".join(covered),
             )
-        result = run_restore(cluster, name, options.namespaces, None, progress)
-        restored = options.namespaces or covered or tuple(result.namespaces)
+        result = run_restore(cluster, name, wanted, None, progress)
+        restored = wanted or covered or tuple(result.namespaces)
         healthy: tuple[str, ...] = ()
-        if options.health_budget > 0:
-            ready = scaling.wait_healthy(
-                cluster, restored, options.health_budget, progress=progress
-            )
+        budget = options.budget_seconds()
+        if budget > 0:
+            ready = scaling.wait_healthy(cluster, restored, budget, progress=progress)
             healthy = tuple(w.key for w in ready)
     return RestoreResult(
         backup_id=manifest.id if manifest else None,

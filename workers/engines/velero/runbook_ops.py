@@ -112,7 +112,7 @@ def restore(call: Call) -> dict[str, Any]:
         ref,
         progress=call.progress,
         namespaces=namespaces_of(call),
-        health_budget=budget_of(call),
+        health_budget=call.text("health_budget") or "",
     )
     return result.model_dump(mode="json")
 
