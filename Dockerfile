@@ -20,9 +20,10 @@ RUN /opt/kosmos-backup/bin/pip install --no-cache-dir --no-deps -c constraints.t
  && /opt/kosmos-backup/bin/kosmos-backup runbook check >/dev/null
 
 FROM python:3.11-slim-bookworm
-# PostgreSQL 15 client tools (pg_dump, pg_restore, psql) and etcdctl; libpq for psycopg2 (barman).
+# PostgreSQL 15 client tools (pg_dump, pg_restore, psql), etcdctl and etcd (the scratch member
+# a deep verify or a drill serves a snapshot on); libpq for psycopg2 (barman).
 RUN apt-get update \
- && apt-get install -y --no-install-recommends postgresql-client-15 etcd-client libpq5 ca-certificates tini \
+ && apt-get install -y --no-install-recommends postgresql-client-15 etcd-client etcd-server libpq5 ca-certificates tini \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --home-dir /var/lib/kosmos-backup --create-home kosmos
 COPY --from=build /opt/kosmos-backup /opt/kosmos-backup

@@ -42,7 +42,8 @@ def test_deep_verify_serves_the_snapshot_and_compares_its_keys(backed_up: Contex
     record = checked.verification
     assert record is not None and record.deep
     assert record.state == VerificationState.PASSED, record.detail
-    assert record.checks["restored_keys"] == 300
+    assert record.checks["snapshot.db.zst"]["restored_keys"] == 300
+    assert record.checks["snapshot.db.zst"]["snapshot"] == "ok"
     assert "300 keys, 40 sampled, all match" in record.detail
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from workers.context import Context
@@ -48,27 +49,33 @@ def backup(
         else:
             path, method = Path(tmp) / OBJECT, "etcdctl"
             client.save(endpoint, path)
-        progress("snapshot status")
-        status = etcdctl.status(path, path.name)
-        facts = SnapshotFacts(
-            method=method, status=status, keys=client.key_facts(endpoint, status.revision)
-        )
-        size = path.stat().st_size
-        writer.write(
-            OBJECT,
-            _reported(etcdctl.file_chunks(path), size, progress),
-            meta={"revision": status.revision, "etcd_hash": status.hash},
-        )
-        return writer.commit(
-            source={
-                "endpoint": endpoint,
-                "cluster_id": str(server.get("header", {}).get("cluster_id", "")),
-                "member_id": str(server.get("header", {}).get("member_id", "")),
-                "db_size": int(server.get("dbSize", 0)),
-            },
-            details=facts.model_dump(mode="json"),
-            tool_versions={"etcdctl": etcdctl.version(), "server": str(server.get("version"))},
-        )
+        # The file's own checks and the key sample run beside the upload, not before it: the
+        # manifest, written last, waits for them, and a damaged file aborts the backup.
+        with ThreadPoolExecutor(2, thread_name_prefix="etcd-side") as side:
+            checked = side.submit(_facts, client, endpoint, path, method)
+            version = side.submit(etcdctl.version)
+            writer.write(
+                OBJECT, _reported(etcdctl.file_chunks(path), path.stat().st_size, progress)
+            )
+            facts = checked.result()
+            return writer.commit(
+                source={
+                    "endpoint": endpoint,
+                    "cluster_id": str(server.get("header", {}).get("cluster_id", "")),
+                    "member_id": str(server.get("header", {}).get("member_id", "")),
+                    "db_size": int(server.get("dbSize", 0)),
+                },
+                details=facts.model_dump(mode="json"),
+                tool_versions={"etcdctl": version.result(), "server": str(server.get("version"))},
+            )
+
+
+def _facts(client: etcdctl.Client, endpoint: str, path: Path, method: str) -> SnapshotFacts:
+    """The snapshot's status (its trailer checked first) and the live keys at its revision."""
+    status = etcdctl.status(path, path.name)
+    return SnapshotFacts(
+        method=method, status=status, keys=client.key_facts(endpoint, status.revision)
+    )
 
 
 def _reported(chunks: Iterable[bytes], total: int, progress: Progress) -> Iterator[bytes]:

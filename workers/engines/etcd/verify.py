@@ -37,17 +37,19 @@ def verify(
             problems.append(exc.message)
     keys = identities(ctx.settings)
     encrypted = any(e.meta.get("encrypted") for e in manifest.objects)
+    # One object, one snapshot: what is found of it goes beside its checksum.
+    found = checks[manifest.objects[0].name]
     if not problems and encrypted and not keys:
-        checks["snapshot"] = "not read: no age identity (encryption.identity_file)"
+        found["snapshot"] = "not read: no age identity (encryption.identity_file)"
     elif not problems:
         with tempfile.TemporaryDirectory(prefix="kosmos-etcd-verify-") as tmp:
             path = download(ctx.repo, manifest, keys, Path(tmp) / OBJECT)
-            problems += _check_snapshot(path, facts, checks, deep, progress)
+            problems += _check_snapshot(path, facts, found, deep, progress)
     record = VerificationRecord(
         state=VerificationState.FAILED if problems else VerificationState.PASSED,
         at=ctx.clock(),
         deep=deep,
-        detail="; ".join(problems)[:500] if problems else _summary(facts, checks, deep),
+        detail="; ".join(problems)[:500] if problems else _summary(facts, found, deep),
         checks=checks,
     )
     return ctx.repo.record_verification(manifest, record)
@@ -62,7 +64,8 @@ def _check_snapshot(
     except IntegrityError as exc:
         checks["snapshot"] = exc.message
         return [exc.message]
-    checks["snapshot"] = status.model_dump()
+    checks["snapshot"] = "ok"
+    checks |= {"revision": status.revision, "etcd_hash": status.hash}
     problems = _differences(facts.status, status)
     if deep and not problems:
         progress("restore into a scratch etcd")
