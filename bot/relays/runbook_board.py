@@ -138,13 +138,19 @@ class DrBoard:
             return
         if not run.chat.channel:
             return
-        run = self._board(run)
-        if run.board_ts is None:
-            return
+        # The board is posted first (the step cards live in its thread) but updated last, so
+        # that by the time it shows a step, or the whole run, as done, that step's card does.
+        fresh = run.board_ts is None
+        if fresh:
+            run = self._board(run)
+            if run.board_ts is None:
+                return
         for step_id in dict.fromkeys(
             str(e.summary.get("step")) for _, e in entries if e.summary.get("step")
         ):
             self._card(run, step_id)
+        if not fresh:
+            self._board(run)
         for step_id in dict.fromkeys(
             str(e.summary.get("step")) for _, e in entries if e.summary.get("what") in FAILED
         ):
