@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.core.runs import RUN_ID, T0, at, gate, job, make_run, manual
+from tests.core.runs import RUN_ID, at, gate, job, make_run, manual
 from workers.core.errors import (
     ConflictError,
     KosmosError,
@@ -367,7 +367,6 @@ def test_requeue_forgets_the_lost_worker() -> None:
     run.requeue("a")
     state = run.steps["a"]
     assert (state.status, state.executing, state.op_id) == (StepStatus.PENDING, False, None)
-    assert state.executing is False and state.op_id is None
     assert run.next_runnable() == ["a"]
 
 
@@ -376,7 +375,6 @@ def test_the_board_keeps_its_place() -> None:
     assert run.chat.channel is None
     run.set_board("C42", "1700000000.000100")
     assert (run.board_ts, run.chat.channel, run.chat.source) == ("1700000000.000100", "C42", "cli")
-    assert run.started_at == T0
 
 
 # -- reading a step, and the state a step must be in -----------------------------------------
@@ -449,7 +447,6 @@ def test_each_attempt_of_a_gated_job_needs_its_own_approval() -> None:
     assert run.fail("restore", at(2), "flaky") == "retry"
     state = run.start("restore", at(3), "op2")
     assert (state.awaiting, state.approval_id) == (Awaiting.APPROVAL, None)
-    assert state.approval_id is None
 
 
 # -- succeed and fail ------------------------------------------------------------------------
