@@ -24,12 +24,11 @@ from workers.core.views import status_document
 @click.pass_context
 def status(ctx: click.Context, component: str | None, as_json: bool, check: bool) -> None:
     """Freshness of every component's last good backup against the RPO."""
-    from bot.handlers.runbook import last_drill_of
-    from bot.replies.runbook import drill_line
+    from workers.runbooks import drills
 
     work = context_from(ctx)
     rows = engine.status(work, component)
-    drill = last_drill_of(work)
+    drill = drills.last_drill(work)
     if as_json:
         document = status_document(work.settings, rows)
         click.echo(json.dumps({**document, "last_drill": drill}, indent=2))
@@ -39,6 +38,8 @@ def status(ctx: click.Context, component: str | None, as_json: bool, check: bool
         for note in status_notes(rows):
             screen.print(note)
         if drill:
+            from bot.replies.runbook import drill_line
+
             screen.print(f"  {escape(drill_line(drill))}")
     breached = [row.name for row in rows if row.rpo_breached]
     if check and breached:
@@ -142,4 +143,4 @@ def check(ctx: click.Context) -> None:
         ctx.exit(2)
 
 
-catalog_commands = [status, list_, show, catalog, config]
+commands = [status, list_, show, catalog, config]

@@ -74,4 +74,4 @@ def _shipping() -> Any:
     return wal_shipping
 
 
-wal_commands = [wal_push, wal_fetch, wal_archiver]
+commands = [wal_push, wal_fetch, wal_archiver]
