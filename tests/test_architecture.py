@@ -212,6 +212,7 @@ BOT_MAY_USE = (
     "workers.runbooks.flow",
     "workers.runbooks.gates",
     "workers.runbooks.durability",
+    "workers.runbooks.drills",
     "workers.runbooks.operations",
     "workers.config_loader",
     "workers.local_state",
