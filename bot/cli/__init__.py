@@ -48,7 +48,10 @@ loads its own module, not the whole CLI (Redis, RQ, rich's renderers: most of a 
 
 
 class LazyGroup(click.Group):
-    """The top-level group: a command's module is imported only when that command is used."""
+    """The top-level group: a command's module is imported only when that command is used.
+
+    ``--help`` lists every command with its one-line help, so it imports them all.
+    """
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(COMMANDS)
@@ -112,7 +115,7 @@ def _fail(exc: KosmosError) -> NoReturn:
 
 def _redis_down(obj: dict[str, Any], exc: Exception) -> KosmosError | None:
     """Redis unreachable, said in one line; commands that can run without it say ``--local``."""
-    from workers.context import Context, redis_unavailable
+    from workers.context import Context, redis_unavailable  # pydantic: not for --version
 
     hint = "start Redis, or point redis.url (KOSMOS__REDIS__URL) at it"
     command = obj.get("command")

@@ -1,14 +1,15 @@
-"""Catalog commands: status, list, show, catalog rebuild, config check."""
+"""Catalog commands: status, list, show, catalog rebuild, config check.
+
+rich is imported where a table or panel is drawn: scripts and cron poll ``--json``.
+"""
 
 from __future__ import annotations
 
 import json
 
 import click
-from rich.markup import escape
 
 from bot.cli.options import context_from, json_option
-from bot.console.terminal import backups_table, console, manifest_panel, status_notes, status_table
 from workers import components as engine
 from workers.core.durations import format_duration
 from workers.core.errors import UsageError
@@ -33,14 +34,9 @@ def status(ctx: click.Context, component: str | None, as_json: bool, check: bool
         document = status_document(work.settings, rows)
         click.echo(json.dumps({**document, "last_drill": drill}, indent=2))
     else:
-        screen = console()
-        screen.print(status_table(work.settings, rows, work.clock()))
-        for note in status_notes(rows):
-            screen.print(note)
-        if drill:
-            from bot.replies.runbook import drill_line
+        from bot.console.terminal import print_status
 
-            screen.print(f"  {escape(drill_line(drill))}")
+        print_status(work.settings, rows, work.clock(), drill)
     breached = [row.name for row in rows if row.rpo_breached]
     if check and breached:
         click.echo(f"RPO breached: {', '.join(breached)}", err=True)
@@ -59,6 +55,8 @@ def list_(ctx: click.Context, component: str, limit: int, as_json: bool) -> None
     if as_json:
         click.echo(json.dumps({"backups": [b.model_dump(mode="json") for b in backups]}, indent=2))
     else:
+        from bot.console.terminal import backups_table, console
+
         console().print(backups_table(component, backups, work.clock()))
 
 
@@ -87,6 +85,8 @@ def show(ctx: click.Context, component: str, ref: str | None, as_json: bool) -> 
     if as_json:
         click.echo(json.dumps(manifest.model_dump(mode="json"), indent=2))
     else:
+        from bot.console.terminal import console, manifest_panel
+
         screen = console()
         screen.print(manifest_panel(manifest, full=not screen.is_terminal))
 

@@ -120,5 +120,5 @@ def test_status_json_loads_neither_the_other_commands_nor_the_runbook_flow(
     }
     engines = {m.split(".")[2] for m in modules if m.startswith("workers.engines.")}
     assert engines == {"postgres"}  # the one enabled in the embedded defaults: its probe
-    unused = {"rq", "structlog", "bot.handlers", "workers.queues", "workers.runbooks.flow"}
+    unused = {"rq", "structlog", "rich", "bot.handlers", "workers.queues", "workers.runbooks.flow"}
     assert not unused & modules
