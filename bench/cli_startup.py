@@ -143,6 +143,8 @@ def _report(times: dict[str, list[float]]) -> None:
         if name.split(" [")[0] in TARGETED:
             verdict = "ok" if median <= TARGET else "OVER"
             line += f"  {median / TARGET:4.2f}x the {TARGET * 1000:.0f} ms target: {verdict}"
+        if f"{name} [baseline]" in times:
+            line += f"  {median / statistics.median(times[f'{name} [baseline]']):4.2f}x baseline"
         print(line)
 
 
