@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -31,16 +29,6 @@ T0 = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
 TTL = timedelta(minutes=30)
 MINUTE = timedelta(minutes=1)
 PLAN = RestorePlan(component="postgres", backup_id="postgres-20261124T0200Z-7f3a", target="app_r")
-
-
-@pytest.fixture
-def berlin_clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The machine's local time is Berlin's, not UTC."""
-    monkeypatch.setenv("TZ", "Europe/Berlin")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
 
 
 def pending(required: int = 1) -> ApprovalRequest:
