@@ -142,3 +142,16 @@ def test_each_component_is_decided_on_its_own() -> None:
         "minio": AlertState(),
         "velero": AlertState(),
     }
+
+
+def test_a_component_with_no_failures_counted_has_none() -> None:
+    decisions, _ = evaluate({}, [status()], {"minio": 5}, NOW, never_ids, threshold=1)
+    assert decisions == []
+
+
+def test_evaluate_measures_the_wal_lag_at_its_own_now() -> None:
+    lagging = status(facts={FACT_RECOVERABLE_UNTIL: (NOW - timedelta(hours=2)).isoformat()})
+    decisions, _ = evaluate({}, [lagging], {}, NOW, lambda at: f"op-{at:%H%M}")
+    assert [(d.op_id, d.cause, d.message) for d in decisions] == [
+        ("op-1200", "wal", "etcd: WAL archiving lags 2h behind (RPO 1h)")
+    ]
