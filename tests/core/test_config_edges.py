@@ -47,6 +47,7 @@ def test_an_install_is_named_by_the_first_eight_hex_digits_of_its_stores_hash() 
     [
         ("redis://:s3cret@cache:6379/0", "redis://:***@cache:6379/0"),
         ("redis://bob:s3cret@cache:6379/0", "redis://bob:***@cache:6379/0"),
+        ("redis://bob:s3@cr@t@cache:6379/0", "redis://bob:***@cache:6379/0"),
         ("redis://bob@cache:6379/0", "redis://bob@cache:6379/0"),
         ("redis://cache:6379/0", "redis://cache:6379/0"),
         ("redis://cache/0?password=s3cret&db=1", "redis://cache/0?password=***&db=1"),
