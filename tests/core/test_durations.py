@@ -147,3 +147,10 @@ def test_any_positive_bare_number_is_seconds(value: float, expected: timedelta) 
 )
 def test_humanize_at_each_unit_boundary(seconds: int, text: str) -> None:
     assert humanize(seconds) == text
+
+
+@pytest.mark.parametrize("value", [None, 90, b"90s"])
+def test_what_is_not_text_is_not_a_duration_to_parse(value: object) -> None:
+    with pytest.raises(ValueError) as caught:
+        parse_duration(value)  # type: ignore[arg-type]
+    assert str(caught.value) == f"{value!r} is not a duration (use e.g. 90s, 15m, 1h, 6h, 30d)"
