@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from importlib import import_module
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 from workers.core.errors import EngineError
@@ -35,6 +36,9 @@ ENGINE_MODULES: dict[str, str] = {
     "infisical": "workers.engines.infisical.engine",
 }
 """Every component kind with a built engine, and the module whose ``ENGINE`` it is."""
+WAL_SHIPPING_MODULE = "workers.engines.postgres.wal_shipping"
+"""archive_command and restore_command's work: the WAL shipping of PostgreSQL, the one kind
+that archives WAL (the CLI's wal-push, wal-fetch and wal-archiver call it)."""
 
 
 class Registry(Mapping[str, "KindEngine"]):
@@ -78,3 +82,8 @@ def engine_for(kind: str) -> KindEngine:
             hint="it stays valid config and shows in status until its engine lands",
         )
     return ENGINES[kind]
+
+
+def wal_shipping() -> ModuleType:
+    """PostgreSQL's WAL shipping module, imported on use (archive_command loads only it)."""
+    return import_module(WAL_SHIPPING_MODULE)
