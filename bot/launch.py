@@ -27,8 +27,8 @@ def main() -> None:
 
 
 def _wal_async() -> ModuleType:
-    """workers.engines.postgres.wal_async, loaded by path: importing it by name would run
-    ``workers.engines``, whose registry loads every engine (seconds, not milliseconds)."""
+    """workers.engines.postgres.wal_async, loaded by path, on its own: this answer needs the
+    standard library only, not even the registry's package (``workers.engines``)."""
     import workers
 
     path = Path(workers.__file__).parent.joinpath(*WAL_ASYNC)
