@@ -8,27 +8,13 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from tests.core.runs import job, manual
 from workers.core.runbook import CheckStep, JobStep, Runbook, StepMode, resolve, step_mode
 from workers.core.runbook_check import critical_path, problems
 
 
 def book(*steps: dict[str, Any], **extra: Any) -> Runbook:
     return Runbook.model_validate({"name": "t", "title": "T", "steps": list(steps), **extra})
-
-
-def manual(step_id: str, *deps: str, **extra: Any) -> dict[str, Any]:
-    return {"id": step_id, "title": step_id, "kind": "manual", "depends_on": list(deps), **extra}
-
-
-def job(step_id: str, *deps: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "id": step_id,
-        "title": step_id,
-        "kind": "job",
-        "operation": "postgres.restore",
-        "depends_on": list(deps),
-        **extra,
-    }
 
 
 def messages(runbook: Runbook) -> list[str]:

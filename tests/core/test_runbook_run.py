@@ -2,60 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import timedelta
 
 import pytest
 
+from tests.core.runs import at, job, make_run, manual
 from workers.core.errors import ConflictError, PermissionDenied, UsageError
 from workers.core.run_clock import rto_clock
 from workers.core.run_resume import resume_plan
-from workers.core.run_start import new_run
-from workers.core.runbook import Runbook, StepMode
+from workers.core.runbook import StepMode
 from workers.core.runbook_run import Awaiting, RunState, RunStatus, StepStatus
-
-T0 = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
-
-
-def at(seconds: float) -> datetime:
-    return T0 + timedelta(seconds=seconds)
-
-
-def make_run(
-    steps: list[dict[str, Any]],
-    *,
-    modes: dict[str, StepMode] | None = None,
-    safe: dict[str, bool] | None = None,
-    params: dict[str, str] | None = None,
-    **extra: Any,
-) -> RunState:
-    runbook = Runbook.model_validate({"name": "t", "title": "T", "steps": steps, **extra})
-    return new_run(
-        runbook,
-        run_id="dr-20261124T030000Z-ab12",
-        params=params or {},
-        started_by="U1",
-        now=T0,
-        rto=timedelta(hours=4),
-        rpo=timedelta(hours=1),
-        modes=modes or {},
-        safe=safe or {},
-    )
-
-
-def job(step_id: str, *deps: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "id": step_id,
-        "title": step_id,
-        "kind": "job",
-        "operation": "postgres.restore",
-        "depends_on": list(deps),
-        **extra,
-    }
-
-
-def manual(step_id: str, *deps: str, **extra: Any) -> dict[str, Any]:
-    return {"id": step_id, "title": step_id, "kind": "manual", "depends_on": list(deps), **extra}
 
 
 def test_steps_run_in_dependency_order_and_the_run_ends_done() -> None:
