@@ -278,9 +278,12 @@ class Restorer:
         self.instances.append(LocalInstance(str(data), port, ""))
         started = time.monotonic()
         proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        lines = _timed_lines(proc, started)
-        out, _ = proc.communicate(timeout=READY_TIMEOUT)
+        lines, reader = _timed_lines(proc, started)
+        assert proc.stdout is not None
+        out = proc.stdout.read()
+        proc.wait(READY_TIMEOUT)
         seconds = time.monotonic() - started
+        reader.join(10)
         if proc.returncode != 0:
             tail = "\n".join(line for _, line in lines[-20:])
             raise RuntimeError(f"our restore failed ({proc.returncode}):\n{tail}\n{out!r}")
@@ -315,7 +318,9 @@ class Restorer:
                 self.instances.pop().stop(mode="immediate")
 
 
-def _timed_lines(proc: subprocess.Popen[bytes], started: float) -> list[tuple[float, str]]:
+def _timed_lines(
+    proc: subprocess.Popen[bytes], started: float
+) -> tuple[list[tuple[float, str]], threading.Thread]:
     """A list that a thread fills with (seconds since ``started``, line) from stderr."""
     lines: list[tuple[float, str]] = []
 
@@ -324,8 +329,9 @@ def _timed_lines(proc: subprocess.Popen[bytes], started: float) -> list[tuple[fl
         for raw in iter(proc.stderr.readline, b""):
             lines.append((time.monotonic() - started, raw.decode(errors="replace").rstrip()))
 
-    threading.Thread(target=drain, daemon=True).start()
-    return lines
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    return lines, reader
 
 
 OUR_PHASES = {
