@@ -16,8 +16,10 @@ from workers.core.errors import StorageUnavailable
 from workers.core.events import ChatContext
 from workers.core.manifest import BackupSummary, CatalogIndex
 
-READ_TIMEOUT = 2.0
-"""Catalog reads in a handler give up after this, so Slack gets its answer within 3 s."""
+READ_TIMEOUT = 20.0
+"""Catalog reads in a handler give up after this: the store is down, not slow. Slack's 3 s
+are kept by its door, which answers a slower command through response_url
+(``bot.slack.answer``)."""
 REQUEST_TTL = 900
 """Seconds a request key (Slack's trigger id) is remembered, so a retry is not a second job."""
 T = TypeVar("T")

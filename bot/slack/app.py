@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -27,6 +26,7 @@ from bot.handlers import Caller, Desk, dispatch
 from bot.metrics import BotMetrics
 from bot.roles import Authorizer, SlackGroups
 from bot.slack import restore, runbook
+from bot.slack.answer import Answers
 from workers.context import Context
 from workers.core.config import Settings
 from workers.core.errors import ConfigError, KosmosError, PermissionDenied, UsageError
@@ -79,18 +79,21 @@ def create_app(
     )
     desk = desk or Desk(ctx, Authorizer(settings.slack.roles, SlackGroups(client)))
     app.middleware(_retry_guard(ctx))
-    on_command = _command_listener(desk, metrics)
+    answers = Answers(ctx.clock)
+    on_command = _command_listener(desk, answers, metrics)
     # Bolt tries listeners in order, evaluating each one's matchers: the busiest command
     # comes first so `/backup status` never pays for the interactive listeners below.
     app.command("/backup")(on_command)
-    restore.register(app, desk, client)  # before the catch-all: it posts cards
+    restore.register(app, desk, client, answers)  # before the catch-all: it posts cards
     runbook.register(app, desk, client)
     app.command(ANY_COMMAND)(on_command)
     app.error(_error_handler(ctx, metrics))
     return app
 
 
-def _command_listener(desk: Desk, metrics: BotMetrics | None) -> Callable[..., None]:
+def _command_listener(
+    desk: Desk, answers: Answers, metrics: BotMetrics | None
+) -> Callable[..., None]:
     def on_command(ack: Any, command: dict[str, Any], respond: Any, context: Any) -> None:
         user = command.get("user_id", "")
         caller = Caller(
@@ -103,23 +106,15 @@ def _command_listener(desk: Desk, metrics: BotMetrics | None) -> Callable[..., N
             ),
             request_key=command.get("trigger_id"),
         )
-        reply = dispatch(desk, caller, command.get("command", ""), command.get("text") or "")
-        first, *more = reply_messages(reply)
-        ack(response_type="ephemeral", **first.payload())
+
+        def work() -> list[Message]:
+            reply = dispatch(desk, caller, command.get("command", ""), command.get("text") or "")
+            return reply_messages(reply)
+
+        answers.answer(ack, respond, work)
         _observe(metrics, context, command.get("command"), "ok")
-        if more:
-            # Further parts go through response_url after the ack, off the request thread.
-            threading.Thread(target=_respond_all, args=(respond, more), daemon=True).start()
 
     return on_command
-
-
-def _respond_all(respond: Any, messages: list[Message]) -> None:
-    for message in messages:
-        try:
-            respond(response_type="ephemeral", replace_original=False, **message.payload())
-        except Exception as exc:  # noqa: BLE001 - a lost continuation must not kill the thread
-            structlog.get_logger().warning("response_url post failed", error=str(exc))
 
 
 def _error_handler(ctx: Context, metrics: BotMetrics | None) -> Callable[..., BoltResponse]:

@@ -12,6 +12,7 @@ import structlog
 from slack_sdk.errors import SlackApiError
 
 from bot.blocks import reply_messages as render
+from bot.blocks.message import Message
 from bot.blocks.operation import error_message
 from bot.blocks.restore import APPROVE_ACTION, DENY_ACTION, reason_of, reply_messages
 from bot.handlers import dispatch
@@ -19,25 +20,30 @@ from bot.handlers.desk import Caller, Desk
 from bot.handlers.restore import decide
 from bot.relays.restore_cards import post_card, show_card
 from bot.replies.restore import CardReply, DecisionReply
+from bot.slack.answer import Answers
 from workers.core.approvals import Verdict
 from workers.core.errors import KosmosError
 from workers.core.events import ChatContext
 
 
-def register(app: Any, desk: Desk, client: Any) -> None:
+def register(app: Any, desk: Desk, client: Any, answers: Answers) -> None:
     """Add the ``/restore`` command and the card's buttons to a Bolt app.
 
     Call it before any catch-all command listener: Bolt runs the first that matches.
     """
 
-    def on_restore(ack: Any, command: dict[str, Any]) -> None:
+    def on_restore(ack: Any, command: dict[str, Any], respond: Any) -> None:
         caller = _caller(command)
-        reply = dispatch(desk, caller, "/restore", command.get("text") or "")
-        if isinstance(reply, CardReply) and not reply.repeated:
-            reply = post_card(desk.ctx, client, caller.chat.channel, reply)
-        elif isinstance(reply, DecisionReply):
-            show_card(desk.ctx, client, reply.request)
-        ack(response_type="ephemeral", **render(reply)[0].payload())
+
+        def work() -> list[Message]:
+            reply = dispatch(desk, caller, "/restore", command.get("text") or "")
+            if isinstance(reply, CardReply) and not reply.repeated:
+                reply = post_card(desk.ctx, client, caller.chat.channel, reply)
+            elif isinstance(reply, DecisionReply):
+                show_card(desk.ctx, client, reply.request)
+            return render(reply)[:1]
+
+        answers.answer(ack, respond, work)
 
     def on_button(ack: Any, body: dict[str, Any]) -> None:
         ack()

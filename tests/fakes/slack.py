@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from bot.slack.answer import SLOW
 from tests.sync import wait_until
 
 BOT_USER = "UKOSMOSBOT"
@@ -47,6 +48,7 @@ class FakeSlack:
     calls: list[Call] = field(default_factory=list)
     messages: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     responses: list[dict[str, Any]] = field(default_factory=list)
+    responses_to: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     uploads: dict[str, bytes] = field(default_factory=dict)
     fail: dict[str, str] = field(default_factory=dict)
     _limits: dict[str, list[int]] = field(default_factory=dict)
@@ -239,8 +241,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, b"OK - %d" % len(body), "text/plain")
             return
         if url.path.startswith("/response/"):
+            posted = json.loads(body or b"{}")
             with self.state._lock:
-                self.state.responses.append(json.loads(body or b"{}"))
+                self.state.responses.append(posted)
+                self.state.responses_to.setdefault(url.path.rsplit("/", 1)[1], []).append(posted)
             self._send(200, b"ok", "text/plain")
             return
         params = dict(urllib.parse.parse_qsl(url.query))
@@ -361,3 +365,31 @@ def post_to_bot(
     except ValueError:
         parsed = {"raw": raw.decode("utf-8", "replace")}
     return BotAnswer(status, parsed if isinstance(parsed, dict) else {"value": parsed}, seconds)
+
+
+def slash_answer(
+    fake: FakeSlack,
+    bot_url: str,
+    secret: str,
+    text: str,
+    *,
+    command: str,
+    user: str,
+    channel: str,
+    timeout: float = 60.0,
+) -> BotAnswer:
+    """A slash command as Slack sends it (with a response_url), and the bot's answer to it.
+
+    The answer is the acknowledgement's, or, when the acknowledgement only says that the
+    answer follows (``bot.slack.answer.SLOW``), the first message posted to the command's
+    response_url; ``seconds`` is always the acknowledgement's.
+    """
+    token = f"{user}-{time.time_ns()}"
+    body = slash_body(
+        text, command=command, user=user, channel=channel, response_url=fake.response_url(token)
+    )
+    answer = post_to_bot(bot_url, body, secret)
+    if SLOW not in json.dumps(answer.body, ensure_ascii=False):
+        return answer
+    fake.wait_for(lambda: bool(fake.responses_to.get(token)), timeout)
+    return BotAnswer(answer.status, fake.responses_to[token][0], answer.seconds)

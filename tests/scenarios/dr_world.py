@@ -21,7 +21,7 @@ import psycopg
 from psycopg import sql
 
 from tests.conftest import EXAMPLE_CONFIG, PG_DSN, REDIS_DB
-from tests.fakes.slack import BotAnswer, FakeSlack, post_to_bot, slash_body
+from tests.fakes.slack import BotAnswer, FakeSlack, post_to_bot, slash_answer
 from tests.scenarios.bot_process import SECRET, bot_env
 from tests.sync import wait_until as wait_until  # the one copy; re-exported for callers
 from workers.config_loader import parse_settings
@@ -155,8 +155,9 @@ def source_database() -> Iterator[str]:
 def slash(world: DrWorld, text: str, user: str, channel: str = CHANNEL) -> BotAnswer:
     """A signed ``/dr …`` (or other) command."""
     command, _, rest = text.partition(" ")
-    body = slash_body(rest, command=command, user=user, channel=channel)
-    return post_to_bot(world.bot_url, body, SECRET)
+    return slash_answer(
+        world.fake, world.bot_url, SECRET, rest, command=command, user=user, channel=channel
+    )
 
 
 def click(

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import EXAMPLE_CONFIG, PG_DSN, REDIS_DB
-from tests.fakes.slack import BotAnswer, FakeSlack, post_to_bot, slash_body
+from tests.fakes.slack import BotAnswer, FakeSlack, post_to_bot, slash_answer
 from tests.pgsample import create_database, drop_database, rows_of
 from tests.scenarios.bot_process import SECRET, BotProcess, bot_env, running_bot
 from tests.sync import wait_until as wait_until  # the one copy; re-exported for callers
@@ -137,8 +137,9 @@ def _overrides(source: str) -> dict[str, str]:
 
 
 def slash(world: World, text: str, user: str) -> BotAnswer:
-    body = slash_body(text, command="/restore", user=user, channel=CHANNEL)
-    return post_to_bot(world.bot.url, body, SECRET)
+    return slash_answer(
+        world.fake, world.bot.url, SECRET, text, command="/restore", user=user, channel=CHANNEL
+    )
 
 
 def click(world: World, request_id: str, user: str, action: str, reason: str = "") -> BotAnswer:

@@ -14,7 +14,7 @@ import redis as redis_lib
 from rq import Queue
 
 from tests.conftest import REDIS_DB
-from tests.fakes.slack import FakeSlack, post_to_bot, slash_body
+from tests.fakes.slack import FakeSlack, post_to_bot, slash_answer, slash_body
 from tests.scenarios.bot_process import SECRET, BotProcess, bot_env, running_bot
 from tests.services import free_port, wait_for_port
 
@@ -68,9 +68,11 @@ def test_a_bad_signature_or_a_stale_timestamp_is_refused_with_401(
 
 
 def test_a_viewer_gets_the_status_board_well_within_three_seconds(
-    bot: BotProcess, redis_url: str
+    bot: BotProcess, fake: FakeSlack, redis_url: str
 ) -> None:
-    answer = post_to_bot(bot.url, slash_body("status", user="UVIEW"), SECRET)
+    answer = slash_answer(
+        fake, bot.url, SECRET, "status", command="/backup", user="UVIEW", channel="COPS"
+    )
     assert answer.status == 200 and answer.seconds < 3.0
     assert answer.body["response_type"] == "ephemeral"
     header, *rows = texts(answer.body)
@@ -119,7 +121,7 @@ def test_a_viewer_is_refused_run_with_a_clear_ephemeral_message(
 
 
 def test_refusals_name_who_holds_each_role_and_hints_name_chat_commands(
-    bot: BotProcess, redis_url: str
+    bot: BotProcess, fake: FakeSlack, redis_url: str
 ) -> None:
     refused = post_to_bot(bot.url, slash_body("run postgres", user="UVIEW"), SECRET)
     assert texts(refused.body)[0].endswith(
@@ -128,7 +130,9 @@ def test_refusals_name_who_holds_each_role_and_hints_name_chat_commands(
     )
     missing = "postgres-20261124T0300Z-0000"
     typed = f"postgres {missing} --target kb_nowhere -- why"
-    answer = post_to_bot(bot.url, slash_body(typed, command="/restore", user="UOPS"), SECRET)
+    answer = slash_answer(
+        fake, bot.url, SECRET, typed, command="/restore", user="UOPS", channel="COPS"
+    )
     assert texts(answer.body) == [
         f":x: postgres: no backup '{missing}'\n_see: /backup list postgres_"
     ]
@@ -148,10 +152,13 @@ def test_a_retried_request_is_one_job_and_the_same_answer(bot: BotProcess, redis
 
 
 def test_verify_of_a_backup_that_does_not_exist_is_refused_naming_the_list_command(
-    bot: BotProcess, redis_url: str
+    bot: BotProcess, fake: FakeSlack, redis_url: str
 ) -> None:
     missing = "postgres-20200101T0000Z-beef"
-    answer = post_to_bot(bot.url, slash_body(f"verify postgres {missing}", user="UOPS"), SECRET)
+    typed = f"verify postgres {missing}"
+    answer = slash_answer(
+        fake, bot.url, SECRET, typed, command="/backup", user="UOPS", channel="COPS"
+    )
     assert answer.status == 200 and answer.body["response_type"] == "ephemeral"
     text = " ".join(texts(answer.body))
     assert f"postgres: no backup '{missing}'" in text and "/backup list postgres" in text

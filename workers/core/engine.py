@@ -159,3 +159,36 @@ class Engine(Protocol[Ctx, Op]):
     def config_problems(self, settings: Settings, component: str) -> list[tuple[str, str]]:
         """Settings that validate but cannot work: ``(setting path, problem)`` pairs."""
         ...
+
+
+class EngineDefaults:
+    """What most kinds do, for an engine to inherit and override where it differs.
+
+    One queue (the component's), one backup track and no base backups, no plan checks
+    beyond the generic ones, and no status line beyond freshness.
+    """
+
+    base_backups = False
+
+    def queues(self, component: ComponentSettings) -> list[str]:
+        """The component's own queue."""
+        return [component.queue]
+
+    def queue_for(self, component: ComponentSettings, request: OperationRequest) -> str:
+        """Everything on the component's queue."""
+        return component.queue
+
+    def backup_tracks(self, component: ComponentSettings) -> list[bool]:
+        """One track, without base backups."""
+        return [False]
+
+    def check_plan(self, ctx: Any, plan: RestorePlan, manifest: Manifest) -> RestorePlan:
+        """Nothing beyond the generic checks: the plan as it is."""
+        return plan
+
+    def recheck_plan(self, ctx: Any, plan: RestorePlan) -> None:
+        """Nothing to check again before the restore starts."""
+
+    def status_facts(self, status: ComponentStatus, now: datetime) -> list[StatusFact]:
+        """Nothing beyond freshness."""
+        return []

@@ -7,17 +7,16 @@ imported by the methods that use them.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from workers.context import Context
-from workers.core.catalog import ComponentStatus, chosen_by_point
+from workers.core.catalog import chosen_by_point
 from workers.core.config import ComponentSettings, EtcdComponent, Settings
-from workers.core.engine import StatusFact
+from workers.core.engine import EngineDefaults
 from workers.core.errors import PermissionDenied, UsageError
 from workers.core.manifest import Manifest
-from workers.core.operations import OperationRequest, RestoreOptions
+from workers.core.operations import RestoreOptions
 from workers.core.ports import Progress
 from workers.core.restore_plan import RestorePlan
 from workers.core.retention import Deletion
@@ -25,25 +24,16 @@ from workers.engines.etcd.options import EtcdRestoreOptions
 from workers.runbooks.call import Operation
 
 
-class EtcdEngine:
-    """K3s etcd: a snapshot every 6 hours, verified by serving it, restored to a new data dir."""
+class EtcdEngine(EngineDefaults):
+    """K3s etcd: a snapshot every 6 hours, verified by serving it, restored to a new data dir.
+
+    Everything (snapshots, their checks, restores) runs on the component's queue, served by
+    a worker on the K3s server node (``kosmos-etcd``).
+    """
 
     kind = "etcd"
     config_model: type[ComponentSettings] = EtcdComponent
-    base_backups = False
     restore_options: type[RestoreOptions] = EtcdRestoreOptions
-
-    def queues(self, component: ComponentSettings) -> list[str]:
-        """The component's queue: a worker on the K3s server node (``kosmos-etcd``)."""
-        return [component.queue]
-
-    def queue_for(self, component: ComponentSettings, request: OperationRequest) -> str:
-        """Everything runs on the node: snapshots, their checks, and restores."""
-        return component.queue
-
-    def backup_tracks(self, component: ComponentSettings) -> list[bool]:
-        """One track: snapshots."""
-        return [False]
 
     def backup(
         self, ctx: Context, component: str, *, base: bool = False, progress: Progress
@@ -107,10 +97,6 @@ class EtcdEngine:
         from workers.engines.etcd.runbook_ops import OPERATIONS
 
         return OPERATIONS
-
-    def status_facts(self, status: ComponentStatus, now: datetime) -> list[StatusFact]:
-        """Nothing beyond freshness: a snapshot is whole or it is not."""
-        return []
 
     def unreachable(self, ctx: Context, component: str) -> str | None:
         """``etcdctl endpoint status`` on each endpoint; None when one answers."""

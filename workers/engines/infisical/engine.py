@@ -7,43 +7,27 @@ by the modules each method calls.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Any
 
 from workers.context import Context
-from workers.core.catalog import ComponentStatus
 from workers.core.config import ComponentSettings, InfisicalComponent, Settings
-from workers.core.engine import StatusFact
+from workers.core.engine import EngineDefaults
 from workers.core.errors import UsageError
 from workers.core.manifest import Manifest
-from workers.core.operations import OperationRequest, RestoreOptions
+from workers.core.operations import RestoreOptions
 from workers.core.ports import Progress
-from workers.core.restore_plan import RestorePlan
 from workers.core.retention import Deletion
 from workers.engines.infisical.component import KIND, recipient_problem
 from workers.engines.infisical.options import InfisicalRestoreOptions
 from workers.runbooks.call import Operation
 
 
-class InfisicalEngine:
+class InfisicalEngine(EngineDefaults):
     """Secrets: daily age-encrypted exports, verify, import back, rotation after incidents."""
 
     kind = KIND
     config_model: type[ComponentSettings] = InfisicalComponent
-    base_backups = False
     restore_options: type[RestoreOptions] = InfisicalRestoreOptions
-
-    def queues(self, component: ComponentSettings) -> list[str]:
-        """The component's one queue: exports need only the API and the store."""
-        return [component.queue]
-
-    def queue_for(self, component: ComponentSettings, request: OperationRequest) -> str:
-        """Everything on the component's queue."""
-        return component.queue
-
-    def backup_tracks(self, component: ComponentSettings) -> list[bool]:
-        """One track: the daily export."""
-        return [False]
 
     def backup(
         self, ctx: Context, component: str, *, base: bool = False, progress: Progress
@@ -96,22 +80,11 @@ class InfisicalEngine:
             )
         )
 
-    def check_plan(self, ctx: Context, plan: RestorePlan, manifest: Manifest) -> RestorePlan:
-        """Nothing beyond the generic checks: the import's own plan is its dry run."""
-        return plan
-
-    def recheck_plan(self, ctx: Context, plan: RestorePlan) -> None:
-        """Nothing to re-check: an import only creates and updates, never deletes."""
-
     def runbook_operations(self) -> Mapping[str, Operation]:
         """infisical.restore (full recovery, with rotation) and infisical.verify."""
         from workers.engines.infisical.runbook_ops import OPERATIONS
 
         return OPERATIONS
-
-    def status_facts(self, status: ComponentStatus, now: datetime) -> list[StatusFact]:
-        """Nothing beyond freshness."""
-        return []
 
     def unreachable(self, ctx: Context, component: str) -> str | None:
         """A TCP connect to the API's host (never a login); None when it answers."""

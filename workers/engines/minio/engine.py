@@ -14,10 +14,10 @@ from typing import Any
 from workers.context import Context
 from workers.core.catalog import ComponentStatus, chosen_by_point
 from workers.core.config import ComponentSettings, MinioComponent, Settings
-from workers.core.engine import StatusFact
+from workers.core.engine import EngineDefaults, StatusFact
 from workers.core.errors import UsageError
 from workers.core.manifest import Manifest
-from workers.core.operations import OperationRequest, RestoreOptions
+from workers.core.operations import RestoreOptions
 from workers.core.ports import Progress
 from workers.core.restore_plan import RestorePlan
 from workers.core.retention import Deletion
@@ -27,25 +27,12 @@ from workers.runbooks.call import Operation
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
 
-class MinioEngine:
+class MinioEngine(EngineDefaults):
     """MinIO: incremental, content-addressed snapshots of buckets, restorable as of a time."""
 
     kind = "minio"
     config_model: type[ComponentSettings] = MinioComponent
-    base_backups = False
     restore_options: type[RestoreOptions] = MinioRestoreOptions
-
-    def queues(self, component: ComponentSettings) -> list[str]:
-        """The component's own queue: the copy runs anywhere that reaches both endpoints."""
-        return [component.queue]
-
-    def queue_for(self, component: ComponentSettings, request: OperationRequest) -> str:
-        """The component's queue."""
-        return component.queue
-
-    def backup_tracks(self, component: ComponentSettings) -> list[bool]:
-        """Snapshots only: each is complete, there are no base backups."""
-        return [False]
 
     def backup(
         self, ctx: Context, component: str, *, base: bool = False, progress: Progress
@@ -109,9 +96,6 @@ class MinioEngine:
                 hint="restore into a new bucket and copy back what you need",
             )
         return plan
-
-    def recheck_plan(self, ctx: Context, plan: RestorePlan) -> None:
-        """Nothing to re-check: the target buckets are listed again when the restore starts."""
 
     def runbook_operations(self) -> Mapping[str, Operation]:
         """minio.restore (a parameter for the endpoint; ``scratch`` for drills), minio.verify."""

@@ -14,18 +14,21 @@ from workers.context import Context
 from workers.core.catalog import ComponentStatus
 from workers.core.config import ComponentSettings, PostgresComponent, Settings
 from workers.core.durations import humanize
-from workers.core.engine import StatusFact
+from workers.core.engine import EngineDefaults, StatusFact
 from workers.core.manifest import Manifest
 from workers.core.operations import OperationRequest, PostgresRestoreOptions, RestoreOptions
 from workers.core.ports import Progress
-from workers.core.restore_plan import RestorePlan
 from workers.core.retention import Deletion
 from workers.core.rpo import wal_archive_lag
 from workers.runbooks.call import Operation
 
 
-class PostgresEngine:
-    """PostgreSQL: logical dumps, and base backups with WAL for point-in-time recovery."""
+class PostgresEngine(EngineDefaults):
+    """PostgreSQL: logical dumps, and base backups with WAL for point-in-time recovery.
+
+    Its restore plan checks (the target is not the live source) are still in
+    ``workers.restore.planning``, so ``check_plan`` and ``recheck_plan`` are the defaults.
+    """
 
     kind = "postgres"
     config_model: type[ComponentSettings] = PostgresComponent
@@ -79,13 +82,6 @@ class PostgresEngine:
         from workers.engines.postgres import logical
 
         return logical.prune(ctx, component, dry_run=dry_run)
-
-    def check_plan(self, ctx: Context, plan: RestorePlan, manifest: Manifest) -> RestorePlan:
-        """The plan's PostgreSQL checks (today in ``workers.restore.planning``): returned as is."""
-        return plan
-
-    def recheck_plan(self, ctx: Context, plan: RestorePlan) -> None:
-        """The worker's re-check of the target (today in ``workers.restore.planning``)."""
 
     def runbook_operations(self) -> Mapping[str, Operation]:
         """verify, restore, restore-pitr and drop-database."""

@@ -7,42 +7,26 @@ load the kubernetes client are imported by the methods that use them.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Any
 
 from workers.context import Context
-from workers.core.catalog import ComponentStatus
 from workers.core.config import ComponentSettings, Settings, VeleroComponent
-from workers.core.engine import StatusFact
+from workers.core.engine import EngineDefaults
 from workers.core.manifest import Manifest
-from workers.core.operations import OperationRequest, RestoreOptions
+from workers.core.operations import RestoreOptions
 from workers.core.ports import Progress
-from workers.core.restore_plan import RestorePlan
 from workers.core.retention import Deletion
 from workers.engines.velero import health, runbook_ops
 from workers.engines.velero.options import VeleroRestoreOptions
 from workers.runbooks.call import Operation, component_of_kind
 
 
-class VeleroEngine:
+class VeleroEngine(EngineDefaults):
     """Kubernetes resources: Velero Backup, Restore and Schedule objects, and scale steps."""
 
     kind = "velero"
     config_model: type[ComponentSettings] = VeleroComponent
-    base_backups = False
     restore_options: type[RestoreOptions] = VeleroRestoreOptions
-
-    def queues(self, component: ComponentSettings) -> list[str]:
-        """The component's queue: the work is API calls, it runs anywhere."""
-        return [component.queue]
-
-    def queue_for(self, component: ComponentSettings, request: OperationRequest) -> str:
-        """Always the component's queue."""
-        return component.queue
-
-    def backup_tracks(self, component: ComponentSettings) -> list[bool]:
-        """One track: Velero backups (there are no base backups)."""
-        return [False]
 
     def backup(
         self, ctx: Context, component: str, *, base: bool = False, progress: Progress
@@ -80,13 +64,6 @@ class VeleroEngine:
 
         return list(backups.prune(ctx, component, dry_run=dry_run))
 
-    def check_plan(self, ctx: Context, plan: RestorePlan, manifest: Manifest) -> RestorePlan:
-        """Velero restores into the namespaces the backup holds: nothing more to learn."""
-        return plan
-
-    def recheck_plan(self, ctx: Context, plan: RestorePlan) -> None:
-        """Nothing changes under a Velero restore between approval and run that we can check."""
-
     def runbook_operations(self) -> Mapping[str, Operation]:
         """scale-down, scale-up, restore (with the health probe, or the drill's scratch one)."""
 
@@ -100,10 +77,6 @@ class VeleroEngine:
             "velero.scale-up": Operation(runbook_ops.scale_up, True, here),
             "velero.restore": Operation(runbook_ops.restore, False, here),
         }
-
-    def status_facts(self, status: ComponentStatus, now: datetime) -> list[StatusFact]:
-        """Nothing beyond freshness."""
-        return []
 
     def unreachable(self, ctx: Context, component: str) -> str | None:
         """A socket connect to the kubeconfig's API server; None when it answers."""
