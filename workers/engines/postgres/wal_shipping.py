@@ -89,7 +89,17 @@ def wal_fetch(
     if not wal_archive.is_wal_name(wal_name):
         raise UsageError(f"{wal_name!r} is not a WAL file name", hint="restore_command passes %f")
     component = component or barman_cloud.default_component(settings)
-    _fetch(barman_cloud.target_for(settings, component), wal_name, dest_path)
+    target = barman_cloud.target_for(settings, component)
+    # PostgreSQL asks for the next timeline's history file at the start of recovery and
+    # again at promotion; it is almost never there. One lookup says so, where barman's
+    # process would take a second or more to start first.
+    if not wal_archive.is_segment(wal_name) and not _archived(settings, target, wal_name):
+        raise NotFoundError(f"WAL file {wal_name} is not in {target.describe()}")
+    _fetch(target, wal_name, dest_path)
+
+
+def _archived(settings: Settings, target: BarmanTarget, name: str) -> bool:
+    return barman_cloud.wal_archive(settings, target).find(name) is not None
 
 
 def _fetch(target: BarmanTarget, name: str, dest: str) -> None:
