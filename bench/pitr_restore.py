@@ -10,10 +10,13 @@ to ours as ``AWS_CA_BUNDLE`` and to pgBackRest as ``repo1-storage-ca-file``.
 Then ``--runs`` times, alternating, each restores into a fresh data directory up to the
 target, starts it and waits until it is promoted and accepts queries: ours is one
 ``kosmos-backup restore postgres latest --to T`` (which also counts every table's rows),
-the peer is ``pgbackrest restore --type=time`` plus ``pg_ctl start`` and a 0.1 s poll.
+the peer is ``pgbackrest restore --type=time`` plus ``pg_ctl start`` and a 0.1 s poll
+(pgBackRest as its guide advises for object stores: zstd, ``repo1-bundle=y`` so small
+files share objects, ``process-max=2``; ``--peer-async`` adds archive-get prefetch).
 Whole processes, start-up included; medians. The row counts at the target must agree
-with each other and with what was written before the target. Target 5 of issue 14: ours
-<= 1.0x the peer. pgBackRest is a bench peer, not a dependency (``apt-get install -y
+with each other and with what was written before the target. Our base backup is taken
+first, so ours replays a little more WAL (the peer's backup's segments). Target 5 of
+issue 14: ours <= 1.0x the peer. pgBackRest is a bench peer, not a dependency (``apt-get install -y
 pgbackrest``). Run as root with ``KOSMOS_PG_PREFIX`` naming this tree's postgres-user
 install (.ci/postgres-user-setup). ::
 
@@ -278,10 +281,15 @@ class Restorer:
         self.instances.append(LocalInstance(str(data), port, ""))
         started = time.monotonic()
         proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        lines, reader = _timed_lines(proc, started)
-        assert proc.stdout is not None
-        out = proc.stdout.read()
-        proc.wait(READY_TIMEOUT)
+        try:
+            lines, reader = _timed_lines(proc, started)
+            assert proc.stdout is not None
+            out = proc.stdout.read()
+            proc.wait(READY_TIMEOUT)
+        finally:
+            if proc.poll() is None:  # interrupted: the restore must not outlive the bench
+                proc.kill()
+                proc.wait()
         seconds = time.monotonic() - started
         reader.join(10)
         if proc.returncode != 0:
