@@ -6,6 +6,7 @@ import hashlib
 import json
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -14,7 +15,9 @@ from workers.core.audit import (
     AuditAction,
     AuditEntry,
     AuditRecord,
+    ChainReport,
     chain_hash,
+    parse_record,
     seal,
     verify_chain,
 )
@@ -94,3 +97,99 @@ def test_any_single_change_to_details_is_detected(index: int, value: str) -> Non
     doc["details"]["reason"] = value
     lines[index] = json.dumps(doc)
     assert verify_chain(lines).broken_at == index + 1
+
+
+def test_an_intact_chain_says_how_many_and_its_head_in_one_line() -> None:
+    records = chain(3)
+    report = verify_chain(r.line() for r in records)
+    assert report == ChainReport(checked=3, head=records[-1].hash)
+    assert report.describe() == f"audit chain intact: 3 records, head {records[-1].hash[:12]}"
+    empty = verify_chain([])
+    assert (empty.ok, empty.checked, empty.head) == (True, 0, GENESIS)
+    assert empty.describe() == f"audit chain intact: 0 records, head {GENESIS[:12]}"
+
+
+def test_a_changed_record_is_described_word_for_word() -> None:
+    records = chain(4)
+    lines = [r.line() for r in records]
+    doc = json.loads(lines[2])
+    doc["actor"] = "UMALLORY"
+    lines[2] = json.dumps(doc)
+    report = verify_chain(lines)
+    problem = "its content does not match its hash (restore.request by UMALLORY)"
+    assert report == ChainReport(
+        checked=2, head=records[1].hash, broken_at=3, broken_seq=3, problem=problem
+    )
+    assert report.describe() == f"audit chain broken at record 3 (seq 3): {problem}"
+
+
+def test_a_removed_record_is_described_word_for_word() -> None:
+    records = chain(4)
+    lines = [r.line() for r in records]
+    report = verify_chain(lines[:1] + lines[2:])
+    problem = "expected seq 2, found 3 (a record was removed or inserted)"
+    assert report == ChainReport(
+        checked=1, head=records[0].hash, broken_at=2, broken_seq=3, problem=problem
+    )
+    assert report.describe() == f"audit chain broken at record 2 (seq 3): {problem}"
+
+
+def test_a_rehashed_record_is_described_word_for_word() -> None:
+    records = chain(3)
+    forged = records[1].model_copy(update={"actor": "UMALLORY"})
+    forged = forged.model_copy(update={"hash": forged.expected_hash()})
+    report = verify_chain([records[0].line(), forged.line(), records[2].line()])
+    problem = (
+        "it does not chain to record 2: that record was rewritten with a fresh hash, "
+        "or this one was forged"
+    )
+    assert report == ChainReport(
+        checked=2, head=forged.hash, broken_at=3, broken_seq=3, problem=problem
+    )
+
+
+def test_a_line_that_is_not_a_record_has_no_seq() -> None:
+    records = chain(2)
+    report = verify_chain([records[0].line(), "not json", records[1].line()])
+    problem = "not an audit record: Expecting value: line 1 column 1 (char 0)"
+    assert report == ChainReport(
+        checked=1, head=records[0].hash, broken_at=2, broken_seq=None, problem=problem
+    )
+    assert report.describe() == f"audit chain broken at record 2: {problem}"
+
+
+def test_a_record_that_is_not_valid_is_refused_with_its_first_line_cut_short() -> None:
+    doc = json.loads(chain(1)[0].line())
+    doc["seq"] = 0
+    with pytest.raises(ValueError) as caught:
+        parse_record(json.dumps(doc))
+    assert str(caught.value) == "not an audit record: 1 validation error for AuditRecord"
+    with pytest.raises(ValueError) as caught:
+        parse_record("1" * 5000)  # Python's own error is 140 characters long
+    assert str(caught.value) == (
+        "not an audit record: Exceeds the limit (4300 digits) for integer string conversion: "
+        "value has 5000 digits; use sys.set_int_max_str_digits() t"
+    )
+    assert parse_record(chain(1)[0].line().encode()) == chain(1)[0]
+
+
+def test_a_chain_checked_from_a_later_head_starts_there() -> None:
+    records = chain(3)
+    lines = [r.line() for r in records]
+    report = verify_chain(lines, start="f" * 64)
+    assert (report.broken_at, report.checked, report.head) == (1, 0, "f" * 64)
+    assert report.problem.startswith("it does not chain to record 0")
+    assert verify_chain(lines[:1], start=GENESIS).ok
+
+
+def test_a_sealed_record_keeps_the_entry_seq_and_link() -> None:
+    entry = AuditEntry(at=T0, action=AuditAction.PRUNE_DELETE, actor="worker", details={"n": 1})
+    record = seal(entry, seq=7, prev_hash="a" * 64)
+    assert (record.seq, record.prev_hash, record.action, record.actor) == (
+        7,
+        "a" * 64,
+        AuditAction.PRUNE_DELETE,
+        "worker",
+    )
+    assert record.hash == chain_hash("a" * 64, record.canonical()) != GENESIS
+    assert record.canonical() == record.line().replace(f',"hash":"{record.hash}"', "").encode()

@@ -141,3 +141,36 @@ def test_reminders_come_every_interval_until_reviewed() -> None:
     assert reminder_due(reminded, T0 + 2 * every, every)
     done = review(reminded, user="UBOB", holds_approver_role=True, notes="ok", now=T0)
     assert not reminder_due(done, T0 + 10 * every, every)
+
+
+def test_the_signed_record_names_the_request_its_digest_and_its_times() -> None:
+    request = broken(request_id="rr-20261124T0300Z-abcdef")
+    record = request.approval
+    assert record is not None and record.kind == "break-glass"
+    assert (record.request_id, record.digest, record.requester) == (
+        "rr-20261124T0300Z-abcdef",
+        PLAN.digest(),
+        "UIC",
+    )
+    assert (record.issued_at, record.expires_at) == (T0, T0 + TTL)
+    assert (request.requester, request.reason, request.created_at) == ("UIC", "fire", T0)
+    assert request.expires_at == T0 + TTL and request.review is None
+    assert request.awaiting_review and request.reminded_at is None
+    # Each break-glass is its own authorization.
+    assert broken().approval != broken().approval
+
+
+def test_a_break_glass_without_a_reason_is_refused_as_any_restore() -> None:
+    with pytest.raises(UsageError) as caught:
+        open_break_glass(
+            PLAN, commander="UIC", holds_commander_role=True, reason=" ", now=T0, ttl=TTL, key=KEY
+        )
+    assert said(caught.value) == (
+        "a restore needs a reason",
+        "/restore <component> <backup|latest> -- <reason>",
+    )
+
+
+def test_a_plain_request_is_never_nagged_for_a_review() -> None:
+    plain = open_request(PLAN, requester="UA", reason="r", now=T0, ttl=TTL, required=1)
+    assert not reminder_due(plain, T0 + timedelta(days=30), timedelta(hours=1))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -12,10 +12,13 @@ from workers.config_loader import parse_settings
 from workers.core.catalog import (
     FACT_RECOVERABLE_UNTIL,
     Freshness,
+    chosen_by_point,
     component_status,
+    fact_time,
     find_backup,
 )
 from workers.core.config import Settings
+from workers.core.errors import UsageError
 from workers.core.ids import new_backup_id
 from workers.core.manifest import (
     BackupSummary,
@@ -194,3 +197,86 @@ def test_status_document_shape(settings: Settings) -> None:
     assert minio["state"] == "never backed up"
     for key in ("rpo_seconds", "next_due", "oldest", "last_verification", "recovery_point"):
         assert key in minio
+
+
+# -- --to: the backup a restore point chooses ----------------------------------------------------
+
+
+def test_the_point_chooses_the_newest_good_backup_finished_by_it() -> None:
+    first = backup("postgres", T0 - timedelta(hours=2), tag="aaaa")
+    second = backup("postgres", T0 - timedelta(hours=1), tag="bbbb")
+    failed = verified(
+        backup("postgres", T0 - timedelta(minutes=30), tag="cccc"), VerificationState.FAILED, T0
+    )
+    index = index_of("postgres", first, second, failed)
+    assert chosen_by_point(index, T0) == second
+    assert chosen_by_point(index, T0 - timedelta(hours=1)) == second  # finished at the point
+    assert chosen_by_point(index, T0 - timedelta(hours=1, seconds=1)) == first
+
+
+def test_backups_finished_at_the_same_instant_are_told_apart_by_id() -> None:
+    one = backup("postgres", T0, tag="000a")
+    other = backup("postgres", T0, tag="000b")
+    assert chosen_by_point(index_of("postgres", other, one), T0) == other
+    assert chosen_by_point(index_of("postgres", one, other), T0) == other
+
+
+def test_a_point_before_every_good_backup_names_the_first_one() -> None:
+    failed_first = verified(
+        backup("postgres", T0 - timedelta(days=1), tag="aaaa"), VerificationState.FAILED, T0
+    )
+    index = index_of(
+        "postgres",
+        failed_first,
+        backup("postgres", T0 + timedelta(hours=1), tag="cccc"),
+        backup("postgres", T0, tag="bbbb"),
+    )
+    with pytest.raises(UsageError) as caught:
+        chosen_by_point(index, T0 - timedelta(seconds=1))
+    assert caught.value.message == (
+        "no good backup of postgres finished by 2026-11-24 02:59 UTC; "
+        "the first finished 2026-11-24 03:00 UTC"
+    )
+    assert caught.value.hint == "pick a later --to, or name a backup id (list the backups)"
+
+
+def test_a_point_with_no_good_backup_at_all_says_just_that() -> None:
+    with pytest.raises(UsageError) as caught:
+        chosen_by_point(CatalogIndex(component="minio"), T0)
+    assert caught.value.message == "no good backup of minio finished by 2026-11-24 03:00 UTC"
+
+
+# -- status edges ---------------------------------------------------------------------------------
+
+
+def test_an_unreachable_source_is_shown_with_its_reason(settings: Settings) -> None:
+    index = index_of("postgres", backup("postgres", T0))
+    row = component_status(settings, "postgres", index, T0, unreachable="connection refused")
+    assert row.unreachable == "connection refused"
+    assert component_status(settings, "postgres", index, T0).unreachable is None
+
+
+def test_a_recoverable_until_at_the_last_backup_keeps_the_backups_own_time(
+    settings: Settings,
+) -> None:
+    index = index_of("postgres", backup("postgres", T0))
+    index.facts[FACT_RECOVERABLE_UNTIL] = "2026-11-24T04:00:00+01:00"  # the same instant
+    point = component_status(settings, "postgres", index, T0).recovery_point
+    assert point is not None and point.isoformat() == "2026-11-24T03:00:00+00:00"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2026-11-24T04:00:00+01:00", T0),
+        ("2026-11-24T03:00:00", T0),
+        (datetime(2026, 11, 24, 4, 0, tzinfo=timezone(timedelta(hours=1))), T0),
+        ("not a time", None),
+        (1764039600, None),
+        (None, None),
+    ],
+)
+def test_fact_times_keep_their_offset_and_read_naive_ones_as_utc(
+    value: object, expected: datetime | None
+) -> None:
+    assert fact_time(value) == expected

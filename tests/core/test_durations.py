@@ -101,3 +101,56 @@ def test_field_takes_bare_numbers_as_seconds() -> None:
 )
 def test_humanize(seconds: float, text: str) -> None:
     assert humanize(seconds) == text
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (True, "True is not a duration"),
+        (0, "0 is not a positive duration"),
+        (-1.5, "-1.5 is not a positive duration"),
+        (float("inf"), "inf is not a positive duration"),
+        (10**30, f"{10**30} is too long to be a duration"),
+        ("99999999999d", "'99999999999d' is too long to be a duration"),
+        ("0s", "'0s' is not a positive duration"),
+        ("soon", "'soon' is not a duration (use e.g. 90s, 15m, 1h, 6h, 30d)"),
+    ],
+)
+def test_a_refused_value_is_named_in_its_message(value: object, message: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        Holder(every=value)  # type: ignore[arg-type]
+    assert caught.value.errors()[0]["msg"] == f"Value error, {message}"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [(1, timedelta(seconds=1)), (0.5, timedelta(milliseconds=500))]
+)
+def test_any_positive_bare_number_is_seconds(value: float, expected: timedelta) -> None:
+    assert Holder(every=value).every == expected  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (59, "59s"),
+        (60, "1m"),
+        (3599, "59m"),
+        (3600, "1h"),
+        (3600 + 59, "1h"),
+        (3600 + 60, "1h 1m"),
+        (86399, "23h 59m"),
+        (86400, "1d"),
+        (86400 + 3599, "1d"),
+        (86400 + 3600, "1d 1h"),
+        (86400 + 7200, "1d 2h"),
+    ],
+)
+def test_humanize_at_each_unit_boundary(seconds: int, text: str) -> None:
+    assert humanize(seconds) == text
+
+
+@pytest.mark.parametrize("value", [None, 90, b"90s"])
+def test_what_is_not_text_is_not_a_duration_to_parse(value: object) -> None:
+    with pytest.raises(ValueError) as caught:
+        parse_duration(value)  # type: ignore[arg-type]
+    assert str(caught.value) == f"{value!r} is not a duration (use e.g. 90s, 15m, 1h, 6h, 30d)"

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -111,3 +114,26 @@ def test_operation_ids_sort_by_time_and_are_unique() -> None:
     assert ids[0].startswith("op-20261124T030000Z-")
     assert new_operation_id(start) != new_operation_id(start)
     assert new_operation_id(datetime(999, 1, 1, tzinfo=UTC)).startswith("op-09990101T000000Z-")
+
+
+@pytest.fixture
+def far_from_utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The machine's local time zone nine hours ahead of UTC, as on a server in Tokyo."""
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_ids_do_not_depend_on_the_machines_time_zone(far_from_utc: None) -> None:
+    naive = datetime(2026, 11, 24, 3, 0, 41)
+    aware = datetime(2026, 11, 24, 12, 0, 41, tzinfo=timezone(timedelta(hours=9)))
+    for moment in (naive, aware):
+        assert new_backup_id("postgres", moment, tag="7f3a") == "postgres-20261124T0300Z-7f3a"
+        assert new_operation_id(moment).startswith("op-20261124T030041Z-")
+
+
+def test_an_operation_id_ends_in_six_hex_digits() -> None:
+    op_id = new_operation_id(datetime(2026, 11, 24, 3, 0, 41, tzinfo=UTC))
+    assert re.fullmatch(r"op-20261124T030041Z-[0-9a-f]{6}", op_id)

@@ -317,3 +317,50 @@ def test_names_differing_only_in_case_or_an_unsafe_character_stay_apart() -> Non
 def test_only_canonical_encodings_decode(part: str) -> None:
     with pytest.raises(ValueError, match="not an encoded name"):
         decode_name_part(part)
+
+
+# -- edges: messages, instants, first characters -------------------------------------------------
+
+
+def test_a_naive_timestamp_is_refused_in_words() -> None:
+    with pytest.raises(ValidationError) as caught:
+        Manifest.model_validate(sample(finished_at=datetime(2026, 11, 24, 3, 4)))
+    [problem] = caught.value.errors()
+    assert (problem["loc"], problem["msg"]) == (
+        ("finished_at",),
+        "Value error, timestamps must carry a timezone",
+    )
+
+
+@pytest.mark.usefixtures("berlin_clock")
+def test_timestamps_are_utc_whatever_the_machines_timezone() -> None:
+    plus_two = timezone(timedelta(hours=2))
+    manifest = Manifest.model_validate(
+        sample(started_at=datetime(2026, 11, 24, 5, 0, tzinfo=plus_two))
+    )
+    assert manifest.started_at.tzinfo is UTC
+    assert manifest.started_at.isoformat() == "2026-11-24T03:00:00+00:00"
+
+
+def test_a_missing_object_is_a_key_error_naming_it() -> None:
+    with pytest.raises(KeyError) as caught:
+        Manifest.model_validate(sample()).object("base.tar.zst")
+    assert caught.value.args == ("base.tar.zst",)
+
+
+def test_a_failure_at_the_same_instant_as_the_deep_record_does_not_beat_it() -> None:
+    deep = record(PASSED, 0, deep=True)
+    same_time = record(FAILED, 0, deep=False)
+    assert best_verification(same_time, deep) is deep
+    assert best_verification(record(FAILED, 1, deep=False), deep) == record(FAILED, 1, deep=False)
+
+
+def test_an_empty_text_has_no_object_name() -> None:
+    with pytest.raises(ValueError, match="^an empty text has no object name$"):
+        encode_name_part("")
+
+
+@pytest.mark.parametrize("text", ["X", "Xy", "XX-", "x-._"])
+def test_only_a_leading_dash_dot_or_underscore_is_escaped(text: str) -> None:
+    assert encode_name_part(text) == text
+    assert decode_name_part(text) == text

@@ -80,3 +80,18 @@ def test_engine_options_are_every_option_by_name() -> None:
 )
 def test_shown_urls_hide_every_password(url: str, shown: str) -> None:
     assert shown_url(url) == shown
+
+
+def test_a_validators_refusal_reads_without_pydantics_value_error_prefix() -> None:
+    with pytest.raises(ValidationError) as caught:
+        OperationRequest(
+            op_id="op-1", kind=OperationKind.BACKUP, params=VerifyParams(), requested_at=NOW
+        )
+    assert describe(caught.value) == "backup takes BackupParams, not VerifyParams"
+    with pytest.raises(ValidationError) as nested:
+        OperationRequest.model_validate(
+            {"op_id": "op-1", "kind": "verify", "params": {"deep": "x"}, "requested_at": NOW}
+        )
+    assert describe(nested.value) == (
+        "params.deep: Input should be a valid boolean, unable to interpret input"
+    )

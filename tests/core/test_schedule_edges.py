@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from workers.core.manifest import BackupSummary
-from workers.core.schedule import Due, backup_due, periodic_due
+from workers.core.manifest import BackupSummary, CatalogIndex
+from workers.core.schedule import Due, backup_due, last_good, periodic_due
 
 HOUR = timedelta(hours=1)
 SECOND = timedelta(seconds=1)
@@ -60,3 +60,19 @@ def test_upkeep_is_due_at_its_interval() -> None:
     assert periodic_due(None, HOUR, STARTED)
     assert not periodic_due(STARTED, HOUR, STARTED + HOUR - SECOND)
     assert periodic_due(STARTED, HOUR, STARTED + HOUR)
+
+
+def test_an_attempt_made_at_the_slot_itself_was_for_that_slot() -> None:
+    slot = STARTED + HOUR
+    assert backup_due(LAST, HOUR, slot + SECOND, last_attempt=slot) == Due(
+        due=False, at=slot + HOUR, reason="waiting to retry after a failed run"
+    )
+
+
+def test_a_track_without_a_good_backup_has_no_last_one() -> None:
+    empty = CatalogIndex(component="postgres")
+    assert last_good(empty, base=False) is None and last_good(empty, base=True) is None
+    only_logical = CatalogIndex(component="postgres")
+    only_logical.upsert(LAST)
+    assert last_good(only_logical, base=False) == LAST
+    assert last_good(only_logical, base=True) is None

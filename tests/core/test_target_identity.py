@@ -73,3 +73,19 @@ def test_a_long_reason_is_cut_to_the_limit_with_an_ellipsis() -> None:
     assert TargetIdentity.found(source="1", target=EngineError(fits)).reason == fits
     cut = TargetIdentity.found(source="1", target=EngineError(fits + "y")).reason
     assert cut == "x" * (MAX_REASON - 1) + "…" and len(cut) == MAX_REASON
+
+
+def test_found_is_decided_at_each_call_from_both_answers() -> None:
+    # Built here, not at import: each answer's own field, the reason empty when both answered.
+    assert TargetIdentity.found(source="7001", target="9002") == TargetIdentity(
+        target_id="9002", source_id="7001", reason=""
+    )
+    same = TargetIdentity.found(source="7001", target="7001")
+    assert (same.reachable, same.same_server, same.reason) == (True, True, "")
+    assert same.label() == "same server as the live source (system id 7001)"
+    down = TargetIdentity.found(source="7001", target=EngineError("refused"))
+    assert down == TargetIdentity(target_id=None, source_id="7001", reason="refused")
+    assert (down.reachable, down.same_server) == (False, None)
+    # The target's problem is the one told when neither answered.
+    both = TargetIdentity.found(source=EngineError("source down"), target=EngineError("refused"))
+    assert both.reason == "refused"
