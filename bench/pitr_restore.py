@@ -408,7 +408,7 @@ def _report(
     print(f"\nPITR restore, pgbench -s {args.scale} loaded after the base backups")
     print(f"({wal_mib:.0f} MiB of WAL to replay), {args.runs} runs each, medians [all runs];")
     print(f"rows at the target {expected} in both; load average {loads[0]} .. {loads[-1]}")
-    _line(f"{peer_name}: restore + start to promoted", [t.seconds for t in peer])
+    _line(f"{peer_name}: to promoted", [t.seconds for t in peer])
     _line("kosmos-backup restore --to (whole process)", [t.seconds for t in ours])
     _line("kosmos-backup, until it accepts queries", [t.ready for t in ours])
     ratio = statistics.median(t.seconds for t in ours) / statistics.median(t.seconds for t in peer)
