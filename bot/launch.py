@@ -33,8 +33,8 @@ def main() -> None:
 
 
 def _lean_module(parts: tuple[str, ...]) -> ModuleType:
-    """A module of workers.engines.postgres, loaded by path: importing it by name would run
-    ``workers.engines``, whose registry loads every engine (seconds, not milliseconds)."""
+    """A module of workers.engines.postgres, loaded by path, on its own: these answers need
+    the standard library only, not even the registry's package (``workers.engines``)."""
     import workers
 
     path = Path(workers.__file__).parent.joinpath(*parts)

@@ -6,6 +6,7 @@ The engine of a component's kind comes from the registry (``workers.engines``).
 from __future__ import annotations
 
 from datetime import datetime
+from types import ModuleType
 from typing import Any
 
 from workers.context import Context
@@ -15,6 +16,7 @@ from workers.core.errors import UsageError
 from workers.core.manifest import BackupSummary, Manifest
 from workers.core.ports import Progress, no_progress
 from workers.engines import engine_for, has_engine
+from workers.engines import wal_shipping as _wal_shipping
 
 
 def require_component(ctx: Context, name: str) -> str:
@@ -156,3 +158,8 @@ def index_version(ctx: Context, component: str) -> tuple[int, str] | None:
         if info.key == key:
             return info.size, info.modified.isoformat()
     return None
+
+
+def wal_shipping() -> ModuleType:
+    """What archive_command and restore_command run (wal-push, wal-fetch, the archiver)."""
+    return _wal_shipping()

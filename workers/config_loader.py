@@ -9,7 +9,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import structlog
 import yaml
 from pydantic import SecretStr, ValidationError
 
@@ -65,6 +64,8 @@ def _with_demo_key(settings: Settings, environ: Mapping[str, str]) -> Settings:
     try:
         key = demo_approval_key(state_dir(environ))
     except OSError as exc:
+        import structlog  # only here: every command loads settings, few ever log (~100 ms)
+
         structlog.get_logger().warning("no demo approval key", error=str(exc))
         return settings  # fails closed, as with a config that has none
     return settings.model_copy(update={"approval_key": SecretStr(key)})

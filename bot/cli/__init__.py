@@ -5,24 +5,66 @@ from __future__ import annotations
 import sys
 import traceback
 from datetime import UTC, datetime
+from importlib import import_module
 from typing import Any, NoReturn
 
 import click
 
-from bot.cli.approvals import approval_commands
-from bot.cli.backups import backup_commands
-from bot.cli.bot import bot_commands
-from bot.cli.catalog import catalog_commands
-from bot.cli.jobs import job_commands
-from bot.cli.runbook import runbook_commands
-from bot.cli.up import up_commands
-from bot.cli.wal import wal_commands
-from workers.context import Context, redis_unavailable
 from workers.core.errors import KosmosError
 from workers.core.ids import new_operation_id
 
+COMMANDS: dict[str, str] = {
+    "status": "bot.cli.catalog",
+    "list": "bot.cli.catalog",
+    "show": "bot.cli.catalog",
+    "catalog": "bot.cli.catalog",
+    "config": "bot.cli.catalog",
+    "backup": "bot.cli.backups",
+    "verify": "bot.cli.backups",
+    "restore": "bot.cli.backups",
+    "prune": "bot.cli.backups",
+    "worker": "bot.cli.jobs",
+    "scheduler": "bot.cli.jobs",
+    "ops": "bot.cli.jobs",
+    "bot": "bot.cli.bot",
+    "up": "bot.cli.up",
+    "wal-push": "bot.cli.wal",
+    "wal-fetch": "bot.cli.wal",
+    "wal-archiver": "bot.cli.wal",
+    "runbook": "bot.cli.runbook",
+    "dr": "bot.cli.runbook",
+    "restore-request": "bot.cli.approvals",
+    "approve": "bot.cli.approvals",
+    "deny": "bot.cli.approvals",
+    "review": "bot.cli.approvals",
+    "identity-token": "bot.cli.approvals",
+    "audit": "bot.cli.approvals",
+}
+"""Every command and the module whose ``commands`` list holds it, imported when it runs.
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+archive_command starts ``wal-push`` once per WAL segment, and scripts poll ``status``: each
+loads its own module, not the whole CLI (Redis, RQ, rich's renderers: most of a second).
+"""
+
+
+class LazyGroup(click.Group):
+    """The top-level group: a command's module is imported only when that command is used.
+
+    ``--help`` lists every command with its one-line help, so it imports them all.
+    """
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module = COMMANDS.get(cmd_name)
+        if module is None:
+            return None
+        found = {command.name: command for command in import_module(module).commands}
+        return found[cmd_name]
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="kosmos-backup", prog_name="kosmos-backup")
 @click.option(
     "--config",
@@ -35,21 +77,6 @@ from workers.core.ids import new_operation_id
 def cli(ctx: click.Context, config_path: str | None) -> None:
     """Chat-ops backup and disaster recovery for the KOSMOS K3s platform."""
     ctx.ensure_object(dict)["config_path"] = config_path
-
-
-for command in [
-    *catalog_commands,
-    *backup_commands,
-    *job_commands,
-    *bot_commands,
-    *up_commands,
-    *wal_commands,
-    *runbook_commands,
-]:
-    cli.add_command(command)
-
-for command in approval_commands:
-    cli.add_command(command)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -88,6 +115,8 @@ def _fail(exc: KosmosError) -> NoReturn:
 
 def _redis_down(obj: dict[str, Any], exc: Exception) -> KosmosError | None:
     """Redis unreachable, said in one line; commands that can run without it say ``--local``."""
+    from workers.context import Context, redis_unavailable  # pydantic: not for --version
+
     hint = "start Redis, or point redis.url (KOSMOS__REDIS__URL) at it"
     command = obj.get("command")
     if isinstance(command, click.Command) and any(p.name == "local" for p in command.params):

@@ -264,4 +264,4 @@ def audit_export(ctx: click.Context, full: bool) -> None:
         click.echo(key)
 
 
-approval_commands = [restore_request, approve, deny, review, identity_token, audit]
+commands = [restore_request, approve, deny, review, identity_token, audit]

@@ -384,4 +384,4 @@ def prune(
     click.echo(f"{len(deleted)} backup{'s' * (len(deleted) != 1)} {verb}")
 
 
-backup_commands = [backup, verify, restore, prune]
+commands = [backup, verify, restore, prune]

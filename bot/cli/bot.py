@@ -84,4 +84,4 @@ def run_console(work: Context, as_user: str | None) -> None:
     ConsoleChat(work, console(), as_user).run()
 
 
-bot_commands = [bot]
+commands = [bot]

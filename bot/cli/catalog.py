@@ -1,14 +1,15 @@
-"""Catalog commands: status, list, show, catalog rebuild, config check."""
+"""Catalog commands: status, list, show, catalog rebuild, config check.
+
+rich is imported where a table or panel is drawn: scripts and cron poll ``--json``.
+"""
 
 from __future__ import annotations
 
 import json
 
 import click
-from rich.markup import escape
 
 from bot.cli.options import context_from, json_option
-from bot.console.terminal import backups_table, console, manifest_panel, status_notes, status_table
 from workers import components as engine
 from workers.core.durations import format_duration
 from workers.core.errors import UsageError
@@ -24,22 +25,18 @@ from workers.core.views import status_document
 @click.pass_context
 def status(ctx: click.Context, component: str | None, as_json: bool, check: bool) -> None:
     """Freshness of every component's last good backup against the RPO."""
-    from bot.handlers.runbook import last_drill_of
-    from bot.replies.runbook import drill_line
+    from workers.runbooks import drills
 
     work = context_from(ctx)
     rows = engine.status(work, component)
-    drill = last_drill_of(work)
+    drill = drills.last_drill(work)
     if as_json:
         document = status_document(work.settings, rows)
         click.echo(json.dumps({**document, "last_drill": drill}, indent=2))
     else:
-        screen = console()
-        screen.print(status_table(work.settings, rows, work.clock()))
-        for note in status_notes(rows):
-            screen.print(note)
-        if drill:
-            screen.print(f"  {escape(drill_line(drill))}")
+        from bot.console.terminal import print_status
+
+        print_status(work.settings, rows, work.clock(), drill)
     breached = [row.name for row in rows if row.rpo_breached]
     if check and breached:
         click.echo(f"RPO breached: {', '.join(breached)}", err=True)
@@ -58,6 +55,8 @@ def list_(ctx: click.Context, component: str, limit: int, as_json: bool) -> None
     if as_json:
         click.echo(json.dumps({"backups": [b.model_dump(mode="json") for b in backups]}, indent=2))
     else:
+        from bot.console.terminal import backups_table, console
+
         console().print(backups_table(component, backups, work.clock()))
 
 
@@ -86,6 +85,8 @@ def show(ctx: click.Context, component: str, ref: str | None, as_json: bool) -> 
     if as_json:
         click.echo(json.dumps(manifest.model_dump(mode="json"), indent=2))
     else:
+        from bot.console.terminal import console, manifest_panel
+
         screen = console()
         screen.print(manifest_panel(manifest, full=not screen.is_terminal))
 
@@ -142,4 +143,4 @@ def check(ctx: click.Context) -> None:
         ctx.exit(2)
 
 
-catalog_commands = [status, list_, show, catalog, config]
+commands = [status, list_, show, catalog, config]

@@ -240,4 +240,4 @@ def _export_config(ctx: click.Context) -> None:
         os.environ[CONFIG_ENV] = os.path.abspath(path)
 
 
-job_commands = [worker, scheduler, ops]
+commands = [worker, scheduler, ops]

@@ -277,4 +277,4 @@ def _print(reply: DrReply) -> None:
             console().print(escape(line))
 
 
-runbook_commands = [runbook, dr]
+commands = [runbook, dr]

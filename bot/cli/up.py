@@ -139,4 +139,4 @@ def _child_env(ctx: click.Context, url: str) -> dict[str, str]:
     return env
 
 
-up_commands = [up]
+commands = [up]

@@ -69,9 +69,9 @@ def wal_fetch(ctx: click.Context, wal_name: str, dest_path: str, component: str 
 
 def _shipping() -> Any:
     # Imported on use: archive_command runs once per segment, so it loads only what it uses.
-    from workers.engines.postgres import wal_shipping
+    from workers.components import wal_shipping
 
-    return wal_shipping
+    return wal_shipping()
 
 
-wal_commands = [wal_push, wal_fetch, wal_archiver]
+commands = [wal_push, wal_fetch, wal_archiver]

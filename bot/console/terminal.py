@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from rich.console import Console, Group
 from rich.markup import escape
@@ -10,6 +11,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from bot.formats import size, verified, when
+from bot.replies.runbook import drill_line
 from workers.core.catalog import ComponentStatus, Freshness
 from workers.core.config import Settings
 from workers.core.durations import format_duration, humanize
@@ -84,6 +86,18 @@ def status_notes(rows: list[ComponentStatus]) -> list[str]:
             lines.append(f"  [red]{escape(row.name)} {escape(reason)}[/]")
             lines += [f"    {escape(hint)}" for hint in hints]
     return lines
+
+
+def print_status(
+    settings: Settings, rows: list[ComponentStatus], now: datetime, drill: dict[str, Any] | None
+) -> None:
+    """``kosmos-backup status``: the board, the lines under it, and the last drill."""
+    screen = console()
+    screen.print(status_table(settings, rows, now))
+    for note in status_notes(rows):
+        screen.print(note)
+    if drill:
+        screen.print(f"  {escape(drill_line(drill))}")
 
 
 def _due(row: ComponentStatus, now: datetime) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from bot.grammar.backup import BACKUP, BackupHelp, BackupList, BackupRun, BackupStatus, BackupVerify
 from bot.grammar.command import Command
 from bot.handlers.desk import Caller, Desk
-from bot.handlers.runbook import last_drill_of
 from bot.replies import Reply
 from bot.replies.backup import AcceptedReply, HelpReply, ListReply, StatusReply
 from workers import queues
@@ -24,8 +23,10 @@ def answer(desk: Desk, caller: Caller, command: Command) -> Reply:
     """Answer one parsed, authorized ``/backup`` command."""
     settings = desk.ctx.settings
     if isinstance(command, BackupStatus):
+        from workers.runbooks import drills  # the door's own process reads the run store
+
         rows = desk.statuses(command.component)
-        drill = last_drill_of(desk.ctx)
+        drill = drills.last_drill(desk.ctx)
         return StatusReply(settings.objectives, rows, desk.ctx.clock(), drill)
     if isinstance(command, BackupList):
         backups = desk.backups(command.component)

@@ -180,14 +180,3 @@ def press(desk: Desk, user: str, action_id: str, value: str, note: str | None) -
             desk.ctx, run_id, step_id, DECIDE_ACTIONS[action_id], by=user, note=note
         )
     raise UsageError(f"unknown step button {action_id!r}")
-
-
-def last_drill_of(ctx: Any) -> dict[str, Any] | None:
-    """The last drill for ``/backup status``; None when unknown or unreadable."""
-    from workers.runbooks import durability as dr
-
-    try:
-        return dr.last_drill(ctx)
-    except KosmosError as exc:
-        structlog.get_logger().warning("last drill unreadable", error=exc.message)
-        return None

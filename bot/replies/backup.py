@@ -19,9 +19,7 @@ class StatusReply:
     objectives: Objectives
     rows: list[ComponentStatus]
     now: datetime
-    drill: dict[str, Any] | None = (
-        None  # the last DR drill (workers.runbooks.durability.last_drill)
-    )
+    drill: dict[str, Any] | None = None  # the last DR drill (workers.runbooks.drills.last_drill)
 
 
 @dataclass(frozen=True)

@@ -144,3 +144,12 @@ def test_resolve_keeps_types_for_whole_references_and_formats_inside_text() -> N
         "dsn": "port=5433",
         "ids": ["postgres-20261124T0300Z-7f3a"],
     }
+
+
+def test_a_step_is_found_by_its_id_or_the_id_is_the_key_error() -> None:
+    runbook = book(manual("a"), job("b", "a"))
+    assert runbook.step("b").id == "b"
+    assert runbook.ids == ["a", "b"]
+    with pytest.raises(KeyError) as caught:
+        runbook.step("ghost")
+    assert caught.value.args == ("ghost",)

@@ -32,6 +32,7 @@ from tests.services import MotoServer
 from workers import components as engine
 from workers.context import Context
 from workers.core.runbook_run import RunStatus, StepStatus
+from workers.runbooks import drills
 from workers.runbooks import durability as dr
 from workers.runbooks import flow as runbook_flow
 
@@ -138,7 +139,7 @@ def test_the_monthly_drill_end_to_end_in_the_channel(world: DrWorld) -> None:
 
 
 def test_backup_status_shows_the_last_drill(world: DrWorld) -> None:
-    last = dr.last_drill(world.ctx())
+    last = drills.last_drill(world.ctx())
     assert last is not None and last["result"] == "done"
     answer = slash(world, "/backup status", "UVIEW")
     assert "last DR drill" in answer_text(answer) and "measured RTO" in answer_text(answer)

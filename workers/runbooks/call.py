@@ -6,11 +6,13 @@ import importlib.util
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from workers.context import Context
 from workers.core.ports import Progress
-from workers.core.runbook_run import RunState
+
+if TYPE_CHECKING:  # an engine names its operations without loading the runbook models
+    from workers.core.runbook_run import RunState
 
 
 @dataclass(frozen=True)

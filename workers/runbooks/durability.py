@@ -73,11 +73,6 @@ def finish(ctx: Context, run_id: str) -> dict[str, Any]:
     return summary
 
 
-def last_drill(ctx: Context) -> dict[str, Any] | None:
-    """The last finished drill: ``finished_at``, ``result``, ``rto_seconds`` (and objective)."""
-    return runs(ctx).last_drill()
-
-
 def runbook_usage(ctx: Context) -> list[tuple[str, str]]:
     """``/dr start`` of every runbook there is, and what it does: lines for ``/dr help``."""
     from workers.runbooks.files import load_runbook, runbook_dir, runbook_files

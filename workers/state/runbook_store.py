@@ -18,15 +18,16 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import redis
-import structlog
 from pydantic import ValidationError
 
 from workers.core.errors import ConflictError, IntegrityError, NotFoundError, StorageError
 from workers.core.ports import Store
-from workers.core.runbook_run import RunState
+
+if TYPE_CHECKING:
+    from workers.core.runbook_run import RunState
 
 DR_PREFIX = "_dr"
 LOCK_TIMEOUT = 30.0
@@ -55,7 +56,13 @@ class RunStore:
         self.client = client
         self.store = store
         self.prefix = prefix
-        self.log = structlog.get_logger("kosmos.dr")
+
+    @property
+    def log(self) -> Any:
+        """The DR log; structlog is imported on the first line (status reads without it)."""
+        import structlog
+
+        return structlog.get_logger("kosmos.dr")
 
     def key(self, *parts: str) -> str:
         """A key under this deployment's prefix."""
@@ -256,6 +263,9 @@ class RunStore:
 
 
 def _parse(raw: bytes | str, where: str) -> RunState:
+    # Imported here: the last drill is read (status) without the runbook models.
+    from workers.core.runbook_run import RunState
+
     try:
         return RunState.model_validate_json(raw)
     except ValidationError as exc:
