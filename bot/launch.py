@@ -1,7 +1,9 @@
-"""The ``kosmos-backup`` console script: archive_command's fast path, then the CLI.
+"""The ``kosmos-backup`` console script: the WAL commands' fast paths, then the CLI.
 
-``wal-push --async`` runs once per WAL segment and only waits for the archiver's mark,
-so it is answered before the CLI (click, pydantic, redis, boto3) is imported at all.
+``wal-push --async`` (archive_command) runs once per WAL segment and only waits for the
+archiver's mark; ``wal-fetch`` (restore_command) mostly finds its segment already
+prefetched into the spool. Both are answered before the CLI (click, pydantic, redis,
+boto3) is imported at all.
 """
 
 from __future__ import annotations
@@ -12,27 +14,31 @@ from pathlib import Path
 from types import ModuleType
 
 WAL_ASYNC = ("engines", "postgres", "wal_async.py")
+FETCH_SPOOL = ("engines", "postgres", "fetch_spool.py")
 
 
 def main() -> None:
-    """Answer ``wal-push --async`` from the spool, or run the full CLI."""
+    """Answer ``wal-push --async`` or ``wal-fetch`` from their spools, or run the full CLI."""
     argv = sys.argv[1:]
+    code = None
     if "wal-push" in argv and "--async" in argv:
-        code = _wal_async().lean_push(argv)
-        if code is not None:
-            sys.exit(code)
+        code = _lean_module(WAL_ASYNC).lean_push(argv)
+    elif "wal-fetch" in argv:
+        code = _lean_module(FETCH_SPOOL).lean_fetch(argv)
+    if code is not None:
+        sys.exit(code)
     from bot.cli import main as cli_main
 
     cli_main()
 
 
-def _wal_async() -> ModuleType:
-    """workers.engines.postgres.wal_async, loaded by path, on its own: this answer needs the
-    standard library only, not even the registry's package (``workers.engines``)."""
+def _lean_module(parts: tuple[str, ...]) -> ModuleType:
+    """A module of workers.engines.postgres, loaded by path, on its own: these answers need
+    the standard library only, not even the registry's package (``workers.engines``)."""
     import workers
 
-    path = Path(workers.__file__).parent.joinpath(*WAL_ASYNC)
-    spec = util.spec_from_file_location("kosmos_wal_async", path)
+    path = Path(workers.__file__).parent.joinpath(*parts)
+    spec = util.spec_from_file_location(f"kosmos_{path.stem}", path)
     assert spec is not None and spec.loader is not None
     module = util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -22,7 +22,7 @@ LAYERS = {
     "slack": 6,
     "console": 6,
     "cli": 7,
-    "launch": 8,  # the console script: archive_command's fast path before the CLI loads
+    "launch": 8,  # the console script: the WAL commands' fast paths before the CLI loads
 }
 """Each folder of bot/ and its layer: a module imports only from its own folder or lower layers."""
 

@@ -207,6 +207,32 @@ def test_wal_push_is_idempotent_and_never_overwrites_different_content(
         shutil.rmtree(work, ignore_errors=True)
 
 
+def test_wal_fetch_delivers_an_archived_history_file_and_refuses_an_absent_one(
+    archived: Archived,
+) -> None:
+    """History files are looked up before barman starts: the lookup must find real ones."""
+    config = _push_config(archived, f"history-{uuid.uuid4().hex[:6]}")
+    work = scratch_dir("b2-history")
+    try:
+        history = work / "0000000A.history"
+        history.write_text("9\t0/5000000\tno recovery target specified\n")
+        history.chmod(0o644)
+        pushed = run_kosmos("--config", str(config), "wal-push", str(history))
+        assert pushed.returncode == 0, pushed.stderr
+
+        fetched = work / "RECOVERYHISTORY"
+        got = run_kosmos("--config", str(config), "wal-fetch", history.name, str(fetched))
+        assert got.returncode == 0, got.stderr
+        assert fetched.read_text() == history.read_text()
+        nowhere = work / "absent"
+        absent = run_kosmos("--config", str(config), "wal-fetch", "0000000B.history", str(nowhere))
+        assert absent.returncode == 1
+        assert "0000000B.history is not in" in absent.stderr
+        assert not nowhere.exists()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def test_wal_push_with_storage_down_fails_fast(archived: Archived) -> None:
     config = _push_config(archived, "down", endpoint=f"http://127.0.0.1:{free_port()}")
     work = scratch_dir("b2-down")

@@ -16,14 +16,13 @@ from pathlib import Path
 from workers.core.catalog import FACT_RECOVERABLE_UNTIL
 from workers.core.config import Settings
 from workers.core.errors import KosmosError, NotFoundError, UsageError
-from workers.engines.postgres import barman_cloud, wal_archive
+from workers.engines.postgres import barman_cloud, fetch_spool, wal_archive
 from workers.engines.postgres.barman_cloud import KIND_BASE, BarmanFailed, BarmanTarget
 from workers.engines.postgres.wal_upload import WalUploader
 from workers.storage.configured import open_repository
 
 FETCH_TIMEOUT = 300.0
 FETCH_PARALLEL = 8
-FETCH_SPOOL = "kosmos-fetch-spool"
 FACT_LAST_ARCHIVED = "wal_last_archived"
 FACT_LAST_SEGMENT = "wal_last_segment"
 
@@ -90,14 +89,24 @@ def wal_fetch(
     if not wal_archive.is_wal_name(wal_name):
         raise UsageError(f"{wal_name!r} is not a WAL file name", hint="restore_command passes %f")
     component = component or barman_cloud.default_component(settings)
-    _fetch(barman_cloud.target_for(settings, component), wal_name, dest_path)
+    target = barman_cloud.target_for(settings, component)
+    # PostgreSQL asks for the next timeline's history file at the start of recovery and
+    # again at promotion; it is almost never there. One lookup says so, where barman's
+    # process would take a second or more to start first.
+    if not wal_archive.is_segment(wal_name) and not _archived(settings, target, wal_name):
+        raise NotFoundError(f"WAL file {wal_name} is not in {target.describe()}")
+    _fetch(target, wal_name, dest_path)
+
+
+def _archived(settings: Settings, target: BarmanTarget, name: str) -> bool:
+    return barman_cloud.wal_archive(settings, target).find(name) is not None
 
 
 def _fetch(target: BarmanTarget, name: str, dest: str) -> None:
     # Prefetch: each call also downloads the next segments, side by side, into a spool
     # beside the destination (pg_wal, which base backups leave out); the calls for them
-    # are then answered from it. Replay asked for one segment per process before.
-    spool = os.path.join(os.path.dirname(os.path.abspath(dest)), FETCH_SPOOL)
+    # are then answered from it, by the console script before the CLI loads (fetch_spool).
+    spool = str(fetch_spool.spool_of(dest))
     try:
         barman_cloud.run(
             target,
