@@ -19,9 +19,7 @@ from typing import Any
 import click
 
 from bot.cli.options import context_from, json_option
-from bot.console.terminal import console, manifest_panel
 from bot.formats import size
-from bot.replies.results import restore_facts
 from workers import components
 from workers.context import Context
 from workers.core.catalog import require_backup
@@ -176,6 +174,8 @@ def backup(
     if as_json:
         _echo_json(manifest)
     else:
+        from bot.console.terminal import console, manifest_panel  # rich: for people only
+
         console().print(manifest_panel(manifest))
 
 
@@ -213,6 +213,8 @@ def verify(
     if as_json:
         _echo_json(manifest)
     else:
+        from bot.console.terminal import console  # rich: for people only
+
         mark = "[green]passed[/]" if record.state == VerificationState.PASSED else "[red]FAILED[/]"
         console().print(f"{manifest.id}: {mark}{' (deep)' if deep else ''}: {record.detail}")
         for name, check in record.checks.items():
@@ -316,6 +318,9 @@ def _print_restore(result: Any, rto_seconds: float) -> None:
     if not isinstance(doc, dict) or "databases" not in doc:
         click.echo(json.dumps(doc, indent=2, default=str))
         return
+    from bot.console.terminal import console  # rich and the replies: for people only
+    from bot.replies.results import restore_facts
+
     out = console()
     out.print(f"restored {doc['backup_id']}: " + " · ".join(restore_facts(doc, rto_seconds)))
     if isinstance(doc["databases"], dict):
@@ -337,6 +342,8 @@ def _print_restore(result: Any, rto_seconds: float) -> None:
 
 def _print_pitr(doc: dict[str, Any]) -> None:
     """A point-in-time restore: where the instance runs, the point reached, and its counts."""
+    from bot.console.terminal import console
+
     out = console()
     point = doc.get("restore_point") or "the end of the archive"
     out.print(
