@@ -171,6 +171,56 @@ def test_importing_the_cli_loads_no_heavy_client() -> None:
     assert json.loads(result.stdout) == []
 
 
+MODEL_BASE = "workers/core/model.py"
+
+
+def direct_basemodels(path: Path) -> list[str]:
+    """Classes in a file that derive from pydantic's BaseModel itself."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    return [
+        node.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ClassDef)
+        and any(
+            (isinstance(b, ast.Name) and b.id == "BaseModel")
+            or (isinstance(b, ast.Attribute) and b.attr == "BaseModel")
+            for b in node.bases
+        )
+    ]
+
+
+def test_every_model_builds_its_validator_on_first_use() -> None:
+    # A model built at import costs every CLI process its schema build (issue 14's start-up
+    # target); workers.core.model.Model defers that to first use.
+    offenders = {
+        str(path.relative_to(ROOT)): names
+        for path in python_files("bot", "workers")
+        if path.relative_to(ROOT).as_posix() != MODEL_BASE and (names := direct_basemodels(path))
+    }
+    assert offenders == {}
+    assert direct_basemodels(ROOT / MODEL_BASE) == ["Model"]
+
+
+def test_a_deferred_model_still_validates() -> None:
+    probe = (
+        "from workers.core.model import Model\n"
+        "class Point(Model):\n"
+        "    x: int\n"
+        "assert not Point.__pydantic_complete__\n"
+        "assert Point.model_validate({'x': '3'}).x == 3\n"
+        "assert Point.__pydantic_complete__\n"
+        "try:\n"
+        "    Point(x='three')\n"
+        "except Exception as exc:\n"
+        "    print(type(exc).__name__)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ValidationError"
+
+
 def test_the_checks_see_a_violation_when_there_is_one() -> None:
     # Guard against a checker that passes because it looks at nothing.
     bad = ast.parse(

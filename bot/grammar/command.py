@@ -14,9 +14,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import ConfigDict, ValidationError
 
 from workers.core.errors import UsageError, cli_command
+from workers.core.model import Model
 
 CHAT_SPELLINGS: dict[tuple[str, ...], str] = {
     ("status",): "/backup status",
@@ -49,7 +50,7 @@ def chat_command(words: Sequence[str]) -> str:
     return f"{cli_command(words)} (in a shell)"
 
 
-class Command(BaseModel):
+class Command(Model):
     """A parsed chat command; ``action`` is what roles authorize."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")

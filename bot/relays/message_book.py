@@ -13,9 +13,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from bot.replies.progress import OperationView
+from workers.core.model import Model
 
 RECORD_TTL = 7 * 86400
 LOCK_MS = 30_000
@@ -26,7 +27,7 @@ return 0
 """
 
 
-class MessageRecord(BaseModel):
+class MessageRecord(Model):
     """An operation's message: where it is, what it shows, what its thread already holds."""
 
     model_config = ConfigDict(extra="ignore")

@@ -11,7 +11,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from bot.formats import size
 from bot.grammar.command import chat_command
@@ -19,6 +19,7 @@ from bot.replies.results import restore_facts, verify_facts
 from workers.core.durations import humanize
 from workers.core.errors import Suggestion
 from workers.core.events import ChatContext, Event, EventType
+from workers.core.model import Model
 
 
 class Stage(StrEnum):
@@ -33,7 +34,7 @@ class Stage(StrEnum):
 _RANK = {Stage.QUEUED: 0, Stage.RUNNING: 1, Stage.DONE: 2, Stage.FAILED: 2}
 
 
-class OperationView(BaseModel):
+class OperationView(Model):
     """What a message about one operation shows."""
 
     model_config = ConfigDict(frozen=True)

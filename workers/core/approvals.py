@@ -22,10 +22,11 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 
 from workers.core.errors import ConflictError, KosmosError, PermissionDenied, UsageError
 from workers.core.events import ChatContext
+from workers.core.model import Model
 from workers.core.restore_plan import RestorePlan, canonical_json, plan_mismatch
 from workers.core.restore_plan import utc as _utc
 
@@ -34,7 +35,7 @@ INCIDENT_COMMANDERS = "incident_commanders"
 _SIGN_DOMAIN = b"kosmos-approval/v1\n"
 
 
-class _Frozen(BaseModel):
+class _Frozen(Model):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
@@ -183,7 +184,7 @@ class ApprovalRequest(_Frozen):
         return self.break_glass and self.review is None
 
 
-class Transition(BaseModel):
+class Transition(Model):
     """What a decision did: the request to store, and the refusal to report (if any)."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True)

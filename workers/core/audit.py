@@ -14,8 +14,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import ConfigDict, Field, ValidationError, field_validator
 
+from workers.core.model import Model
 from workers.core.restore_plan import canonical_json, utc
 
 GENESIS = "0" * 64
@@ -40,7 +41,7 @@ class AuditAction(StrEnum):
     SECRET_ROTATE = "secret.rotate"
 
 
-class AuditEntry(BaseModel):
+class AuditEntry(Model):
     """What happened, by whom, to what: the part of a record a caller supplies."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -86,7 +87,7 @@ def seal(entry: AuditEntry, *, seq: int, prev_hash: str) -> AuditRecord:
     return draft.model_copy(update={"hash": draft.expected_hash()})
 
 
-class ChainReport(BaseModel):
+class ChainReport(Model):
     """The result of checking a chain: how far it holds and, if broken, where and why."""
 
     model_config = ConfigDict(frozen=True)

@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import ConfigDict
 
 from workers.core.config import Settings
 from workers.core.errors import UsageError
 from workers.core.manifest import BackupSummary, CatalogIndex, VerificationRecord
+from workers.core.model import Model
 
 AGING_FRACTION = 0.75
 FACT_RECOVERABLE_UNTIL = "recoverable_until"
@@ -27,7 +28,7 @@ class Freshness(StrEnum):
     NOT_BUILT = "not built yet"
 
 
-class ComponentStatus(BaseModel):
+class ComponentStatus(Model):
     """What `/backup status` shows for one component."""
 
     model_config = ConfigDict(frozen=True)

@@ -7,10 +7,11 @@ from datetime import timedelta
 from typing import Annotated, Any, Literal
 from urllib.parse import urlparse, urlsplit, urlunsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from workers.core.durations import Duration
 from workers.core.ids import COMPONENT_NAME
+from workers.core.model import Model
 
 QUEUE_DEFAULT = "kosmos-default"
 QUEUE_POSTGRES = "kosmos-postgres"
@@ -35,7 +36,7 @@ def shown_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
-class _Model(BaseModel):
+class _Model(Model):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 

@@ -30,11 +30,12 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import ConfigDict
 
 from workers.core.catalog import ComponentStatus
 from workers.core.config import ComponentSettings, Settings
 from workers.core.manifest import Manifest
+from workers.core.model import Model
 from workers.core.operations import OperationRequest, RestoreOptions
 from workers.core.ports import Progress
 from workers.core.restore_plan import RestorePlan
@@ -44,7 +45,7 @@ Ctx = TypeVar("Ctx", contravariant=True)
 Op = TypeVar("Op", covariant=True)
 
 
-class StatusFact(BaseModel):
+class StatusFact(Model):
     """One line the status board adds for a component beside freshness (e.g. WAL lag)."""
 
     model_config = ConfigDict(frozen=True)

@@ -6,9 +6,10 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from workers.core.errors import Suggestion
+from workers.core.model import Model
 
 EVENT_STREAM = "events"
 """Stream name under the configured Redis key prefix: ``<prefix>:events``."""
@@ -33,7 +34,7 @@ class EventType(StrEnum):
 TERMINAL = frozenset({EventType.FINISHED, EventType.FAILED})
 
 
-class ChatContext(BaseModel):
+class ChatContext(Model):
     """Where a request came from, so its answers go back there."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -53,7 +54,7 @@ class ChatContext(BaseModel):
         return self.channel or (CONSOLE if self.source == CONSOLE else None)
 
 
-class Event(BaseModel):
+class Event(Model):
     """One event of one operation; JSON on the Redis stream."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")

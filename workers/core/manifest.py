@@ -8,9 +8,10 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from workers.core.ids import BACKUP_ID
+from workers.core.model import Model
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_VERSION = 1
@@ -62,7 +63,7 @@ def _utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
-class ObjectEntry(BaseModel):
+class ObjectEntry(Model):
     """One stored object of a backup, as it lies in the store."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -90,7 +91,7 @@ class VerificationState(StrEnum):
     FAILED = "failed"
 
 
-class VerificationRecord(BaseModel):
+class VerificationRecord(Model):
     """One verification of a backup: checksums and archives, and with ``deep`` a scratch restore
     compared table by table."""
 
@@ -123,7 +124,7 @@ def best_verification(
     return deep
 
 
-class Manifest(BaseModel):
+class Manifest(Model):
     """Everything needed to trust, find and restore one backup."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -221,7 +222,7 @@ class Manifest(BaseModel):
         )
 
 
-class BackupSummary(BaseModel):
+class BackupSummary(Model):
     """One line of the catalog index: enough for status and list, no object list."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -243,7 +244,7 @@ class BackupSummary(BaseModel):
         return self.size
 
 
-class CatalogIndex(BaseModel):
+class CatalogIndex(Model):
     """The per-component index the store keeps so status never lists the bucket."""
 
     model_config = ConfigDict(extra="forbid")

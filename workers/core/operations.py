@@ -14,7 +14,6 @@ from typing import Annotated, Any, ClassVar, TypeVar
 
 from pydantic import (
     AwareDatetime,
-    BaseModel,
     ConfigDict,
     Field,
     ValidationError,
@@ -23,6 +22,7 @@ from pydantic import (
 
 from workers.core.errors import UsageError
 from workers.core.events import ChatContext
+from workers.core.model import Model
 
 P = TypeVar("P", bound="OperationParams")
 BackupRef = Annotated[
@@ -51,7 +51,7 @@ class OperationState(StrEnum):
     FAILED = "failed"
 
 
-class OperationParams(BaseModel):
+class OperationParams(Model):
     """The base of every operation's parameters: frozen, JSON-only, no unknown keys."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -183,7 +183,7 @@ PARAMS: dict[OperationKind, type[OperationParams]] = {
 """The one parameters model of each kind of operation."""
 
 
-class OperationRequest(BaseModel):
+class OperationRequest(Model):
     """A request for one operation; its JSON form is the job's only argument."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")

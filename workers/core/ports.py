@@ -6,10 +6,12 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Protocol
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import ConfigDict
+
+from workers.core.model import Model
 
 
-class ObjectInfo(BaseModel):
+class ObjectInfo(Model):
     """One stored object as a listing shows it."""
 
     model_config = ConfigDict(frozen=True)
@@ -19,7 +21,7 @@ class ObjectInfo(BaseModel):
     modified: datetime
 
 
-class PendingUpload(BaseModel):
+class PendingUpload(Model):
     """An upload that was started and never completed (a multipart upload or a temp file)."""
 
     model_config = ConfigDict(frozen=True)

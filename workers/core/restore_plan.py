@@ -10,9 +10,10 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import ConfigDict, Field, ValidationError, field_validator
 
 from workers.core.errors import PermissionDenied, UsageError
+from workers.core.model import Model
 from workers.core.operations import ENGINE_TARGET, PostgresRestoreOptions, RestoreParams
 from workers.core.target_identity import TargetIdentity
 
@@ -37,7 +38,7 @@ def utc(value: datetime | None) -> datetime | None:
     return value.astimezone(UTC)
 
 
-class RestorePlan(BaseModel):
+class RestorePlan(Model):
     """Exactly what a restore will do; an approval covers its digest and nothing else."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")

@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import ConfigDict
 
 from workers.core.durations import format_duration
 from workers.core.manifest import BackupSummary, VerificationState
+from workers.core.model import Model
 
 
-class Deletion(BaseModel):
+class Deletion(Model):
     """One backup that prune removed (or would remove, in a dry run), for the audit log."""
 
     model_config = ConfigDict(frozen=True)

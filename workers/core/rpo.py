@@ -12,17 +12,18 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import ConfigDict
 
 from workers.core.catalog import FACT_RECOVERABLE_UNTIL, ComponentStatus, fact_time
 from workers.core.durations import humanize
 from workers.core.errors import Suggestion
+from workers.core.model import Model
 
 FAILURE_THRESHOLD = 2
 """A component alerts after this many consecutive failed backups, even within its RPO."""
 
 
-class AlertState(BaseModel):
+class AlertState(Model):
     """Whether a component has an open alert, and the operation id its events carry."""
 
     model_config = ConfigDict(frozen=True)
@@ -33,7 +34,7 @@ class AlertState(BaseModel):
     since: datetime | None = None
 
 
-class Breach(BaseModel):
+class Breach(Model):
     """Why a component is unhealthy right now."""
 
     model_config = ConfigDict(frozen=True)
@@ -51,7 +52,7 @@ class Breach(BaseModel):
         return cls(cause=cause, message=message, hint=suggestion.text(), suggestion=suggestion)
 
 
-class Decision(BaseModel):
+class Decision(Model):
     """One event the monitor must emit, and the component's alert state after it."""
 
     model_config = ConfigDict(frozen=True)

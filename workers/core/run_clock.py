@@ -5,15 +5,16 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import ConfigDict
 
+from workers.core.model import Model
 from workers.core.runbook_run import RunState, StepStatus
 
 RTO_WARNING = 0.75
 """Fraction of the RTO objective at which the clock turns to a warning."""
 
 
-class RtoClock(BaseModel):
+class RtoClock(Model):
     """Elapsed recovery time against the objective."""
 
     model_config = ConfigDict(frozen=True)

@@ -13,7 +13,9 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import ConfigDict
+
+from workers.core.model import Model
 
 
 class ResourceKind(StrEnum):
@@ -24,7 +26,7 @@ class ResourceKind(StrEnum):
     """A data directory, and the PostgreSQL server running on it."""
 
 
-class Resource(BaseModel):
+class Resource(Model):
     """One thing a step of the run created (or was about to create)."""
 
     model_config = ConfigDict(extra="forbid")

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import ConfigDict
 
+from workers.core.model import Model
 from workers.core.runbook_run import RunState, crash_question
 
 
-class ResumeAction(BaseModel):
+class ResumeAction(Model):
     """What resuming does with one step that was running."""
 
     model_config = ConfigDict(frozen=True)

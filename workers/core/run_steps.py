@@ -6,8 +6,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
+from workers.core.model import Model
 from workers.core.runbook import StepMode
 
 
@@ -41,7 +42,7 @@ class RunStatus(StrEnum):
     ABORTED = "aborted"
 
 
-class ProbeResult(BaseModel):
+class ProbeResult(Model):
     """The outcome of one check probe."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -52,7 +53,7 @@ class ProbeResult(BaseModel):
     seconds: float = 0.0
 
 
-class StepRun(BaseModel):
+class StepRun(Model):
     """One step's progress in one run."""
 
     model_config = ConfigDict(extra="forbid")

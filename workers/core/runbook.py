@@ -16,9 +16,10 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from workers.core.durations import Duration
+from workers.core.model import Model
 
 STEP_ID = r"^[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*$"
 RUNBOOK_NAME = r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$"
@@ -34,7 +35,7 @@ Ref = Annotated[str, Field(pattern=r"^\$\{[^}]+\}$")]
 """A value given as one reference, resolved when the step runs."""
 
 
-class _Model(BaseModel):
+class _Model(Model):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 

@@ -11,8 +11,9 @@ from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import ConfigDict
 
+from workers.core.model import Model
 from workers.core.runbook import (
     INPUT_REF,
     MAX_BUDGET,
@@ -25,7 +26,7 @@ from workers.core.runbook import (
 )
 
 
-class _Model(BaseModel):
+class _Model(Model):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 

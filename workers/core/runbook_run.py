@@ -13,10 +13,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from workers.core.errors import ConflictError, NotFoundError, PermissionDenied, UsageError
 from workers.core.events import ChatContext
+from workers.core.model import Model
 from workers.core.run_resources import Resource
 from workers.core.run_steps import (
     FINISHED_STEP,
@@ -36,7 +37,7 @@ from workers.core.runbook import (
 )
 
 
-class RunState(BaseModel):
+class RunState(Model):
     """A runbook run: the definition it started with, its inputs and every step's state."""
 
     model_config = ConfigDict(extra="forbid")

@@ -10,16 +10,17 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import ConfigDict
 
 from workers.core.catalog import good_backups, next_due
 from workers.core.manifest import BackupSummary, CatalogIndex
+from workers.core.model import Model
 
 BASE_KIND_SUFFIX = "-base"
 """Manifest kinds ending with this are physical base backups (their own schedule)."""
 
 
-class Due(BaseModel):
+class Due(Model):
     """A due-ness decision and why, for logs and the scheduler's history."""
 
     model_config = ConfigDict(frozen=True)

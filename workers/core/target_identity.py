@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from workers.core.errors import KosmosError
+from workers.core.model import Model
 
 MAX_REASON = 200
 
@@ -20,7 +21,7 @@ Found = str | KosmosError
 """What asking one server gave: its system identifier, or why it could not be asked."""
 
 
-class TargetIdentity(BaseModel):
+class TargetIdentity(Model):
     """What asking the target's server and the live source gave when the plan was made."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")

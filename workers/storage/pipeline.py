@@ -21,6 +21,19 @@ _INFLATE_SLICE = 1024
 _END = object()
 
 
+class Meter:
+    """Counts bytes as they stream past; read ``size`` after."""
+
+    def __init__(self) -> None:
+        self.size = 0
+
+    def __call__(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
+        """Pass chunks through unchanged while counting them."""
+        for chunk in chunks:
+            self.size += len(chunk)
+            yield chunk
+
+
 class Tap:
     """Counts and hashes bytes as they stream past; read ``size`` and ``hexdigest`` after."""
 

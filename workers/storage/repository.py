@@ -309,7 +309,9 @@ class BackupWriter:
                 hint="set encryption.recipients",
             )
         self._check_name(name + (".zst" if compress else "") + (".age" if encrypt else ""))
-        raw = pipeline.Tap()
+        # Only the stored bytes' sha256 is kept; hashing the raw stream as well cost
+        # 0.3 s of CPU per 300 MB dumped, beside pg_dump on the same cores.
+        raw = pipeline.Meter()
         stream: Iterable[bytes] = raw(chunks)
         stored_name = name
         info: dict[str, Any] = dict(meta or {})

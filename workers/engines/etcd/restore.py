@@ -8,12 +8,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from workers.context import Context
 from workers.core.catalog import find_backup, missing_backup
 from workers.core.errors import IntegrityError, NotFoundError, UsageError
 from workers.core.manifest import Manifest
+from workers.core.model import Model
 from workers.core.ports import Progress, no_progress
 from workers.engines.etcd import etcdctl, k3s, scratch
 from workers.engines.etcd.backup import KIND, download, facts_of, identities, settings_of
@@ -21,7 +22,7 @@ from workers.engines.etcd.options import EtcdRestoreOptions
 from workers.engines.etcd.snapshot import SnapshotFacts
 
 
-class EtcdRestoreResult(BaseModel):
+class EtcdRestoreResult(Model):
     """What a restore did, for the chat and the runbook's later steps."""
 
     backup_id: str

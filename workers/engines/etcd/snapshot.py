@@ -7,9 +7,10 @@ import json
 import struct
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from workers.core.errors import IntegrityError
+from workers.core.model import Model
 
 BOLT_MAGIC = 0xED0CDAED
 TRAILER = 32
@@ -19,7 +20,7 @@ SAMPLE_SIZE = 20
 """Keys sampled from each end of the key space at backup time, compared by a deep verify."""
 
 
-class _Model(BaseModel):
+class _Model(Model):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 

@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ConfigDict, Field, ValidationError
 
 from workers.core.errors import IntegrityError
+from workers.core.model import Model
 
 FORMAT: Literal["kosmos-infisical-export/1"] = "kosmos-infisical-export/1"
 OBJECT_NAME = "secrets.json"
@@ -22,7 +23,7 @@ Counts = dict[str, dict[str, dict[str, int]]]
 """Secrets per project id, environment slug and folder path."""
 
 
-class _Frozen(BaseModel):
+class _Frozen(Model):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 

@@ -6,11 +6,12 @@ create / update / unchanged counts per path. Nothing here ever reports a value.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, computed_field
+from pydantic import ConfigDict, computed_field
 
 from workers.context import Context
 from workers.core.errors import UsageError
 from workers.core.manifest import Manifest
+from workers.core.model import Model
 from workers.core.ports import Progress, no_progress
 from workers.engines.infisical import document
 from workers.engines.infisical.api import InfisicalApi
@@ -19,7 +20,7 @@ from workers.engines.infisical.options import InfisicalRestoreOptions
 from workers.engines.infisical.verification import read_export
 
 
-class ImportResult(BaseModel):
+class ImportResult(Model):
     """What an import did (or, dry, would do): counts per path, never values."""
 
     model_config = ConfigDict(frozen=True)

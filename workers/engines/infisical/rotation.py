@@ -16,12 +16,13 @@ import hmac
 import secrets
 from collections.abc import Callable
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import ConfigDict
 
 from workers.context import Context
 from workers.core.audit import AuditAction
 from workers.core.config import RotatableSecret
 from workers.core.errors import ConfigError, EngineError, KosmosError
+from workers.core.model import Model
 from workers.core.ports import Progress, no_progress
 from workers.engines.infisical.api import InfisicalApi
 from workers.engines.infisical.component import settings_of
@@ -38,7 +39,7 @@ Recorder = Callable[..., object]
 """Appends one audit record: ``record(action, actor, at=…, component=…, **details)``."""
 
 
-class RotationReport(BaseModel):
+class RotationReport(Model):
     """What a rotation did: secrets rotated, failures, and manual steps; never a value."""
 
     model_config = ConfigDict(frozen=True)

@@ -7,12 +7,13 @@ from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field, computed_field
+from pydantic import ConfigDict, Field, computed_field
 
 from workers.context import Context
 from workers.core.catalog import find_backup, missing_backup
 from workers.core.errors import IntegrityError, NotFoundError, UsageError
 from workers.core.manifest import Manifest
+from workers.core.model import Model
 from workers.core.ports import Progress, no_progress
 from workers.engines.minio.blobs import Blobs, is_large
 from workers.engines.minio.buckets import Bucket
@@ -26,7 +27,7 @@ LIVE = ("live", "in-place")
 """Targets that name the component's own buckets."""
 
 
-class MinioRestoreResult(BaseModel):
+class MinioRestoreResult(Model):
     """What a restore did (or, dry, would do), per target bucket and in total."""
 
     model_config = ConfigDict(frozen=True)

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import ConfigDict
 
 from workers.context import Context
+from workers.core.model import Model
 from workers.core.retention import Deletion
 from workers.engines.minio.mirror import blobs_of, entries_of, settings_of
 from workers.engines.minio.snapshot import collectable
 from workers.storage.expiry import expire_backups
 
 
-class Collected(BaseModel):
+class Collected(Model):
     """What one garbage collection removed (or, dry, would remove)."""
 
     model_config = ConfigDict(frozen=True)

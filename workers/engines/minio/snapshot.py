@@ -7,10 +7,11 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from workers.core.errors import UsageError
 from workers.core.manifest import BackupSummary
+from workers.core.model import Model
 
 KIND = "minio-snapshot"
 KEYS_OBJECT = "keys.jsonl"
@@ -20,7 +21,7 @@ RUNS = "runs"
 SHA256 = r"^[0-9a-f]{64}$"
 
 
-class Entry(BaseModel):
+class Entry(Model):
     """One object of the source as a snapshot holds it."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -38,7 +39,7 @@ class Entry(BaseModel):
         return (self.bucket, self.key)
 
 
-class Listed(BaseModel):
+class Listed(Model):
     """One object as a ListObjectsV2 page shows it (no body read)."""
 
     model_config = ConfigDict(frozen=True)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from workers.core.config import Settings
 from workers.core.errors import (
@@ -21,6 +21,7 @@ from workers.core.errors import (
     UsageError,
 )
 from workers.core.manifest import Manifest, ObjectEntry
+from workers.core.model import Model
 from workers.core.ports import Progress, no_progress
 from workers.core.restore_plan import check_database_name
 from workers.engines.postgres import archives, queries
@@ -30,7 +31,7 @@ from workers.storage.repository import Repository
 SCRATCH_PREFIX = "kb_verify_"
 
 
-class DatabaseRestore(BaseModel):
+class DatabaseRestore(Model):
     """One database restored: where to, how long, and whether it matches the backup."""
 
     model_config = ConfigDict(frozen=True)
@@ -49,7 +50,7 @@ class DatabaseRestore(BaseModel):
     notes: list[str] = Field(default_factory=list)
 
 
-class RestoreResult(BaseModel):
+class RestoreResult(Model):
     """What a dump restore did, for the CLI, the job's events and the audit log."""
 
     model_config = ConfigDict(frozen=True)

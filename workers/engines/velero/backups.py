@@ -12,11 +12,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import ConfigDict
 
 from workers.context import Context
 from workers.core.errors import EngineError, IntegrityError, KosmosError, UsageError
 from workers.core.manifest import Manifest, VerificationRecord, VerificationState
+from workers.core.model import Model
 from workers.core.ports import Progress, no_progress
 from workers.core.retention import Deletion
 from workers.engines.velero import objects
@@ -112,7 +113,7 @@ def _keep_schedule(cluster: Cluster, spec: dict[str, Any], progress: Progress) -
     return f"{objects.SCHEDULE_NAME} at {objects.DAILY_AT_THREE}"
 
 
-class Listed(BaseModel):
+class Listed(Model):
     """One line of the list: a Velero backup, with our backup id when we made it."""
 
     model_config = ConfigDict(frozen=True)

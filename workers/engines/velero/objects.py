@@ -11,8 +11,9 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
+from workers.core.model import Model
 from workers.core.ports import Progress
 
 GROUP = "velero.io"
@@ -102,7 +103,7 @@ def restore_body(
     return {"apiVersion": API_VERSION, "kind": "Restore", "metadata": meta, "spec": spec}
 
 
-class Outcome(BaseModel):
+class Outcome(Model):
     """A Backup's or Restore's status, as far as we judge it."""
 
     model_config = ConfigDict(frozen=True)

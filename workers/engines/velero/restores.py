@@ -12,7 +12,7 @@ import secrets
 import time
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import ConfigDict
 
 from workers.context import Context
 from workers.core.catalog import find_backup, missing_backup
@@ -24,6 +24,7 @@ from workers.core.errors import (
     UsageError,
 )
 from workers.core.manifest import Manifest
+from workers.core.model import Model
 from workers.core.ports import Progress, no_progress
 from workers.engines.velero import objects, scaling
 from workers.engines.velero.cluster import Cluster, connected
@@ -35,7 +36,7 @@ SCRATCH_HEALTH = 0.0
 """A scratch restore is checked for its objects, not for running pods."""
 
 
-class RestoreResult(BaseModel):
+class RestoreResult(Model):
     """What a restore did."""
 
     model_config = ConfigDict(frozen=True)
