@@ -48,6 +48,24 @@ def test_failure_is_an_engine_error_with_the_tail_of_stderr() -> None:
     assert quiet.returncode == 4
 
 
+def test_the_message_names_the_error_not_the_context_printed_after_it() -> None:
+    # pg_restore's own words, from a row its CHECK refused
+    lines = [
+        'pg_restore: error: COPY failed for table "probe": ERROR:  new row for relation '
+        '"probe" violates check constraint "probe_check"',
+        "DETAIL:  Failing row contains (1).",
+        'CONTEXT:  COPY probe, line 1: "1"',
+    ]
+    code = f"import sys\nprint({chr(10).join(lines)!r}, file=sys.stderr)\nsys.exit(1)"
+    with pytest.raises(EngineError) as caught:
+        process.run(python(code))
+    assert caught.value.message.endswith('violates check constraint "probe_check"')
+    assert "CONTEXT:  COPY probe" in caught.value.hint
+    only_context = "import sys\nprint('CONTEXT:  x', file=sys.stderr)\nsys.exit(1)"
+    with pytest.raises(EngineError, match="failed: CONTEXT:  x$"):
+        process.run(python(only_context))
+
+
 def test_silent_failure_names_the_exit_status() -> None:
     with pytest.raises(EngineError, match="exit status 7"):
         process.run(python("import sys; sys.exit(7)"))

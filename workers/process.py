@@ -50,9 +50,25 @@ def _describe(argv: Sequence[str]) -> str:
     return os.path.basename(argv[0])
 
 
+# Lines libpq and the PostgreSQL tools print after the error they explain.
+_AFTERWORDS = ("CONTEXT:", "DETAIL:", "HINT:", "LINE ", "QUERY:", "Command was:", "^")
+
+
 def _failure(argv: Sequence[str], code: int, tail: str) -> EngineError:
-    last = tail.strip().splitlines()[-1] if tail.strip() else f"exit status {code}"
-    return EngineError(f"{_describe(argv)} failed: {last}", hint=tail[-1500:] if tail else "")
+    return EngineError(
+        f"{_describe(argv)} failed: {_headline(tail, code)}", hint=tail[-1500:] if tail else ""
+    )
+
+
+def _headline(tail: str, code: int) -> str:
+    """The error itself: the last line of stderr that is not a CONTEXT/DETAIL/... after it."""
+    lines = [line.strip() for line in tail.strip().splitlines() if line.strip()]
+    if not lines:
+        return f"exit status {code}"
+    for line in reversed(lines):
+        if not line.startswith(_AFTERWORDS):
+            return line
+    return lines[-1]
 
 
 def run(

@@ -213,7 +213,12 @@ def _check_archive(
     if deep:
         entry = manifest.object(name)
         mismatches, tables, rows = scratch_check(
-            ctx.repo, manifest, entry, source_of(ctx, component), keys
+            ctx.repo,
+            manifest,
+            entry,
+            source_of(ctx, component),
+            keys,
+            settings_of(ctx, component).restore_maintenance_work_mem,
         )
         result |= {"restored_tables": tables, "restored_rows": rows, "mismatches": mismatches}
     return result
@@ -269,7 +274,14 @@ def restore(
         target_dsn=target_dsn,
         database=database,
     )
-    run = Restoration(ctx.repo, manifest, source, identities(ctx.settings), progress)
+    run = Restoration(
+        ctx.repo,
+        manifest,
+        source,
+        identities(ctx.settings),
+        progress,
+        maintenance_work_mem=settings_of(ctx, component).restore_maintenance_work_mem,
+    )
     result: RestoreResult = run.run(placements, in_place=in_place, with_globals=with_globals)
     return result
 
