@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bot.status_socket import ANSWER_SECONDS, CONNECT_SECONDS, PROTOCOL, socket_path
+from bot.status_socket import ANSWER_SECONDS, CONNECT_SECONDS, PROTOCOL, address, socket_path
 from workers.local_state import ensure_private_dir
 
 if TYPE_CHECKING:
@@ -34,7 +34,8 @@ class StatusServer(socketserver.UnixStreamServer):
         self.work = work  # this thread's own context: `up`'s settings and Redis
         ensure_private_dir(path.parent)
         path.unlink(missing_ok=True)  # claimed: the caller checked that nobody answers on it
-        super().__init__(str(path), _Handler)
+        with address(path) as where:
+            super().__init__(where, _Handler)
         path.chmod(0o600)
         self.inode = path.stat().st_ino
         self.thread = threading.Thread(target=self._run, name="status-socket", daemon=True)
@@ -147,7 +148,7 @@ def _same_user(conn: socket.socket) -> bool:
 def serve_status(settings: Settings, work: Context, environ: Mapping[str, str]) -> StatusServer:
     """Start answering ``status`` for `up` (call ``close()`` when `up` ends).
 
-    Raises OSError when the socket cannot be made (path too long, folder not ours) and
+    Raises OSError when the socket cannot be made (say, a folder that is not ours) and
     FileExistsError when another `up` of this install already answers on it.
     """
     from workers.context import Context
@@ -165,7 +166,8 @@ def _answers(path: Path) -> bool:
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
         conn.settimeout(CONNECT_SECONDS)
         try:
-            conn.connect(str(path))
+            with address(path) as where:
+                conn.connect(where)
         except OSError:
             return False
     return True

@@ -16,6 +16,7 @@ know: the full CLI runs, unchanged, as if the socket were not there.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -25,7 +26,7 @@ from workers.local_state import state_dir
 
 TYPE_CHECKING = False  # typing itself costs the lean path more than all of its work
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Iterator, Mapping
     from pathlib import Path
     from typing import Any
 
@@ -37,6 +38,7 @@ ANSWER_SECONDS = 5.0
 """The lean path waits this long for an answer, then runs the full CLI (which does the same
 work: the time only matters when the service hangs)."""
 MAX_ANSWER = 16 << 20
+MAX_ADDRESS = 100  # bytes; Linux takes 107 (sun_path)
 CONFIG_ENV = "KOSMOS_BACKUP_CONFIG"  # workers.config_loader's, not imported: it loads pydantic
 
 
@@ -97,7 +99,8 @@ def ask(path: Path, request: dict[str, Any]) -> dict[str, Any] | None:
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
             conn.settimeout(CONNECT_SECONDS)
-            conn.connect(str(path))
+            with address(path) as where:
+                conn.connect(where)
             conn.settimeout(ANSWER_SECONDS)
             conn.sendall(json.dumps(request).encode() + b"\n")
             conn.shutdown(socket.SHUT_WR)
@@ -117,6 +120,20 @@ def ask(path: Path, request: dict[str, Any]) -> dict[str, Any] | None:
     if not all(isinstance(answer.get(key), kind) for key, kind in shapes.items()):
         return None  # a refusal ({"fallback": why}) or an answer this version cannot read
     return answer
+
+
+@contextlib.contextmanager
+def address(path: Path) -> Iterator[str]:
+    """``path`` as a socket address: a Unix socket's path holds 107 bytes, a state directory
+    may be deeper (a test's tmp_path), so a long one goes through its open folder in /proc."""
+    if len(os.fsencode(path)) < MAX_ADDRESS:
+        yield str(path)
+        return
+    folder = os.open(path.parent, os.O_PATH | os.O_DIRECTORY)
+    try:
+        yield f"/proc/self/fd/{folder}/{path.name}"
+    finally:
+        os.close(folder)
 
 
 def _terminal() -> dict[str, Any]:
