@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bot.status_socket import ANSWER_SECONDS, CONNECT_SECONDS, PROTOCOL, address, socket_path
+from workers.context import Context
 from workers.local_state import ensure_private_dir
 
 if TYPE_CHECKING:
-    from workers.context import Context
     from workers.core.config import Settings
 
 MAX_REQUEST = 1 << 20
@@ -55,7 +55,6 @@ class StatusServer(socketserver.UnixStreamServer):
         from bot.cli.catalog import status_answer
         from bot.console.terminal import console_for
         from workers.config_loader import load_settings
-        from workers.state.embedded_redis import resolve_url
 
         request = json.loads(raw)
         if not isinstance(request, dict) or request.get("protocol") != PROTOCOL:
@@ -67,7 +66,8 @@ class StatusServer(socketserver.UnixStreamServer):
             return _fallback("the configuration does not load")
         if settings != self.settings:
             return _fallback("another configuration")
-        if resolve_url(settings, environ) != self.work.redis_url:
+        # The client found this socket in its state directory: the embedded Redis is ours too.
+        if Context(settings).redis_url != self.work.redis_url:
             return _fallback("another Redis")
         terminal = request["terminal"]
         file = _Capture(bool(terminal["tty"]), terminal["encoding"] or "utf-8")
@@ -151,8 +151,6 @@ def serve_status(settings: Settings, work: Context, environ: Mapping[str, str]) 
     Raises OSError when the socket cannot be made (say, a folder that is not ours) and
     FileExistsError when another `up` of this install already answers on it.
     """
-    from workers.context import Context
-
     path = socket_path(environ)
     if _answers(path):
         raise FileExistsError(f"another `up` answers status on {path}")
