@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from workers.core.config import Settings
 
 MAX_REQUEST = 1 << 20
+MAX_KNOWN = 64
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,7 @@ class StatusServer(socketserver.UnixStreamServer):
         self.path = path
         self.settings = settings  # as loaded, before `up` chose its Redis
         self.work = work  # this thread's own context: `up`'s settings and Redis
+        self.same: set[tuple[Any, ...]] = set()  # requests' inputs known to load self.settings
         ensure_private_dir(path.parent)
         path.unlink(missing_ok=True)  # claimed: the caller checked that nobody answers on it
         with address(path) as where:
@@ -54,21 +56,14 @@ class StatusServer(socketserver.UnixStreamServer):
         """The answer to one request: what the CLI would print, or why the CLI must run."""
         from bot.cli.catalog import status_answer
         from bot.console.terminal import console_for
-        from workers.config_loader import load_settings
 
         request = json.loads(raw)
         if not isinstance(request, dict) or request.get("protocol") != PROTOCOL:
             return _fallback("another version of the request")
+        refused = self._refusal(request["config"], request["environ"])
+        if refused is not None:
+            return _fallback(refused)
         environ = request["environ"]
-        try:
-            settings = load_settings(request["config"], environ)
-        except Exception:  # noqa: BLE001 - the CLI reports a broken config properly
-            return _fallback("the configuration does not load")
-        if settings != self.settings:
-            return _fallback("another configuration")
-        # The client found this socket in its state directory: the embedded Redis is ours too.
-        if Context(settings).redis_url != self.work.redis_url:
-            return _fallback("another Redis")
         terminal = request["terminal"]
         file = _Capture(bool(terminal["tty"]), terminal["encoding"] or "utf-8")
         size = tuple(terminal["size"]) if terminal["size"] else None
@@ -82,6 +77,36 @@ class StatusServer(socketserver.UnixStreamServer):
         )
         stdout = done.stdout or file.getvalue()
         return {"protocol": PROTOCOL, "stdout": stdout, "stderr": done.stderr, "code": done.code}
+
+    def _refusal(self, config: str | None, environ: dict[str, str]) -> str | None:
+        """Why the client's settings are not `up`'s, or None when they are the same.
+
+        Loading them costs more than the answer (YAML, pydantic): inputs that loaded the same
+        settings once (the config file's text, the environment) are not loaded again.
+        """
+        from workers.config_loader import CONFIG_ENV, load_settings
+
+        chosen = config or environ.get(CONFIG_ENV)
+        try:
+            text = Path(chosen).read_text() if chosen else None
+        except (OSError, UnicodeDecodeError):
+            return "the configuration does not load"
+        inputs = (config, chosen, text, tuple(sorted(environ.items())))
+        if inputs in self.same:
+            return None
+        try:
+            settings = load_settings(config, environ)
+        except Exception:  # noqa: BLE001 - the CLI reports a broken config properly
+            return "the configuration does not load"
+        if settings != self.settings:
+            return "another configuration"
+        # The client found this socket in its state directory: the embedded Redis is ours too.
+        if Context(settings).redis_url != self.work.redis_url:
+            return "another Redis"
+        if len(self.same) >= MAX_KNOWN:
+            self.same.clear()
+        self.same.add(inputs)
+        return None
 
     def close(self) -> None:
         """Stop serving and remove the socket file if it is still ours."""
