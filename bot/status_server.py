@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import socket
 import socketserver
 import struct
+import sys
 import threading
 from collections.abc import Mapping
 from pathlib import Path
@@ -108,6 +110,10 @@ class StatusServer(socketserver.UnixStreamServer):
         self.same.add(inputs)
         return None
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """One request failed outside ``answer`` (its client runs the CLI): a line, no trace."""
+        log.warning("status socket: a request failed: %s", sys.exc_info()[1])
+
     def close(self) -> None:
         """Stop serving and remove the socket file if it is still ours."""
         if self.thread.is_alive():
@@ -129,12 +135,15 @@ class _Handler(socketserver.StreamRequestHandler):
         if not _same_user(self.request):
             return
         raw = self.rfile.readline(MAX_REQUEST)
+        if not raw.strip():
+            return  # a connect and nothing more: another `up` checking whether anyone listens
         try:
             answer = self.server.answer(raw)
         except Exception:  # noqa: BLE001 - the client runs the CLI, which shows the error
             log.exception("status socket: request failed, the client runs the full CLI")
             answer = _fallback("internal error")
-        self.wfile.write(json.dumps(answer).encode())
+        with contextlib.suppress(OSError):  # the client gave up waiting: it runs the CLI
+            self.wfile.write(json.dumps(answer).encode())
 
 
 class _Capture:

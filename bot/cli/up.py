@@ -107,6 +107,9 @@ def _serve_status(loaded: Settings, work: Context) -> StatusServer | None:
 
     try:
         return serve_status(loaded, work, os.environ)
+    except FileExistsError:
+        click.echo("`status` is answered by the other `up` of this state directory", err=True)
+        return None
     except OSError as exc:
         click.echo(f"status socket not started ({exc}): `status` runs the full CLI", err=True)
         return None
