@@ -23,6 +23,7 @@ from bot.status_socket import address, socket_path
 from tests.pgsample import create_database, databases
 from tests.scenarios.status_script import console_script, full_cli
 from tests.scenarios.typist import Typist, clean_env
+from tests.services import free_port
 from workers import components as engine
 from workers.config_loader import default_config_text, load_settings
 from workers.context import Context
@@ -63,6 +64,14 @@ def test_status_while_up_runs_is_the_cli_s_answer_from_up(tmp_path: Path, redis_
             assert _timeless(json.loads(lean.stdout)) == _timeless(json.loads(full.stdout))
             entry = json.loads(lean.stdout)["components"][0]
             assert entry["name"] == "postgres" and entry["state"] == "fresh"
+            assert entry["retained"] == 1
+
+            # Computed afresh per request: a backup committed meanwhile is on the next answer.
+            engine.backup(Context(load_settings(environ=env)), "postgres")
+            lean = console_script(env, tmp_path, "status", "--json")
+            full = full_cli(env, "status", "--json")
+            assert lean.lean and json.loads(lean.stdout)["components"][0]["retained"] == 2
+            assert _timeless(json.loads(lean.stdout)) == _timeless(json.loads(full.stdout))
 
             # A component, --check, the config named relative to the caller's folder: from `up`.
             asked = ("status", "postgres", "--json", "--check")
@@ -93,16 +102,30 @@ def test_status_while_up_runs_is_the_cli_s_answer_from_up(tmp_path: Path, redis_
         assert "Traceback" not in up.out + up.err
 
 
-def test_status_text_from_up_is_the_cli_s_board_on_a_pipe_and_a_terminal(
+def test_status_board_from_up_is_the_cli_s_on_a_pipe_and_a_terminal(
     tmp_path: Path, redis_url: str
 ) -> None:
-    env = clean_env(tmp_path / "home", KOSMOS__REDIS__URL=redis_url, **ALL_OFF)
+    # PostgreSQL away: never backed up, the RPO breached, the probe's note under the board.
+    away = f"host=127.0.0.1 port={free_port()} user=postgres"
+    env = clean_env(
+        tmp_path / "home",
+        KOSMOS__REDIS__URL=redis_url,
+        **ALL_OFF | {"KOSMOS__COMPONENTS__POSTGRES__ENABLED": "true"},
+        KOSMOS__COMPONENTS__POSTGRES__DSN=away,
+    )
     up = _start_up(env)
     try:
         lean = console_script(env, tmp_path, "status")
         assert lean.lean and lean.code == 0
         assert lean.stdout == full_cli(env, "status").stdout
-        assert "Backups  (RPO 1h, RTO 4h)" in lean.stdout
+        assert "Backups  (RPO 1h, RTO 4h)" in lean.stdout and "postgres unreachable" in lean.stdout
+        lean = console_script(env, tmp_path, "status", "--check")
+        full = full_cli(env, "status", "--check")
+        assert lean.lean and (lean.code, lean.stderr) == (full.code, full.stderr) == (
+            1,
+            "RPO breached: postgres\n",
+        )
+        assert lean.stdout == full.stdout
         on_tty = {k: v for k, v in env.items() if k != "COLUMNS"} | {"TERM": "xterm-256color"}
         for size in ((97, 30), (60, 20)):
             shown = _on_terminal([KOSMOS, "status"], on_tty, size)
