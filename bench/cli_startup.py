@@ -5,8 +5,12 @@ medians of ``--runs`` with the commands alternating (one round runs each once, t
 turning every round), after one untimed warm-up of each:
 
 - ``kosmos-backup --version``: click and the command table, nothing else;
-- ``kosmos-backup status --json`` on the embedded defaults (a fresh local store, the
-  PostgreSQL probe against the machine's server) with Redis on ``--redis-db``;
+- ``kosmos-backup status --json`` on the embedded defaults (a local store holding one backup
+  of the ``postgres`` database, the PostgreSQL probe against the machine's server) with Redis
+  on ``--redis-db``, and no service running: the full CLI;
+- the same state served by a running ``kosmos-backup up`` (its own home): ``status --json``
+  and ``status`` (the board, to a pipe) answered over `up`'s status socket
+  (bot.status_socket). The bench checks that they were: a run that loaded pydantic fails it;
 - ``kosmos-backup wal-push`` of a timeline history file already in the archive (moto S3):
   the synchronous path's cheapest real call, one refused conditional PUT and one GET;
 - the peers: ``python -c pass`` (the interpreter's own floor) and
@@ -28,19 +32,23 @@ floor too: the ratio to ``python -c pass`` travels better than the milliseconds.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script: python3 bench/cli_startup.py
     sys.path.insert(0, str(ROOT))
 
+from bot.status_socket import address, socket_path  # noqa: E402
 from tests.conftest import s3_client  # noqa: E402
 from tests.services import moto_server  # noqa: E402
 
@@ -62,8 +70,10 @@ components:
     retention: 1d
     server_name: startup
 """
-OURS = ("--version", "status --json", "wal-push (stored)")
-TARGETED = ("status --json", "wal-push (stored)")
+SERVED = ("status --json (up running)", "status (up running)")
+OURS = ("--version", "status --json", *SERVED, "wal-push (stored)")
+TARGETED = (*SERVED, "wal-push (stored)")
+UP_READY_SECONDS = 120.0
 PEERS = ("python -c pass", "barman-cloud-wal-archive --help")
 
 
@@ -83,14 +93,16 @@ def main() -> None:
         if args.baseline:
             before = _commands(work / "baseline", args.baseline, barman, s3.url, args.redis_db)
             commands |= {f"{name} [baseline]": before[name] for name in OURS}
-        for name, (argv, env) in commands.items():  # warm-up: .pyc files, the demo key
-            _run(name, argv, env)
-        times: dict[str, list[float]] = {name: [] for name in commands}
-        names = list(commands)
-        for run in range(args.runs):
-            turn = run % len(names)
-            for name in names[turn:] + names[:turn]:
-                times[name].append(_run(name, *commands[name]))
+        with _up(kosmos, commands["status (up running)"][1]):
+            _check_served(commands["status --json (up running)"])
+            for name, (argv, env) in commands.items():  # warm-up: .pyc files, the demo key
+                _run(name, argv, env)
+            times: dict[str, list[float]] = {name: [] for name in commands}
+            names = list(commands)
+            for run in range(args.runs):
+                turn = run % len(names)
+                for name in names[turn:] + names[:turn]:
+                    times[name].append(_run(name, *commands[name]))
         _report(times)
 
 
@@ -101,9 +113,16 @@ def _commands(
     clean = {k: v for k, v in os.environ.items() if not k.startswith("KOSMOS")}
     clean.pop("PYTHONDONTWRITEBYTECODE", None)
     clean["PYTHONPYCACHEPREFIX"] = str(tmp / "pycache")
-    demo = clean | {"HOME": str(tmp / "home"), "REDIS_URL": f"redis://127.0.0.1:6379/{redis_db}"}
-    demo.pop("XDG_STATE_HOME", None)
+    one_db = {
+        "REDIS_URL": f"redis://127.0.0.1:6379/{redis_db}",
+        "KOSMOS__COMPONENTS__POSTGRES__DATABASES": "[postgres]",
+    }
+    demo = clean | one_db | {"HOME": str(tmp / "home")}
+    served = clean | one_db | {"HOME": str(tmp / "served")}
     tmp.mkdir()
+    for env in (demo, served):  # one good backup: the state has one, nothing is due
+        env.pop("XDG_STATE_HOME", None)
+        _run("backup", [kosmos, "backup", "postgres", "--local", "--json"], env)
     config = tmp / "s3.yaml"
     config.write_text(S3_CONFIG.format(bucket=BUCKET, endpoint=endpoint))
     history = tmp / "pg_wal" / HISTORY
@@ -114,10 +133,54 @@ def _commands(
     return {
         "--version": ([kosmos, "--version"], clean),
         "status --json": ([kosmos, "status", "--json"], demo),
+        "status --json (up running)": ([kosmos, "status", "--json"], served),
+        "status (up running)": ([kosmos, "status"], served),
         "wal-push (stored)": (push, clean),
         "python -c pass": ([sys.executable, "-c", "pass"], clean),
         "barman-cloud-wal-archive --help": ([barman, "--help"], clean),
     }
+
+
+@contextlib.contextmanager
+def _up(kosmos: str, env: dict[str, str]) -> Iterator[None]:
+    """`kosmos-backup up` in ``env``'s home, once its status socket answers; /quit after."""
+    log = Path(env["HOME"]) / "up.log"
+    with open(log, "wb") as out:
+        argv = [kosmos, "up"]
+        up = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=out, stderr=out, env=env)
+    try:
+        deadline = time.monotonic() + UP_READY_SECONDS
+        while not _listening(socket_path(env)):
+            if up.poll() is not None or time.monotonic() > deadline:
+                sys.exit(f"kosmos-backup up did not start its status socket: {log.read_text()}")
+            time.sleep(0.1)
+        yield
+    finally:
+        assert up.stdin is not None
+        with contextlib.suppress(BrokenPipeError):
+            up.stdin.write(b"/quit\n")
+            up.stdin.close()
+        try:
+            up.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            up.kill()
+            up.wait()
+
+
+def _listening(path: Path) -> bool:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn, contextlib.suppress(OSError):
+        with address(path) as where:
+            conn.connect(where)
+        return True
+    return False
+
+
+def _check_served(command: tuple[list[str], dict[str, str]]) -> None:
+    """Exit unless `up` answered: the CLI's stack (pydantic) is not imported then."""
+    argv, env = command
+    done = subprocess.run(argv, env=env | {"PYTHONPROFILEIMPORTTIME": "1"}, capture_output=True)
+    if done.returncode != 0 or b"pydantic" in done.stderr:
+        sys.exit("status was not answered by `up` (the full CLI ran): see bot/status_socket.py")
 
 
 def _run(name: str, argv: list[str], env: dict[str, str]) -> float:

@@ -1,9 +1,10 @@
-"""The ``kosmos-backup`` console script: the WAL commands' fast paths, then the CLI.
+"""The ``kosmos-backup`` console script: the fast paths, then the CLI.
 
 ``wal-push --async`` (archive_command) runs once per WAL segment and only waits for the
 archiver's mark; ``wal-fetch`` (restore_command) mostly finds its segment already
-prefetched into the spool. Both are answered before the CLI (click, pydantic, redis,
-boto3) is imported at all.
+prefetched into the spool; ``status`` is answered by a running `up` over its socket
+(bot.status_socket). All three are answered before the CLI (click, pydantic, redis,
+boto3) is imported at all, and fall through to it when their fast path cannot answer.
 """
 
 from __future__ import annotations
@@ -25,6 +26,10 @@ def main() -> None:
         code = _lean_module(WAL_ASYNC).lean_push(argv)
     elif "wal-fetch" in argv:
         code = _lean_module(FETCH_SPOOL).lean_fetch(argv)
+    elif "status" in argv:
+        from bot.status_socket import lean_status  # `up` answers it, when it runs
+
+        code = lean_status(argv)
     if code is not None:
         sys.exit(code)
     from bot.cli import main as cli_main

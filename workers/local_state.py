@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -42,6 +41,8 @@ def demo_approval_key(folder: Path) -> str:
     each writes a candidate to a private temporary file and links it into place; the link
     fails for every process but the first, which then all read the winner's key.
     """
+    import secrets  # here: the console script's lean paths read state_dir only
+
     ensure_private_dir(folder)
     path = folder / APPROVAL_KEY_FILE
     if not path.exists():

@@ -44,6 +44,7 @@ COMMANDS: dict[str, str] = {
 
 archive_command starts ``wal-push`` once per WAL segment, and scripts poll ``status``: each
 loads its own module, not the whole CLI (Redis, RQ, rich's renderers: most of a second).
+While `up` runs, ``status`` does not get here at all: `up` answers it (bot.status_socket).
 """
 
 

@@ -6,14 +6,20 @@ rich is imported where a table or panel is drawn: scripts and cron poll ``--json
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import click
 
 from bot.cli.options import context_from, json_option
 from workers import components as engine
+from workers.context import Context
 from workers.core.durations import format_duration
 from workers.core.errors import UsageError
 from workers.core.views import status_document
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 @click.command()
@@ -25,22 +31,51 @@ from workers.core.views import status_document
 @click.pass_context
 def status(ctx: click.Context, component: str | None, as_json: bool, check: bool) -> None:
     """Freshness of every component's last good backup against the RPO."""
+    answer = status_answer(context_from(ctx), component, as_json=as_json, check=check)
+    click.echo(answer.stdout, nl=False)
+    if answer.stderr:
+        click.echo(answer.stderr, nl=False, err=True)
+    if answer.code:
+        ctx.exit(answer.code)
+
+
+@dataclass(frozen=True)
+class StatusAnswer:
+    """What ``status`` prints on stdout and stderr, and its exit code."""
+
+    stdout: str
+    stderr: str
+    code: int
+
+
+def status_answer(
+    work: Context,
+    component: str | None,
+    *,
+    as_json: bool,
+    check: bool,
+    screen: Console | None = None,
+) -> StatusAnswer:
+    """``status`` computed now: the CLI prints it, and `up`'s status socket sends it.
+
+    The board is drawn on ``screen`` (default: this terminal) and is not in ``stdout``.
+    """
     from workers.runbooks import drills
 
-    work = context_from(ctx)
     rows = engine.status(work, component)
     drill = drills.last_drill(work)
+    stdout = ""
     if as_json:
         document = status_document(work.settings, rows)
-        click.echo(json.dumps({**document, "last_drill": drill}, indent=2))
+        stdout = json.dumps({**document, "last_drill": drill}, indent=2) + "\n"
     else:
         from bot.console.terminal import print_status
 
-        print_status(work.settings, rows, work.clock(), drill)
+        print_status(work.settings, rows, work.clock(), drill, screen)
     breached = [row.name for row in rows if row.rpo_breached]
     if check and breached:
-        click.echo(f"RPO breached: {', '.join(breached)}", err=True)
-        ctx.exit(1)
+        return StatusAnswer(stdout, f"RPO breached: {', '.join(breached)}\n", 1)
+    return StatusAnswer(stdout, "", 0)
 
 
 @click.command(name="list")

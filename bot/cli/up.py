@@ -12,7 +12,7 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import click
 
@@ -20,7 +20,10 @@ from bot.cli.bot import run_console
 from bot.cli.options import context_from
 from workers.config_loader import CONFIG_ENV, OVERRIDE_PREFIX
 from workers.context import Context
-from workers.core.config import QUEUE_DEFAULT, QUEUE_ETCD, QUEUE_POSTGRES
+from workers.core.config import QUEUE_DEFAULT, QUEUE_ETCD, QUEUE_POSTGRES, Settings
+
+if TYPE_CHECKING:
+    from bot.status_server import StatusServer
 
 UP_QUEUES = ",".join((QUEUE_DEFAULT, QUEUE_POSTGRES, QUEUE_ETCD))
 REDIS_URL_ENV = f"{OVERRIDE_PREFIX}REDIS__URL"
@@ -49,10 +52,16 @@ def up(ctx: click.Context, as_user: str | None, log_dir: str | None) -> None:
     coordinator = coordinator_for_up(work.settings)
     try:
         click.echo(coordinator.description)  # the console's first line: where Redis is
-        redis = work.settings.redis.model_copy(update={"url": coordinator.url})
-        work = Context(work.settings.model_copy(update={"redis": redis}), clock=work.clock)
+        loaded = work.settings
+        redis = loaded.redis.model_copy(update={"url": coordinator.url})
+        work = Context(loaded.model_copy(update={"redis": redis}), clock=work.clock)
         ctx.find_root().obj["context"] = work
-        _run(ctx, work, as_user, log_dir, coordinator.url)
+        status = _serve_status(loaded, work)
+        try:
+            _run(ctx, work, as_user, log_dir, coordinator.url)
+        finally:
+            if status is not None:
+                status.close()
     finally:
         if coordinator.embedded is not None:
             stopped = coordinator.embedded.leave()
@@ -90,6 +99,20 @@ def _run(
         stop_children(children)
         for log in handles:
             log.close()
+
+
+def _serve_status(loaded: Settings, work: Context) -> StatusServer | None:
+    """`status` answered from this process (bot.status_socket); without it, the CLI answers."""
+    from bot.status_server import serve_status
+
+    try:
+        return serve_status(loaded, work, os.environ)
+    except FileExistsError:
+        click.echo("`status` is answered by the other `up` of this state directory", err=True)
+        return None
+    except OSError as exc:
+        click.echo(f"status socket not started ({exc}): `status` runs the full CLI", err=True)
+        return None
 
 
 def _interrupt(number: int, frame: Any) -> None:

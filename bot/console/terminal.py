@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import IO, Any
 
 from rich.console import Console, Group
 from rich.markup import escape
@@ -42,6 +43,32 @@ def console() -> Console:
     if screen.is_terminal:
         return screen
     return Console(highlight=False, width=PIPE_WIDTH)
+
+
+def console_for(file: IO[str], environ: Mapping[str, str], size: tuple[int, int] | None) -> Console:
+    """The console ``console()`` would make in another process: its environment, whether its
+    stdout is a terminal (``file.isatty()``) and its terminal's size; the text goes to ``file``.
+
+    `up`'s status socket draws the board for the console script this way, so that what it
+    prints is what the CLI would have printed there. The size follows rich's own rules.
+    """
+    probe = Console(highlight=False, file=file, _environ=environ)
+    columns, lines = (_digits(environ.get(name)) for name in ("COLUMNS", "LINES"))
+    if columns and lines:
+        width, height = columns, lines
+    elif probe.is_dumb_terminal:
+        width, height = 80, 25
+    else:
+        found = size or (0, 0)
+        width, height = columns or found[0] or 80, lines or found[1] or 25
+    screen = Console(highlight=False, file=file, width=width, height=height, _environ=environ)
+    if screen.is_terminal:
+        return screen
+    return Console(highlight=False, file=file, width=PIPE_WIDTH, height=height, _environ=environ)
+
+
+def _digits(text: str | None) -> int | None:
+    return int(text) if text is not None and text.isdigit() else None
 
 
 def status_table(settings: Settings, rows: list[ComponentStatus], now: datetime) -> Table:
@@ -89,10 +116,14 @@ def status_notes(rows: list[ComponentStatus]) -> list[str]:
 
 
 def print_status(
-    settings: Settings, rows: list[ComponentStatus], now: datetime, drill: dict[str, Any] | None
+    settings: Settings,
+    rows: list[ComponentStatus],
+    now: datetime,
+    drill: dict[str, Any] | None,
+    screen: Console | None = None,
 ) -> None:
     """``kosmos-backup status``: the board, the lines under it, and the last drill."""
-    screen = console()
+    screen = screen or console()
     screen.print(status_table(settings, rows, now))
     for note in status_notes(rows):
         screen.print(note)
