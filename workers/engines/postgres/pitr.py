@@ -21,7 +21,7 @@ from workers.core.config import Settings
 from workers.core.errors import EngineError, KosmosError, NotFoundError, UsageError
 from workers.core.manifest import Manifest
 from workers.core.ports import Progress, no_progress
-from workers.engines.postgres import barman_cloud, table_facts
+from workers.engines.postgres import barman_cloud, fetch_spool, table_facts, wal_prefetch
 from workers.engines.postgres.barman_cloud import KIND_BASE, BarmanTarget
 from workers.engines.postgres.cluster import (
     LocalInstance,
@@ -112,16 +112,10 @@ def replay(
     started = time.monotonic()
     require_new_data_dir(data_dir)
     Path(data_dir).parent.mkdir(parents=True, exist_ok=True)
-    progress("restore base backup", note=f"{manifest.id} into {data_dir}")
-    barman_cloud.run(
-        target,
-        "barman-cloud-restore",
-        [],
-        positional=[manifest.details["barman_backup_id"], data_dir],
-        timeout=RESTORE_TIMEOUT,
-    )
-    hand_over(data_dir)
     fetch_config = Path(data_dir).parent / f".{Path(data_dir).name}.kosmos-wal-fetch.json"
+    write_fetch_config(settings, target.component, fetch_config)
+    # Started first, so that WAL downloads overlap the base backup's; stopped at the end.
+    prefetcher = _start_prefetcher(fetch_config, target.component, data_dir, manifest)
     instance = LocalInstance(data_dir, port, str(Path(data_dir) / LOG_NAME))
     recovery = RecoverySettings(
         restore_command=restore_command(fetch_config, target.component),
@@ -131,8 +125,19 @@ def replay(
         port=port,
     )
     info = _local_conninfo(settings, target.component, port)
+    spool_link = fetch_spool.spool_of(Path(data_dir) / "pg_wal" / "RECOVERYXLOG")
     try:
-        write_fetch_config(settings, target.component, fetch_config)
+        progress("restore base backup", note=f"{manifest.id} into {data_dir}")
+        barman_cloud.run(
+            target,
+            "barman-cloud-restore",
+            [],
+            positional=[manifest.details["barman_backup_id"], data_dir],
+            timeout=RESTORE_TIMEOUT,
+        )
+        hand_over(data_dir)
+        spool_link.parent.mkdir(exist_ok=True)
+        spool_link.symlink_to(prefetcher.spool, target_is_directory=True)
         at_target = _run_recovery(instance, info, recovery, end_is_enough, progress)
         point, timeline = _reached(info)
     except BaseException:
@@ -140,8 +145,23 @@ def replay(
             instance.stop(mode="immediate")
         raise
     finally:
+        prefetcher.stop()
+        if spool_link.is_symlink():
+            spool_link.unlink()
         fetch_config.unlink(missing_ok=True)
     return Replay(instance, info, point, timeline, time.monotonic() - started, at_target)
+
+
+def _start_prefetcher(
+    fetch_config: Path, component: str, data_dir: str, manifest: Manifest
+) -> wal_prefetch.Running:
+    """The WAL prefetcher of this restore, spooling beside the new data directory."""
+    spool = Path(data_dir).parent / f".{Path(data_dir).name}.kosmos-wal-spool"
+    shutil.rmtree(spool, ignore_errors=True)  # a crashed restore's leftovers
+    details = manifest.details
+    return wal_prefetch.Running(
+        fetch_config, component, spool, details["begin_wal"], int(details["wal_segment_size"])
+    )
 
 
 def _run_recovery(
