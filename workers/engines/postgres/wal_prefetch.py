@@ -49,8 +49,8 @@ DEPTH = 16
 PARALLEL = 4
 TICK = 0.02
 STOP_WAIT = 10.0
-XLP_LONG_HEADER = 0x0002
-_LONG_HEADER = struct.Struct("<HHIQI4xQII")
+XLPLONG_HEADER = 0x0002
+LONG_HEADER = struct.Struct("<HHIQI4xQII")
 """XLogLongPageHeaderData: magic, info, tli, pageaddr, rem_len, (pad), sysid, seg_size, blcksz."""
 _DECOMPRESS: dict[str, Callable[[bytes], bytes]] = {
     "": lambda data: data,
@@ -107,10 +107,10 @@ def verify_segment(name: str, data: bytes, segment_size: int) -> None:
     """Raise IntegrityError unless ``data`` is the whole segment ``name`` (size, first page)."""
     if len(data) != segment_size:
         raise IntegrityError(f"WAL segment {name}: {len(data)} bytes, expected {segment_size}")
-    _, info, _, pageaddr, _, _, seg_size, _ = _LONG_HEADER.unpack_from(data)
+    _, info, _, pageaddr, _, _, seg_size, _ = LONG_HEADER.unpack_from(data)
     segment = wal_archive.Segment.parse(name)
     expected = segment.log * 0x100000000 + segment.seg * segment_size
-    if not info & XLP_LONG_HEADER or seg_size != segment_size or pageaddr != expected:
+    if not info & XLPLONG_HEADER or seg_size != segment_size or pageaddr != expected:
         raise IntegrityError(
             f"WAL segment {name}: its first page is not that segment's "
             f"(page address {pageaddr:X}, segment size {seg_size})"
