@@ -26,7 +26,6 @@ import os
 import shutil
 import signal
 import struct
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -244,11 +243,5 @@ class Running:
 
     def stop(self) -> None:
         """End the process, wait for it, and remove the spool with whatever it still holds."""
-        if self.child.poll() is None:
-            self.child.terminate()
-            try:
-                self.child.wait(STOP_WAIT)
-            except subprocess.TimeoutExpired:
-                self.child.kill()
-                self.child.wait()
+        process.stop(self.child, STOP_WAIT)
         shutil.rmtree(self.spool, ignore_errors=True)
