@@ -21,7 +21,13 @@ from workers.core.config import Settings
 from workers.core.errors import EngineError, KosmosError, NotFoundError, UsageError
 from workers.core.manifest import Manifest
 from workers.core.ports import Progress, no_progress
-from workers.engines.postgres import barman_cloud, fetch_spool, table_facts, wal_prefetch
+from workers.engines.postgres import (
+    barman_cloud,
+    base_download,
+    fetch_spool,
+    table_facts,
+    wal_prefetch,
+)
 from workers.engines.postgres.barman_cloud import KIND_BASE, BarmanTarget
 from workers.engines.postgres.cluster import (
     LocalInstance,
@@ -36,7 +42,6 @@ from workers.engines.postgres.conninfo import Conninfo
 
 INSTALLED_BIN = "/opt/kosmos-backup/bin/kosmos-backup"
 BIN_ENV = "KOSMOS_BACKUP_BIN"
-RESTORE_TIMEOUT = 4 * 3600.0
 RECOVERY_TIMEOUT = 4 * 3600.0
 LOG_NAME = "kosmos-restore.log"
 WAL_WAIT = 90.0
@@ -128,13 +133,7 @@ def replay(
     spool_link = fetch_spool.spool_of(Path(data_dir) / "pg_wal" / "RECOVERYXLOG")
     try:
         progress("restore base backup", note=f"{manifest.id} into {data_dir}")
-        barman_cloud.run(
-            target,
-            "barman-cloud-restore",
-            [],
-            positional=[manifest.details["barman_backup_id"], data_dir],
-            timeout=RESTORE_TIMEOUT,
-        )
+        base_download.restore(settings, target, manifest.details["barman_backup_id"], data_dir)
         hand_over(data_dir)
         spool_link.parent.mkdir(exist_ok=True)
         spool_link.symlink_to(prefetcher.spool, target_is_directory=True)
