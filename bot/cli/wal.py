@@ -70,16 +70,10 @@ def wal_fetch(ctx: click.Context, wal_name: str, dest_path: str, component: str 
 @click.command(name="wal-prefetch", hidden=True)
 @click.option("--component", required=True, metavar="NAME")
 @click.option("--spool", required=True, type=click.Path(exists=True, file_okay=False))
-@click.option("--from", "start", required=True, metavar="SEGMENT")
-@click.option("--segment-size", required=True, type=int)
 @click.pass_context
-def wal_prefetch(
-    ctx: click.Context, component: str, spool: str, start: str, segment_size: int
-) -> None:
+def wal_prefetch(ctx: click.Context, component: str, spool: str) -> None:
     """Keep a restore's WAL spool ahead of replay (started and stopped by the restore)."""
-    _shipping().run_prefetcher(
-        context_from(ctx).settings, component, Path(spool), start, segment_size
-    )
+    _shipping().run_prefetcher(context_from(ctx).settings, component, Path(spool))
 
 
 def _shipping() -> Any:

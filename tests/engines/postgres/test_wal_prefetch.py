@@ -56,7 +56,9 @@ class Archive:
         return self.pg_wal / SPOOL
 
     def start(self) -> wal_prefetch.Running:
-        return wal_prefetch.Running(self.config, "postgres", self.spool, START.name, SIZE)
+        running = wal_prefetch.Running(self.config, "postgres", self.spool)
+        running.begin(START.name, SIZE)
+        return running
 
 
 @pytest.fixture
@@ -223,8 +225,8 @@ def test_the_prefetcher_exits_when_the_restore_that_started_it_is_gone(archive: 
     script = (
         "import sys, time; from pathlib import Path; "
         "from workers.engines.postgres.wal_prefetch import Running; "
-        f"r = Running(Path({str(archive.config)!r}), 'postgres', Path({str(archive.spool)!r}), "
-        f"{START.name!r}, {SIZE}); print(r.child.pid, flush=True); time.sleep(300)"
+        f"r = Running(Path({str(archive.config)!r}), 'postgres', Path({str(archive.spool)!r})); "
+        f"r.begin({START.name!r}, {SIZE}); print(r.child.pid, flush=True); time.sleep(300)"
     )
     restore = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     assert restore.stdout is not None

@@ -19,6 +19,7 @@ size, a background process): see its documentation for ``archive-get-queue-max``
 from __future__ import annotations
 
 import bz2
+import contextlib
 import gzip
 import json
 import lzma
@@ -48,6 +49,8 @@ DEPTH = 16
 PARALLEL = 4
 TICK = 0.02
 STOP_WAIT = 10.0
+BEGIN = ".prefetch.begin"
+"""Written by the restore: the first segment replay needs, and the segment size."""
 XLPLONG_HEADER = 0x0002
 LONG_HEADER = struct.Struct("<HHIQI4xQII")
 """XLogLongPageHeaderData: magic, info, tli, pageaddr, rem_len, (pad), sysid, seg_size, blcksz."""
@@ -127,13 +130,22 @@ def decompress(key: str, packed: bytes) -> bytes:
 class Prefetcher:
     """Keeps the spool ``DEPTH`` segments ahead of what replay has taken."""
 
-    def __init__(self, settings: Settings, component: str, spool: Path, segment_size: int):
+    def __init__(self, settings: Settings, component: str, spool: Path):
         target = barman_cloud.target_for(settings, component)
         self.archive = barman_cloud.wal_archive(settings, target)
         self.client = make_s3_client(settings.storage)
         self.spool = spool
-        self.segment_size = segment_size
+        self.segment_size = 0
         self.stopping = False
+
+    def await_begin(self, parent: int) -> tuple[str, int] | None:
+        """The first segment and segment size, once the restore knows its base backup."""
+        while not self.stopping and os.getppid() == parent:
+            with contextlib.suppress(OSError, ValueError):
+                begin = json.loads((self.spool / BEGIN).read_bytes())
+                return str(begin["start"]), int(begin["segment_size"])
+            time.sleep(TICK)
+        return None
 
     def listing(self, start: str) -> list[tuple[str, str]]:
         """``(name, key)`` of every archived file on ``start``'s timeline and later ones."""
@@ -150,9 +162,9 @@ class Prefetcher:
                     found.append((wal_archive.strip_compression(key.rsplit("/", 1)[-1]), key))
         return found
 
-    def run(self, start: str, parent: int) -> None:
+    def run(self, start: str, segment_size: int, parent: int) -> None:
         """List, publish the plan, and fill the spool until stopped or ``parent`` is gone."""
-        self.spool.mkdir(exist_ok=True)
+        self.segment_size = segment_size
         work = plan(self.listing(start), start)
         _write_atomic(self.spool / fetch_spool.STATE, json.dumps(work.to_json()).encode())
         order = {name: i for i, (name, _) in enumerate(work.queue)}
@@ -218,28 +230,40 @@ def _write_atomic(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def serve(settings: Settings, component: str, spool: Path, start: str, segment_size: int) -> None:
+def serve(settings: Settings, component: str, spool: Path) -> None:
     """``wal-prefetch``: run until SIGTERM or until the restore that started it is gone."""
-    prefetcher = Prefetcher(settings, component, spool, segment_size)
+    prefetcher = Prefetcher(settings, component, spool)
 
     def stop(_signum: int, _frame: Any) -> None:
         prefetcher.stopping = True
 
     signal.signal(signal.SIGTERM, stop)
-    prefetcher.run(start, os.getppid())
+    parent = os.getppid()
+    begin = prefetcher.await_begin(parent)
+    if begin is not None:
+        prefetcher.run(*begin, parent)
 
 
 class Running:
-    """The prefetcher process of one restore, from start to stop (and its spool)."""
+    """The prefetcher process of one restore, from start to stop (and its spool).
 
-    def __init__(self, config: Path, component: str, spool: Path, start: str, size: int):
+    It starts before the restore has chosen its base backup, so that its own start-up
+    (Python, settings, a client) is done when ``begin`` names the first segment.
+    """
+
+    def __init__(self, config: Path, component: str, spool: Path):
+        self.config = config
         self.spool = spool
         spool.mkdir(mode=0o700)
         hand_over(spool)
         argv = [sys.executable, "-m", "bot.cli", "--config", str(config), "wal-prefetch"]
-        argv += ["--component", component, "--spool", str(spool), "--from", start]
-        argv += ["--segment-size", str(size)]
+        argv += ["--component", component, "--spool", str(spool)]
         self.child = process.spawn(argv)
+
+    def begin(self, start: str, segment_size: int) -> None:
+        """List the archive from segment ``start`` on and start downloading."""
+        doc = {"start": start, "segment_size": segment_size}
+        _write_atomic(self.spool / BEGIN, json.dumps(doc).encode())
 
     def stop(self) -> None:
         """End the process, wait for it, and remove the spool with whatever it still holds."""

@@ -103,13 +103,11 @@ def _archived(settings: Settings, target: BarmanTarget, name: str) -> bool:
     return barman_cloud.wal_archive(settings, target).find(name) is not None
 
 
-def run_prefetcher(
-    settings: Settings, component: str, spool: Path, start: str, segment_size: int
-) -> None:
+def run_prefetcher(settings: Settings, component: str, spool: Path) -> None:
     """``wal-prefetch``: keep a restore's spool ahead of replay (wal_prefetch)."""
     from workers.engines.postgres import wal_prefetch
 
-    wal_prefetch.serve(settings, component, spool, start, segment_size)
+    wal_prefetch.serve(settings, component, spool)
 
 
 def _fetch(target: BarmanTarget, name: str, dest: str) -> None:
