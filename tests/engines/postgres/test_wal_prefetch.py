@@ -148,6 +148,50 @@ def test_only_the_whole_named_segment_passes_verification() -> None:
         wal_prefetch.verify_segment(START.next(SIZE).name, good, SIZE)
 
 
+NAMES = [Segment(1, 0, n).name for n in range(3, 3 + COUNT)]
+DEPTH = wal_prefetch.DEPTH
+
+
+def test_the_queue_fetches_a_bounded_window_and_moves_it_as_replay_takes_segments() -> None:
+    queue = wal_prefetch.Queue(NAMES)
+    assert queue.due(set(), set()) == NAMES[:DEPTH]
+    for name in NAMES[:DEPTH]:
+        queue.finished(name, ok=True)
+    spooled = set(NAMES[1:DEPTH])  # replay took the first
+
+    assert queue.due(spooled, set()) == [NAMES[DEPTH]]
+    assert queue.stale(spooled) == []
+
+
+def test_a_failed_download_does_not_move_the_window_past_segments_not_yet_taken() -> None:
+    queue = wal_prefetch.Queue(NAMES)
+    queue.finished(NAMES[0], ok=True)
+    queue.finished(NAMES[2], ok=False)
+
+    assert queue.position({NAMES[0]}) == 0
+    assert queue.stale({NAMES[0]}) == []
+    assert NAMES[2] not in queue.due({NAMES[0]}, set())  # restore_command asks barman
+
+
+def test_replay_starting_over_fetches_taken_segments_again() -> None:
+    queue = wal_prefetch.Queue(NAMES)
+    for name in NAMES[:6]:
+        queue.finished(name, ok=True)
+    spooled = {NAMES[5]}  # 0-4 taken
+
+    queue.wanted(NAMES[0], spooled, set())
+
+    assert queue.due(spooled, set())[:5] == NAMES[:5]
+
+
+def test_a_segment_replay_went_past_is_dropped_from_the_spool() -> None:
+    queue = wal_prefetch.Queue(NAMES)
+    for name in NAMES[:4]:
+        queue.finished(name, ok=True)
+
+    assert queue.stale({NAMES[1], NAMES[3]}) == [NAMES[1]]  # 2 was taken: 1 is behind
+
+
 def test_the_spool_runs_a_bounded_queue_ahead_and_restore_command_is_answered_from_it(
     archive: Archive,
 ) -> None:

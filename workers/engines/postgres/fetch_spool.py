@@ -35,7 +35,7 @@ ALIVE = ".prefetch.alive"
 WANTED = ".prefetch.wanted"
 """The segment restore_command is waiting for: the prefetcher brings it next."""
 ALIVE_WITHIN = 3.0
-WAIT_FOR_SEGMENT = 120.0
+WAIT_FOR_SEGMENT = 60.0
 POLL = 0.005
 EXIT_NOT_ARCHIVED = 1
 

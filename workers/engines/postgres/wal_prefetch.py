@@ -167,24 +167,24 @@ class Prefetcher:
         self.segment_size = segment_size
         work = plan(self.listing(start), start)
         _write_atomic(self.spool / fetch_spool.STATE, json.dumps(work.to_json()).encode())
-        order = {name: i for i, (name, _) in enumerate(work.queue)}
-        fetched: set[str] = set()
-        running: dict[str, Future[None]] = {}
+        keys = dict(work.queue)
+        queue = Queue([name for name, _ in work.queue])
+        running: dict[str, Future[bool]] = {}
         with ThreadPoolExecutor(PARALLEL, thread_name_prefix="wal-prefetch") as pool:
             while not self.stopping and os.getppid() == parent:
                 os.utime(self._touch(), None)
-                present = set(os.listdir(self.spool))
+                # Finished downloads first, the spool after: a delivered name missing from
+                # the listing below has then truly been taken by restore_command.
                 for name in [n for n, f in running.items() if f.done()]:
-                    del running[name]
-                taken = [order[n] for n in fetched if n not in present and n not in running]
-                position = max([i + 1 for i in taken] + [_wanted(self.spool, order)])
-                for name in fetched & present:
-                    if order[name] < position:  # replay went past it (another timeline)
-                        (self.spool / name).unlink(missing_ok=True)
-                for name, key in work.queue[position : position + DEPTH]:
-                    if name not in fetched:
-                        fetched.add(name)
-                        running[name] = pool.submit(self._fetch_one, name, key)
+                    queue.finished(name, running.pop(name).result())
+                present = set(os.listdir(self.spool))
+                wanted = _take_hint(self.spool)
+                if wanted is not None:
+                    queue.wanted(wanted, present, set(running))
+                for name in queue.stale(present):
+                    (self.spool / name).unlink(missing_ok=True)
+                for name in queue.due(present, set(running)):
+                    running[name] = pool.submit(self._fetch_one, name, keys[name])
                 time.sleep(TICK)
             for future in running.values():
                 future.cancel()
@@ -195,9 +195,9 @@ class Prefetcher:
             _write_atomic(alive, b"")
         return alive
 
-    def _fetch_one(self, name: str, key: str) -> None:
+    def _fetch_one(self, name: str, key: str) -> bool:
         if self.stopping:
-            return
+            return False
         try:
             with storage_errors("fetch WAL", self.archive.describe()):
                 reply = self.client.get_object(Bucket=self.archive.bucket, Key=key)
@@ -209,15 +209,65 @@ class Prefetcher:
             # restore_command then asks the full wal-fetch for it (barman, with its errors).
             _write_atomic(fetch_spool.failed_mark(self.spool, name), str(exc).encode())
             print(f"wal-prefetch: {name}: {exc}", file=sys.stderr)
+            return False
+        return True
 
 
-def _wanted(spool: Path, order: dict[str, int]) -> int:
-    """The queue position of the segment restore_command is waiting for (0 if none)."""
+class Queue:
+    """Where replay is in the prefetch queue, read from the spool; what to fetch or drop.
+
+    A delivered segment that left the spool was taken by restore_command: replay is past
+    it. The window is the ``DEPTH`` segments from there. restore_command's hint (the
+    segment it waits for) moves the window there; a hint for a segment taken long ago
+    means replay started over (a restart, or a second recovery pass): it is fetched again.
+    """
+
+    def __init__(self, names: list[str]) -> None:
+        self.names = names
+        self.order = {name: i for i, name in enumerate(names)}
+        self.delivered: set[str] = set()
+        self.failed: set[str] = set()
+        self.anchor = 0
+
+    def finished(self, name: str, ok: bool) -> None:
+        """A download ended: in the spool, or marked failed."""
+        (self.delivered if ok else self.failed).add(name)
+
+    def position(self, present: set[str]) -> int:
+        """The queue index of the next segment replay will ask for."""
+        taken = [self.order[n] + 1 for n in self.delivered if n not in present]
+        return max([self.anchor, *taken])
+
+    def wanted(self, name: str, present: set[str], running: set[str]) -> None:
+        """restore_command is waiting for ``name``."""
+        at = self.order.get(name)
+        if at is None:
+            return
+        taken = [self.order[n] for n in self.delivered if n not in present]
+        if name in self.delivered and name not in present | running and at < max(taken, default=0):
+            self.delivered = {n for n in self.delivered if n in present or self.order[n] < at}
+        self.anchor = at
+
+    def stale(self, present: set[str]) -> list[str]:
+        """Spooled segments replay went past (another timeline's): to delete."""
+        position = self.position(present)
+        return [n for n in present if self.order.get(n, position) < position]
+
+    def due(self, present: set[str], running: set[str]) -> list[str]:
+        """Segments of the window neither spooled, nor downloading, nor taken, nor failed."""
+        position = self.position(present)
+        busy = present | running | self.delivered | self.failed
+        return [n for n in self.names[position : position + DEPTH] if n not in busy]
+
+
+def _take_hint(spool: Path) -> str | None:
+    """The segment restore_command waits for, if it said so since the last look."""
+    taken = spool / f"{fetch_spool.WANTED}.taken"
     try:
-        name = (spool / fetch_spool.WANTED).read_text().strip()
+        os.replace(spool / fetch_spool.WANTED, taken)
+        return taken.read_text().strip()
     except OSError:
-        return 0
-    return order.get(name, 0)
+        return None
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
