@@ -136,11 +136,10 @@ class Prefetcher:
         self.client = make_s3_client(settings.storage)
         self.spool = spool
         self.segment_size = 0
-        self.stopping = False
 
     def await_begin(self, parent: int) -> tuple[str, int] | None:
         """The first segment and segment size, once the restore knows its base backup."""
-        while not self.stopping and os.getppid() == parent:
+        while os.getppid() == parent:
             with contextlib.suppress(OSError, ValueError):
                 begin = json.loads((self.spool / BEGIN).read_bytes())
                 return str(begin["start"]), int(begin["segment_size"])
@@ -171,7 +170,7 @@ class Prefetcher:
         queue = Queue([name for name, _ in work.queue])
         running: dict[str, Future[bool]] = {}
         with ThreadPoolExecutor(PARALLEL, thread_name_prefix="wal-prefetch") as pool:
-            while not self.stopping and os.getppid() == parent:
+            while os.getppid() == parent:
                 os.utime(self._touch(), None)
                 # Finished downloads first, the spool after: a delivered name missing from
                 # the listing below has then truly been taken by restore_command.
@@ -196,8 +195,6 @@ class Prefetcher:
         return alive
 
     def _fetch_one(self, name: str, key: str) -> bool:
-        if self.stopping:
-            return False
         try:
             with storage_errors("fetch WAL", self.archive.describe()):
                 reply = self.client.get_object(Bucket=self.archive.bucket, Key=key)
@@ -281,11 +278,13 @@ def _write_atomic(path: Path, data: bytes) -> None:
 
 
 def serve(settings: Settings, component: str, spool: Path) -> None:
-    """``wal-prefetch``: run until SIGTERM or until the restore that started it is gone."""
+    """``wal-prefetch``: run until SIGTERM (exit at once) or until its restore is gone."""
     prefetcher = Prefetcher(settings, component, spool)
 
     def stop(_signum: int, _frame: Any) -> None:
-        prefetcher.stopping = True
+        # At once: downloads in flight are for a restore that has ended, and their work
+        # files have hidden names in a spool that the restore removes.
+        os._exit(0)
 
     signal.signal(signal.SIGTERM, stop)
     parent = os.getppid()
