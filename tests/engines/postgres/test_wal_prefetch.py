@@ -230,7 +230,7 @@ def test_a_corrupt_archived_segment_never_reaches_the_spool(
     )
     running = archive.start()
     try:
-        wait_for(lambda: fetch_spool.failed_mark(archive.spool, bad.name).exists())
+        wait_for(lambda: Path(fetch_spool.failed_mark(archive.spool, bad.name)).exists())
         assert bad.name not in spooled(archive.spool)
         dest = str(archive.pg_wal / "RECOVERYXLOG")
         assert lean_fetch(["wal-fetch", bad.name, dest]) is None  # left to the full wal-fetch

@@ -11,8 +11,9 @@ segments past the end): that is how PostgreSQL learns where the archive ends. An
 else goes to the full CLI unchanged.
 
 The spool holds only whole files: both writers rename a file into it once it is complete.
-This module imports only the standard library: the console script loads it by path
-(bot.launch).
+This module imports only the standard library, and of it only what starts in a few
+milliseconds (no pathlib, no typing): the console script loads it by path (bot.launch),
+once for every WAL segment replay asks for.
 """
 
 from __future__ import annotations
@@ -21,8 +22,6 @@ import json
 import os
 import re
 import time
-from pathlib import Path
-from typing import Any
 
 SPOOL = "kosmos-fetch-spool"
 SEGMENT_NAME = re.compile(r"[0-9A-F]{24}")
@@ -40,9 +39,9 @@ POLL = 0.005
 EXIT_NOT_ARCHIVED = 1
 
 
-def spool_of(dest: str | os.PathLike[str]) -> Path:
+def spool_of(dest: str | os.PathLike[str]) -> str:
     """The spool beside a restore_command destination (``%p``, inside pg_wal)."""
-    return Path(os.path.abspath(dest)).parent / SPOOL
+    return os.path.join(os.path.dirname(os.path.abspath(dest)), SPOOL)
 
 
 def lean_fetch(argv: list[str]) -> int | None:
@@ -57,24 +56,25 @@ def lean_fetch(argv: list[str]) -> int | None:
     state = prefetch_state(spool)
     if state is None:
         return None  # not prefetched (or not movable): barman fetches it, and explains
-    if name in state["queue"]:
+    start, archived, queue = state
+    if name in queue:
         return _await(spool, name, dest)
-    if name in state["archived"] or not covered(name, state["start"]):
+    if name in archived or not covered(name, start):
         return None
     return EXIT_NOT_ARCHIVED
 
 
-def prefetch_state(spool: Path) -> dict[str, Any] | None:
-    """The running prefetcher's listing, or None when none runs (or it stopped answering)."""
+def prefetch_state(spool: str) -> tuple[str, set[str], set[str]] | None:
+    """The running prefetcher's listing (start, archived names, queued segments), or None
+    when none runs (or it stopped answering)."""
     if not _alive(spool):
         return None
     try:
-        with open(spool / STATE, encoding="utf-8") as state:
+        with open(os.path.join(spool, STATE), encoding="utf-8") as state:
             found = json.load(state)
-    except (OSError, ValueError):
+        return str(found["start"]), set(found["archived"]), set(found["queue"])
+    except (OSError, ValueError, KeyError, TypeError):
         return None
-    archived, queue = set(found["archived"]), set(found["queue"])
-    return {"start": found["start"], "archived": archived, "queue": queue}
 
 
 def covered(name: str, start: str) -> bool:
@@ -88,39 +88,40 @@ def covered(name: str, start: str) -> bool:
     return SEGMENT_NAME.fullmatch(name) is not None and name[8:] >= start[8:]
 
 
-def _alive(spool: Path) -> bool:
+def _alive(spool: str) -> bool:
     try:
-        return time.time() - os.stat(spool / ALIVE).st_mtime <= ALIVE_WITHIN
+        return time.time() - os.stat(os.path.join(spool, ALIVE)).st_mtime <= ALIVE_WITHIN
     except OSError:
         return False
 
 
-def failed_mark(spool: Path, name: str) -> Path:
+def failed_mark(spool: str | os.PathLike[str], name: str) -> str:
     """Where the prefetcher says it could not bring ``name`` (and why)."""
-    return spool / f".{name}.failed"
+    return os.path.join(spool, f".{name}.failed")
 
 
-def _deliver(spool: Path, name: str, dest: str) -> bool:
+def _deliver(spool: str, name: str, dest: str) -> bool:
     try:
-        os.replace(spool / name, dest)
+        os.replace(os.path.join(spool, name), dest)
     except OSError:
         return False
     return True
 
 
-def _await(spool: Path, name: str, dest: str) -> int | None:
+def _await(spool: str, name: str, dest: str) -> int | None:
     """Wait for the prefetcher to bring ``name``; None (the full CLI) if it cannot."""
-    tmp = spool / f".{WANTED}.{os.getpid()}"
+    tmp = os.path.join(spool, f".{WANTED}.{os.getpid()}")
     try:
-        tmp.write_text(name)
-        os.replace(tmp, spool / WANTED)
+        with open(tmp, "w", encoding="ascii") as hint:
+            hint.write(name)
+        os.replace(tmp, os.path.join(spool, WANTED))
     except OSError:
         pass  # only a hint: the prefetcher brings it in its turn
     deadline = time.monotonic() + WAIT_FOR_SEGMENT
     while time.monotonic() < deadline:
         if _deliver(spool, name, dest):
             return 0
-        if failed_mark(spool, name).exists() or not _alive(spool):
+        if os.path.exists(failed_mark(spool, name)) or not _alive(spool):
             return None
         time.sleep(POLL)
     return None

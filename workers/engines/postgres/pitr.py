@@ -175,7 +175,7 @@ def _restore_and_recover(
     """The base backup into the instance's data directory, then recovery with the spool
     linked into pg_wal; whether it stopped at the target, its last commit and timeline."""
     data_dir = instance.data_dir
-    spool_link = fetch_spool.spool_of(Path(data_dir) / "pg_wal" / "RECOVERYXLOG")
+    spool_link = Path(fetch_spool.spool_of(Path(data_dir) / "pg_wal" / "RECOVERYXLOG"))
     try:
         base_download.restore(settings, target, manifest.details["barman_backup_id"], data_dir)
         hand_over(data_dir)

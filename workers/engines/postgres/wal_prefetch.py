@@ -204,7 +204,7 @@ class Prefetcher:
             _write_atomic(self.spool / name, data)
         except Exception as exc:  # noqa: BLE001 - a thread's edge: the mark says why
             # restore_command then asks the full wal-fetch for it (barman, with its errors).
-            _write_atomic(fetch_spool.failed_mark(self.spool, name), str(exc).encode())
+            _write_atomic(Path(fetch_spool.failed_mark(self.spool, name)), str(exc).encode())
             print(f"wal-prefetch: {name}: {exc}", file=sys.stderr)
             return False
         return True

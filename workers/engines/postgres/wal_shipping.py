@@ -116,7 +116,7 @@ def _fetch(target: BarmanTarget, name: str, dest: str) -> None:
     # are then answered from it, by the console script before the CLI loads (fetch_spool).
     # barman writes them in place, so into a private folder first: the spool only ever
     # receives whole files, by rename, once barman has finished them all.
-    spool = fetch_spool.spool_of(dest)
+    spool = Path(fetch_spool.spool_of(dest))
     private = spool / f".barman-{os.getpid()}"
     try:
         barman_cloud.run(
