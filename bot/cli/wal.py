@@ -67,7 +67,7 @@ def wal_fetch(ctx: click.Context, wal_name: str, dest_path: str, component: str 
     _shipping().wal_fetch(context_from(ctx).settings, wal_name, dest_path, component)
 
 
-@click.command(name="wal-prefetch", hidden=True)
+@click.command(name="wal-prefetch")
 @click.option("--component", required=True, metavar="NAME")
 @click.option("--spool", required=True, type=click.Path(exists=True, file_okay=False))
 @click.pass_context
