@@ -51,7 +51,7 @@ TICK = 0.02
 STOP_WAIT = 10.0
 BEGIN = ".prefetch.begin"
 """Written by the restore: the first segment replay needs, and the segment size."""
-XLPLONG_HEADER = 0x0002
+XLP_LONG_HEADER = 0x0002
 LONG_HEADER = struct.Struct("<HHIQI4xQII")
 """XLogLongPageHeaderData: magic, info, tli, pageaddr, rem_len, (pad), sysid, seg_size, blcksz."""
 _DECOMPRESS: dict[str, Callable[[bytes], bytes]] = {
@@ -112,7 +112,7 @@ def verify_segment(name: str, data: bytes, segment_size: int) -> None:
     _, info, _, pageaddr, _, _, seg_size, _ = LONG_HEADER.unpack_from(data)
     segment = wal_archive.Segment.parse(name)
     expected = segment.log * 0x100000000 + segment.seg * segment_size
-    if not info & XLPLONG_HEADER or seg_size != segment_size or pageaddr != expected:
+    if not info & XLP_LONG_HEADER or seg_size != segment_size or pageaddr != expected:
         raise IntegrityError(
             f"WAL segment {name}: its first page is not that segment's "
             f"(page address {pageaddr:X}, segment size {seg_size})"
