@@ -9,9 +9,9 @@ boto3) is imported at all, and fall through to it when their fast path cannot an
 
 from __future__ import annotations
 
+import os
 import sys
-from importlib import util
-from pathlib import Path
+from importlib.machinery import SourceFileLoader
 from types import ModuleType
 
 WAL_ASYNC = ("engines", "postgres", "wal_async.py")
@@ -39,14 +39,17 @@ def main() -> None:
 
 def _lean_module(parts: tuple[str, ...]) -> ModuleType:
     """A module of workers.engines.postgres, loaded by path, on its own: these answers need
-    the standard library only, not even the registry's package (``workers.engines``)."""
+    the standard library only, not even the registry's package (``workers.engines``).
+    Neither pathlib nor importlib.util: restore_command pays each import once a segment."""
     import workers
 
-    path = Path(workers.__file__).parent.joinpath(*parts)
-    spec = util.spec_from_file_location(f"kosmos_{path.stem}", path)
-    assert spec is not None and spec.loader is not None
-    module = util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    path = os.path.join(os.path.dirname(workers.__file__), *parts)
+    name = f"kosmos_{os.path.basename(path).removesuffix('.py')}"
+    loader = SourceFileLoader(name, path)
+    module = ModuleType(name)
+    module.__file__, module.__loader__ = path, loader
+    sys.modules[name] = module  # dataclasses look their module up there
+    loader.exec_module(module)
     return module
 
 

@@ -240,3 +240,14 @@ def spawn(
         raise EngineError(f"{argv[0]} is not installed", hint="install it or fix PATH") from None
     except OSError as exc:
         raise _not_runnable(argv, exc) from None
+
+
+def stop(child: subprocess.Popen[bytes], grace: float) -> int:
+    """End a spawned child: SIGTERM, then SIGKILL after ``grace`` seconds; its exit status."""
+    if child.poll() is None:
+        child.terminate()
+        try:
+            return child.wait(grace)
+        except subprocess.TimeoutExpired:
+            child.kill()
+    return child.wait()

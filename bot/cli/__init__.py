@@ -31,6 +31,7 @@ COMMANDS: dict[str, str] = {
     "wal-push": "bot.cli.wal",
     "wal-fetch": "bot.cli.wal",
     "wal-archiver": "bot.cli.wal",
+    "wal-prefetch": "bot.cli.wal",
     "runbook": "bot.cli.runbook",
     "dr": "bot.cli.runbook",
     "restore-request": "bot.cli.approvals",

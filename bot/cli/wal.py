@@ -67,6 +67,15 @@ def wal_fetch(ctx: click.Context, wal_name: str, dest_path: str, component: str 
     _shipping().wal_fetch(context_from(ctx).settings, wal_name, dest_path, component)
 
 
+@click.command(name="wal-prefetch")
+@click.option("--component", required=True, metavar="NAME")
+@click.option("--spool", required=True, type=click.Path(exists=True, file_okay=False))
+@click.pass_context
+def wal_prefetch(ctx: click.Context, component: str, spool: str) -> None:
+    """Keep a restore's WAL spool ahead of replay (started and stopped by the restore)."""
+    _shipping().run_prefetcher(context_from(ctx).settings, component, Path(spool))
+
+
 def _shipping() -> Any:
     # Imported on use: archive_command runs once per segment, so it loads only what it uses.
     from workers.components import wal_shipping
@@ -74,4 +83,4 @@ def _shipping() -> Any:
     return wal_shipping()
 
 
-commands = [wal_push, wal_fetch, wal_archiver]
+commands = [wal_push, wal_fetch, wal_archiver, wal_prefetch]

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -103,6 +106,7 @@ def test_restore_to_a_time_keeps_rows_before_it_and_drops_rows_after(
     assert orders == [("A", 50)]
     assert ticks == [(ticks_before, ticks_before - 1)]
     assert writable == [(True,)]
+    assert prefetchers() == []  # the restore's WAL prefetcher ended with it
     assert summary["backup_id"] == base.id
     assert summary["rows"] == 50 + ticks_before
     assert summary["stopped_at_target"] is True
@@ -114,6 +118,83 @@ def test_restore_to_a_time_keeps_rows_before_it_and_drops_rows_after(
         f"restore {summary['duration_seconds']}s; "
         f"test {time.monotonic() - began:.1f}s ({archived - began:.1f}s to archive)"
     )
+
+
+def prefetchers() -> list[int]:
+    """This process's wal-prefetch children that are still running."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+            stat = (entry / "stat").read_text().rsplit(") ", 1)[1].split()
+        except (FileNotFoundError, NotADirectoryError, ProcessLookupError, IndexError):
+            continue
+        if b"wal-prefetch" in cmdline and int(stat[1]) == os.getpid() and stat[0] != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+def test_a_killed_prefetcher_loses_nothing_the_restore_reaches_the_target(
+    source: tuple[PgCluster, Context],
+) -> None:
+    cluster, ctx = source
+    cluster.execute("CREATE TABLE orders (id int PRIMARY KEY, note text)")
+    cluster.execute("CREATE TABLE ticks (n int PRIMARY KEY, at timestamptz)")
+    cluster.execute("CREATE TABLE filler (n int, pad text)")
+    base = base_backups.base_backup(ctx, "postgres")
+    for _ in range(3):  # a few whole segments for replay to ask for
+        cluster.execute(
+            "INSERT INTO filler SELECT g, repeat('x', 500) FROM generate_series(1, 2000) g"
+        )
+        cluster.execute("SELECT pg_switch_wal()")
+    cluster.execute("INSERT INTO orders SELECT g, 'A' FROM generate_series(1, 50) g")
+    target, ticks_before = write_ticks_around_a_moment(cluster)
+    cluster.execute("INSERT INTO orders SELECT g, 'B' FROM generate_series(51, 80) g")
+    wait_archived(cluster)
+
+    restored_root = scratch_dir("pitr-killed")
+    port = free_port()
+    outcome: dict[str, object] = {}
+    killed: list[int] = []
+
+    def restore() -> None:
+        try:
+            outcome["summary"] = base_backups.restore_pitr(
+                ctx,
+                "postgres",
+                "latest",
+                target_time=target,
+                data_dir=str(restored_root / "data"),
+                port=port,
+            )
+        except BaseException as exc:  # noqa: BLE001 - handed to the test's thread
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=restore)
+    worker.start()
+    try:
+        while worker.is_alive() and not killed:
+            for pid in prefetchers():
+                os.kill(pid, signal.SIGKILL)  # before it has brought anything
+                killed.append(pid)
+            time.sleep(0.005)
+        worker.join(timeout=240)
+        restored = PgCluster(restored_root, port=port)
+        orders = restored.execute("SELECT note, count(*) FROM orders GROUP BY note")
+        ticks = restored.execute("SELECT count(*) FROM ticks")
+        leftovers = [p.name for p in restored_root.glob(".*")]
+        leftovers += [p.name for p in (restored_root / "data" / "pg_wal").glob("kosmos-*")]
+    finally:
+        LocalInstance(str(restored_root / "data"), port, "").stop(mode="immediate")
+        shutil.rmtree(restored_root, ignore_errors=True)
+
+    assert "error" not in outcome, outcome.get("error")
+    assert killed
+    assert orders == [("A", 50)]
+    assert ticks == [(ticks_before,)]
+    assert prefetchers() == []
+    assert leftovers == []  # no spool, no link to it, no fetch config
+    assert outcome["summary"]["backup_id"] == base.id  # type: ignore[index]
 
 
 def test_restore_base_at_the_console_prints_the_instance_and_its_counts(

@@ -235,6 +235,11 @@ class TargetNotReached(NotFoundError):
     """Replay ran out of archived WAL before the recovery target."""
 
 
+PROMOTION_POLL = 0.1
+"""How often a restore looks for the end of recovery (a pid-file read; a connection once
+the instance accepts them): a restore's whole duration is measured up to this point."""
+
+
 def wait_for_promotion(
     instance: LocalInstance, info: Conninfo, timeout: float, log_from: int = 0
 ) -> None:
@@ -257,7 +262,7 @@ def wait_for_promotion(
                 return
             if state is not None and state[1]:
                 instance.promote()
-        time.sleep(0.5)
+        time.sleep(PROMOTION_POLL)
     raise EngineError(
         f"recovery of {instance.data_dir} did not finish in {timeout:.0f}s",
         hint=instance.log_tail(),

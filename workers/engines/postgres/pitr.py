@@ -8,6 +8,7 @@ import os
 import shlex
 import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,7 +22,13 @@ from workers.core.config import Settings
 from workers.core.errors import EngineError, KosmosError, NotFoundError, UsageError
 from workers.core.manifest import Manifest
 from workers.core.ports import Progress, no_progress
-from workers.engines.postgres import barman_cloud, table_facts
+from workers.engines.postgres import (
+    barman_cloud,
+    base_download,
+    fetch_spool,
+    table_facts,
+    wal_prefetch,
+)
 from workers.engines.postgres.barman_cloud import KIND_BASE, BarmanTarget
 from workers.engines.postgres.cluster import (
     LocalInstance,
@@ -36,7 +43,6 @@ from workers.engines.postgres.conninfo import Conninfo
 
 INSTALLED_BIN = "/opt/kosmos-backup/bin/kosmos-backup"
 BIN_ENV = "KOSMOS_BACKUP_BIN"
-RESTORE_TIMEOUT = 4 * 3600.0
 RECOVERY_TIMEOUT = 4 * 3600.0
 LOG_NAME = "kosmos-restore.log"
 WAL_WAIT = 90.0
@@ -92,6 +98,28 @@ def restore_command(config_path: Path, component: str) -> str:
     return " ".join(p if p in ("%f", "%p") else shlex.quote(p) for p in parts)
 
 
+@contextlib.contextmanager
+def prefetching(
+    settings: Settings, component: str, data_dir: str
+) -> Iterator[wal_prefetch.Running]:
+    """The WAL prefetcher of a restore into ``data_dir`` and the config its restore_command
+    reads, both beside the data directory; the process ends and both go on leaving."""
+    parent, name = Path(data_dir).parent, Path(data_dir).name
+    parent.mkdir(parents=True, exist_ok=True)
+    config = parent / f".{name}.kosmos-wal-fetch.json"
+    spool = parent / f".{name}.kosmos-wal-spool"
+    shutil.rmtree(spool, ignore_errors=True)  # a crashed restore's leftovers
+    try:
+        write_fetch_config(settings, component, config)
+        running = wal_prefetch.Running(config, component, spool)
+        try:
+            yield running
+        finally:
+            running.stop()
+    finally:
+        config.unlink(missing_ok=True)
+
+
 def replay(
     settings: Settings,
     target: BarmanTarget,
@@ -103,36 +131,56 @@ def replay(
     target_lsn: str | None = None,
     end_is_enough: bool = False,
     progress: Progress = no_progress,
+    prefetch: wal_prefetch.Running | None = None,
 ) -> Replay:
     """Restore ``manifest``'s base backup into ``data_dir``, replay WAL, and promote.
 
     ``end_is_enough``: the archive is known to hold WAL past ``target_time``, so if replay
     finds no commit after the target, the end of the archive is the same state.
+    ``prefetch``: a prefetcher started earlier (``prefetching``); else one starts here.
     """
     started = time.monotonic()
     require_new_data_dir(data_dir)
-    Path(data_dir).parent.mkdir(parents=True, exist_ok=True)
-    progress("restore base backup", note=f"{manifest.id} into {data_dir}")
-    barman_cloud.run(
-        target,
-        "barman-cloud-restore",
-        [],
-        positional=[manifest.details["barman_backup_id"], data_dir],
-        timeout=RESTORE_TIMEOUT,
-    )
-    hand_over(data_dir)
-    fetch_config = Path(data_dir).parent / f".{Path(data_dir).name}.kosmos-wal-fetch.json"
-    instance = LocalInstance(data_dir, port, str(Path(data_dir) / LOG_NAME))
-    recovery = RecoverySettings(
-        restore_command=restore_command(fetch_config, target.component),
-        target_time=target_time,
-        target_lsn=target_lsn,
-        inclusive=target_lsn is None,
-        port=port,
-    )
-    info = _local_conninfo(settings, target.component, port)
+    with contextlib.ExitStack() as stack:
+        if prefetch is None:
+            prefetch = stack.enter_context(prefetching(settings, target.component, data_dir))
+        prefetch.begin(manifest.details["begin_wal"], int(manifest.details["wal_segment_size"]))
+        recovery = RecoverySettings(
+            restore_command=restore_command(prefetch.config, target.component),
+            target_time=target_time,
+            target_lsn=target_lsn,
+            inclusive=target_lsn is None,
+            port=port,
+        )
+        progress("restore base backup", note=f"{manifest.id} into {data_dir}")
+        instance = LocalInstance(data_dir, port, str(Path(data_dir) / LOG_NAME))
+        info = _local_conninfo(settings, target.component, port)
+        at_target, point, timeline = _restore_and_recover(
+            settings, target, manifest, instance, info, recovery, end_is_enough, prefetch, progress
+        )
+    return Replay(instance, info, point, timeline, time.monotonic() - started, at_target)
+
+
+def _restore_and_recover(
+    settings: Settings,
+    target: BarmanTarget,
+    manifest: Manifest,
+    instance: LocalInstance,
+    info: Conninfo,
+    recovery: RecoverySettings,
+    end_is_enough: bool,
+    prefetch: wal_prefetch.Running,
+    progress: Progress,
+) -> tuple[bool, datetime | None, int]:
+    """The base backup into the instance's data directory, then recovery with the spool
+    linked into pg_wal; whether it stopped at the target, its last commit and timeline."""
+    data_dir = instance.data_dir
+    spool_link = Path(fetch_spool.spool_of(Path(data_dir) / "pg_wal" / "RECOVERYXLOG"))
     try:
-        write_fetch_config(settings, target.component, fetch_config)
+        base_download.restore(settings, target, manifest.details["barman_backup_id"], data_dir)
+        hand_over(data_dir)
+        spool_link.parent.mkdir(exist_ok=True)
+        spool_link.symlink_to(prefetch.spool, target_is_directory=True)
         at_target = _run_recovery(instance, info, recovery, end_is_enough, progress)
         point, timeline = _reached(info)
     except BaseException:
@@ -140,8 +188,9 @@ def replay(
             instance.stop(mode="immediate")
         raise
     finally:
-        fetch_config.unlink(missing_ok=True)
-    return Replay(instance, info, point, timeline, time.monotonic() - started, at_target)
+        if spool_link.is_symlink():
+            spool_link.unlink()
+    return at_target, point, timeline
 
 
 def _run_recovery(
@@ -233,19 +282,22 @@ def restore_pitr(
     comp = barman_cloud.postgres_component(ctx.settings, component)
     target = barman_cloud.target_for(ctx.settings, component)
     require_new_data_dir(data_dir)
-    manifest = choose_base(ctx, component, ref, target_time)
-    if target_time is not None:
-        await_wal(ctx, component, target_time, progress)
-    result = replay(
-        ctx.settings,
-        target,
-        manifest,
-        data_dir=data_dir,
-        port=port,
-        target_time=target_time,
-        end_is_enough=target_time is not None,
-        progress=progress,
-    )
+    # Started before the catalog is read: its own start-up overlaps ours.
+    with prefetching(ctx.settings, component, data_dir) as prefetch:
+        manifest = choose_base(ctx, component, ref, target_time)
+        if target_time is not None:
+            await_wal(ctx, component, target_time, progress)
+        result = replay(
+            ctx.settings,
+            target,
+            manifest,
+            data_dir=data_dir,
+            port=port,
+            target_time=target_time,
+            end_is_enough=target_time is not None,
+            progress=progress,
+            prefetch=prefetch,
+        )
     progress("verify", note="row counts of every table")
     names = list(comp.databases) or table_facts.databases(result.conninfo, ())
     return {**_outcome(manifest, result, target_time), **summary(result, names)}

@@ -9,6 +9,7 @@ there is compared byte for byte); wal-fetch runs barman-cloud-wal-restore.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -102,20 +103,34 @@ def _archived(settings: Settings, target: BarmanTarget, name: str) -> bool:
     return barman_cloud.wal_archive(settings, target).find(name) is not None
 
 
+def run_prefetcher(settings: Settings, component: str, spool: Path) -> None:
+    """``wal-prefetch``: keep a restore's spool ahead of replay (wal_prefetch)."""
+    from workers.engines.postgres import wal_prefetch
+
+    wal_prefetch.serve(settings, component, spool)
+
+
 def _fetch(target: BarmanTarget, name: str, dest: str) -> None:
     # Prefetch: each call also downloads the next segments, side by side, into a spool
     # beside the destination (pg_wal, which base backups leave out); the calls for them
     # are then answered from it, by the console script before the CLI loads (fetch_spool).
-    spool = str(fetch_spool.spool_of(dest))
+    # barman writes them in place, so into a private folder first: the spool only ever
+    # receives whole files, by rename, once barman has finished them all.
+    spool = Path(fetch_spool.spool_of(dest))
+    private = spool / f".barman-{os.getpid()}"
     try:
         barman_cloud.run(
             target,
             "barman-cloud-wal-restore",
-            ["--parallel", str(FETCH_PARALLEL), "--spool-dir", spool],
+            ["--parallel", str(FETCH_PARALLEL), "--spool-dir", str(private)],
             positional=[name, dest],
             timeout=FETCH_TIMEOUT,
         )
+        for done in private.iterdir() if private.is_dir() else ():
+            os.replace(done, spool / done.name)
     except BarmanFailed as exc:
         if exc.returncode == barman_cloud.EXIT_OPERATION:
             raise NotFoundError(f"WAL file {name} is not in {target.describe()}") from exc
         raise
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
