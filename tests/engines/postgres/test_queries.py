@@ -38,6 +38,15 @@ def test_every_user_table_is_counted_and_columns_without_hash_use_text(sample_db
     assert facts["public.empty_one"] == queries.TableFact(0, "0", "columns:h")
 
 
+def test_row_counts_are_exact_and_agree_with_the_facts(sample_db: str) -> None:
+    info = Conninfo.parse(f"{PG_DSN} dbname={sample_db}")
+    with contextlib.closing(queries.connect(info)) as conn:
+        counts = queries.row_counts(conn)
+    # the odd schema and table names are quoted the same way in both
+    assert counts == {name: fact.rows for name, fact in facts_of(sample_db).items()}
+    assert counts["public.accounts"] == 2000 and counts["public.empty_one"] == 0
+
+
 def test_hash_ignores_row_order_but_sees_duplicates_and_changes(
     db_names: Callable[[str], str],
 ) -> None:

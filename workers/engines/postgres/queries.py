@@ -226,6 +226,18 @@ def table_names(conn: psycopg.Connection[Any]) -> dict[str, tuple[str, str]]:
     return {row[0]: (row[1], row[2]) for row in rows}
 
 
+def row_counts(conn: psycopg.Connection[Any]) -> dict[str, int]:
+    """Exact ``count(*)`` of every user table: reads every page, hashes nothing."""
+    counts = {}
+    for table, parts in table_names(conn).items():
+        query = sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(*parts))
+        with pg_errors(f"count rows of {table} on", _where(conn)):
+            row = conn.execute(query).fetchone()
+        assert row is not None
+        counts[table] = int(row[0])
+    return counts
+
+
 def table_facts(
     conn: psycopg.Connection[Any], methods: Mapping[str, str] | None = None
 ) -> dict[str, TableFact]:

@@ -127,6 +127,15 @@ def lsn_value(lsn: str) -> int:
     return (int(high, 16) << 32) + int(low, 16)
 
 
+def counts_now(info: Conninfo, names: Sequence[str]) -> dict[str, dict[str, int]]:
+    """Exact row counts of every table of every named database as it is now."""
+    found = {}
+    for db in names:
+        with contextlib.closing(queries.connect(info.with_dbname(db))) as conn:
+            found[db] = queries.row_counts(conn)
+    return found
+
+
 def facts_now(info: Conninfo, names: Sequence[str]) -> dict[str, dict[str, queries.TableFact]]:
     """Table facts of every named database as it is now (a restored copy)."""
     found = {}
