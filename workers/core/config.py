@@ -220,12 +220,6 @@ class PostgresComponent(ComponentSettings):
     dsn: SecretStr = SecretStr("host=127.0.0.1 port=5432 user=postgres dbname=postgres")
     databases: tuple[str, ...] = ()
     dump_jobs: int = Field(default=2, ge=1, le=16, description="databases dumped at once")
-    restore_maintenance_work_mem: str = Field(
-        default="256MB",
-        pattern=r"^([1-9][0-9]*(kB|MB|GB)|server)$",
-        description="maintenance_work_mem of a restore's session, so its index builds sort in "
-        "memory (PostgreSQL's advice for populating a database); 'server' keeps the server's",
-    )
     continuous: bool = True
     data_directory: str = "/var/lib/postgresql/data"
     base_frequency: Duration = timedelta(days=1)

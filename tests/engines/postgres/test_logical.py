@@ -19,7 +19,6 @@ from tests.conftest import PG_DSN
 from tests.pgsample import (
     admin,
     create_database,
-    database_exists,
     postgres_settings,
     rows_of,
 )
@@ -285,50 +284,3 @@ def test_databases_dump_side_by_side_so_one_waiting_does_not_hold_up_the_other(
     manifest = outcome[0]
     assert set(manifest.details["databases"]) == {blocked, free}
     assert engine.verify(Context(settings), "postgres", manifest.id).verification.state == "passed"
-
-
-# A row that can only be loaded by a session with the setting the restore asked for: the
-# CHECK runs in pg_restore's own session, for every row COPY loads.
-SETTING_PROBE = """
-CREATE FUNCTION mwm_is(want text) RETURNS boolean LANGUAGE sql STABLE
-  AS $$ SELECT current_setting('maintenance_work_mem') = want $$;
-CREATE TABLE probe (id int PRIMARY KEY, CHECK (mwm_is('77MB')));
-SET maintenance_work_mem = '77MB';
-INSERT INTO probe VALUES (1);
-"""
-
-
-def test_the_restore_session_gets_the_configured_maintenance_work_mem(
-    make_settings: Callable[..., Settings], db_names: Callable[[str], str]
-) -> None:
-    source, fitted, plain = db_names("mwm"), db_names("mwm_77"), db_names("mwm_null")
-    create_database(source, SETTING_PROBE)
-
-    def settings(value: str) -> Settings:
-        return make_settings(
-            **{
-                "components.postgres.dsn": f"{PG_DSN} dbname=postgres",
-                "components.postgres.databases": f"[{source}]",
-                "components.postgres.restore_maintenance_work_mem": value,
-            }
-        )
-
-    manifest = engine.backup(Context(settings("77MB")), "postgres")
-    result = engine.restore(
-        Context(settings("77MB")), "postgres", manifest.id, target_database=fitted
-    )
-    assert result.checksums_matched
-    assert rows_of(fitted, "SELECT id FROM probe") == [(1,)]
-
-    # With the server's default the same rows are refused: the setting really is per session.
-    with pytest.raises(EngineError, match="violates check constraint"):
-        engine.restore(Context(settings("server")), "postgres", manifest.id, target_database=plain)
-    assert not database_exists(plain)
-
-
-@pytest.mark.parametrize("value", ["256", "0MB", "1 GB", "lots", "-1MB"])
-def test_a_malformed_maintenance_work_mem_is_refused_at_load(
-    make_settings: Callable[..., Settings], value: str
-) -> None:
-    with pytest.raises(Exception, match="restore_maintenance_work_mem"):
-        make_settings(**{"components.postgres.restore_maintenance_work_mem": value})

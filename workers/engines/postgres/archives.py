@@ -24,8 +24,6 @@ GLOBALS = "globals.sql"
 FAILED_DATABASES = "failed_databases"
 """Manifest details key: each database that failed to dump, with its error."""
 PROGRESS_EVERY = 0.5
-SERVER_SETTING = "server"
-"""A session setting's value that leaves the server's own in force."""
 PG_DUMP_COMPRESS = "0"
 """pg_dump's zlib level inside the archive: none, so the pipeline's zstd does the work.
 
@@ -194,18 +192,8 @@ def list_archive(chunks: Iterable[bytes]) -> dict[str, int]:
     }
 
 
-def restore_archive(
-    chunks: Iterable[bytes],
-    target: Conninfo,
-    *,
-    clean: bool = False,
-    maintenance_work_mem: str | None = None,
-) -> None:
-    """Stream an archive into ``pg_restore`` in one transaction: all of it or nothing.
-
-    ``maintenance_work_mem`` is set for pg_restore's session only: with the server's default
-    (64MB) a large table's primary key sorts on disk, and the restore took 1.25x as long.
-    """
+def restore_archive(chunks: Iterable[bytes], target: Conninfo, *, clean: bool = False) -> None:
+    """Stream an archive into ``pg_restore`` in one transaction: all of it or nothing."""
     argv = [
         "pg_restore",
         "--no-owner",
@@ -216,11 +204,7 @@ def restore_archive(
     ]
     if clean:
         argv += ["--clean", "--if-exists"]
-    env = tool_env(target, "pg_restore")
-    if maintenance_work_mem not in (None, SERVER_SETTING):
-        given = os.environ.get("PGOPTIONS", "")
-        env["PGOPTIONS"] = f"{given} -c maintenance_work_mem={maintenance_work_mem}".strip()
-    process.stream_in(argv, chunks, env=env)
+    process.stream_in(argv, chunks, env=tool_env(target, "pg_restore"))
 
 
 def restore_globals(chunks: Iterable[bytes], server: Conninfo) -> list[str]:

@@ -213,12 +213,7 @@ def _check_archive(
     if deep:
         entry = manifest.object(name)
         mismatches, tables, rows = scratch_check(
-            ctx.repo,
-            manifest,
-            entry,
-            source_of(ctx, component),
-            keys,
-            settings_of(ctx, component).restore_maintenance_work_mem,
+            ctx.repo, manifest, entry, source_of(ctx, component), keys
         )
         result |= {"restored_tables": tables, "restored_rows": rows, "mismatches": mismatches}
     return result
@@ -274,14 +269,7 @@ def restore(
         target_dsn=target_dsn,
         database=database,
     )
-    run = Restoration(
-        ctx.repo,
-        manifest,
-        source,
-        identities(ctx.settings),
-        progress,
-        maintenance_work_mem=settings_of(ctx, component).restore_maintenance_work_mem,
-    )
+    run = Restoration(ctx.repo, manifest, source, identities(ctx.settings), progress)
     result: RestoreResult = run.run(placements, in_place=in_place, with_globals=with_globals)
     return result
 

@@ -145,11 +145,8 @@ class Restoration:
         source: Conninfo,
         keys: Sequence[str] = (),
         progress: Progress = no_progress,
-        *,
-        maintenance_work_mem: str | None = None,
     ) -> None:
         self.repo = repo
-        self.maintenance_work_mem = maintenance_work_mem
         self.manifest = manifest
         self.source = source
         self.keys = list(keys)
@@ -219,7 +216,6 @@ class Restoration:
             meter(self.repo.open_object(self.manifest, placement.dump.name, self.keys)),
             placement.server.with_dbname(placement.database),
             clean=exists,
-            maintenance_work_mem=self.maintenance_work_mem,
         )
         seconds = time.monotonic() - started
         self.current = None
@@ -297,17 +293,12 @@ def check_database(
 
 
 def scratch_check(
-    repo: Repository,
-    manifest: Manifest,
-    entry: ObjectEntry,
-    source: Conninfo,
-    keys: Sequence[str],
-    maintenance_work_mem: str | None = None,
+    repo: Repository, manifest: Manifest, entry: ObjectEntry, source: Conninfo, keys: Sequence[str]
 ) -> tuple[list[str], int, int]:
     """Restore one dump into a throwaway database, compare, drop it: (mismatches, tables, rows)."""
     database = str(entry.meta["database"])
     placement = Placement(entry, database, source, f"{SCRATCH_PREFIX}{secrets.token_hex(4)}")
-    run = Restoration(repo, manifest, source, keys, maintenance_work_mem=maintenance_work_mem)
+    run = Restoration(repo, manifest, source, keys)
     try:
         result = run.run([placement], in_place=False, with_globals=False)
     finally:
