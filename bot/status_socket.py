@@ -5,7 +5,7 @@ A script or a person polling ``kosmos-backup status`` would otherwise pay the CL
 work. `up` already has all of it loaded, so it listens on a Unix socket in the install's state
 directory (``run/status.sock``; the folder 0700, the socket 0600, checked peer uid) and
 computes the answer afresh per request with the CLI's own code (``status_answer``); the
-server is bot.status_server, this module is the protocol and the client.
+server is bot.cli.status_server, this module is the protocol and the client.
 
 The console script's lean path (``lean_status``, standard library only) asks it first. It
 sends its arguments, its environment and its terminal; the service answers only when that

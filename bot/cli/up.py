@@ -23,7 +23,7 @@ from workers.context import Context
 from workers.core.config import QUEUE_DEFAULT, QUEUE_ETCD, QUEUE_POSTGRES, Settings
 
 if TYPE_CHECKING:
-    from bot.status_server import StatusServer
+    from bot.cli.status_server import StatusServer
 
 UP_QUEUES = ",".join((QUEUE_DEFAULT, QUEUE_POSTGRES, QUEUE_ETCD))
 REDIS_URL_ENV = f"{OVERRIDE_PREFIX}REDIS__URL"
@@ -103,7 +103,7 @@ def _run(
 
 def _serve_status(loaded: Settings, work: Context) -> StatusServer | None:
     """`status` answered from this process (bot.status_socket); without it, the CLI answers."""
-    from bot.status_server import serve_status
+    from bot.cli.status_server import serve_status
 
     try:
         return serve_status(loaded, work, os.environ)
