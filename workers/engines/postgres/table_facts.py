@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 
 from workers.engines.postgres import queries
 from workers.engines.postgres.conninfo import Conninfo
 
+T = TypeVar("T")
 QUIET_TRIES = 10
 QUIET_PAUSE = 0.2
 
@@ -129,17 +130,20 @@ def lsn_value(lsn: str) -> int:
 
 def counts_now(info: Conninfo, names: Sequence[str]) -> dict[str, dict[str, int]]:
     """Exact row counts of every table of every named database as it is now."""
-    found = {}
-    for db in names:
-        with contextlib.closing(queries.connect(info.with_dbname(db))) as conn:
-            found[db] = queries.row_counts(conn)
-    return found
+    return _each_database(info, names, queries.row_counts)
 
 
 def facts_now(info: Conninfo, names: Sequence[str]) -> dict[str, dict[str, queries.TableFact]]:
     """Table facts of every named database as it is now (a restored copy)."""
+    return _each_database(info, names, queries.table_facts)
+
+
+def _each_database(
+    info: Conninfo, names: Sequence[str], read: Callable[[psycopg.Connection[Any]], T]
+) -> dict[str, T]:
+    """``read`` over a connection to each named database in turn."""
     found = {}
     for db in names:
         with contextlib.closing(queries.connect(info.with_dbname(db))) as conn:
-            found[db] = queries.table_facts(conn)
+            found[db] = read(conn)
     return found
