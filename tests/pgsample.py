@@ -11,10 +11,10 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from tests.conftest import PG_DSN
+from tests.conftest import PG_DSN, db_prefix
 from workers.core.config import Settings
 
-PREFIX = "kb_b1_"
+PREFIX = db_prefix("kb_b1_")
 SAMPLE_SQL = """
 CREATE TABLE accounts (
     id int PRIMARY KEY, name text, balance numeric(12, 2), opened timestamptz, photo bytea
@@ -58,11 +58,11 @@ def database_exists(name: str) -> bool:
         )
 
 
-def scratch_databases() -> list[str]:
-    """Databases left by deep verification (there should never be any after a run)."""
+def scratch_databases(source: str) -> list[str]:
+    """Databases that deep verification of ``source`` left (never any after a run)."""
     with admin() as conn:
         rows = conn.execute("SELECT datname FROM pg_database WHERE datname LIKE 'kb\\_verify\\_%'")
-        return [row[0] for row in rows.fetchall()]
+        return [row[0] for row in rows.fetchall() if row[0].endswith(f"_{source}")]
 
 
 def drop_database(name: str) -> None:

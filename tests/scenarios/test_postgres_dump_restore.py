@@ -109,7 +109,7 @@ def test_a_damaged_object_fails_verify_and_the_restore_refuses_leaving_nothing(
     manifest = ok_json("backup", "postgres", "--local", env=env)
     passed = ok_json("verify", "postgres", manifest["id"], "--deep", "--local", env=env)
     assert passed["verification"]["state"] == "passed"
-    assert scratch_databases() == []
+    assert scratch_databases(sample_db) == []
 
     name = f"{sample_db}.dump.zst"
     bucket = env["KOSMOS__STORAGE__URL"].split("/")[2]

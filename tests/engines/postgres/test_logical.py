@@ -30,6 +30,7 @@ from workers.core.config import Settings
 from workers.core.errors import EngineError
 from workers.engines.postgres import queries
 from workers.engines.postgres.conninfo import Conninfo
+from workers.engines.postgres.restoration import scratch_name
 
 TINY = "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'a'), (2, NULL);"
 
@@ -243,6 +244,14 @@ def test_deep_verify_with_the_server_down_records_nothing(
     assert down.repo.manifest(manifest.id).verification is None
     shallow = engine.verify(down, "postgres", manifest.id).verification
     assert shallow is not None and shallow.state == "passed" and not shallow.deep
+
+
+@pytest.mark.parametrize("source", ["app", "données_" * 10, "x" * 63])
+def test_a_scratch_database_names_its_source_within_postgres_63_bytes(source: str) -> None:
+    name = scratch_name(source)
+    assert name.startswith("kb_verify_") and len(name.encode()) <= 63
+    assert name[len("kb_verify_") + 9 :] == source.encode()[: 63 - 19].decode(errors="ignore")
+    assert scratch_name(source) != name  # two verifies of one database never collide
 
 
 def test_databases_dump_side_by_side_so_one_waiting_does_not_hold_up_the_other(

@@ -292,12 +292,19 @@ def check_database(
     return mismatches, notes, len(facts), sum(fact.rows for fact in facts.values())
 
 
+def scratch_name(database: str) -> str:
+    """``kb_verify_<random>_<database>``: names its source, so a database left by a killed
+    verify says where it came from; cut to PostgreSQL's 63 bytes on a character boundary."""
+    name = f"{SCRATCH_PREFIX}{secrets.token_hex(4)}_{database}"
+    return name.encode()[:63].decode(errors="ignore")
+
+
 def scratch_check(
     repo: Repository, manifest: Manifest, entry: ObjectEntry, source: Conninfo, keys: Sequence[str]
 ) -> tuple[list[str], int, int]:
     """Restore one dump into a throwaway database, compare, drop it: (mismatches, tables, rows)."""
     database = str(entry.meta["database"])
-    placement = Placement(entry, database, source, f"{SCRATCH_PREFIX}{secrets.token_hex(4)}")
+    placement = Placement(entry, database, source, scratch_name(database))
     run = Restoration(repo, manifest, source, keys)
     try:
         result = run.run([placement], in_place=False, with_globals=False)
