@@ -20,8 +20,20 @@ from workers.engines import ENGINES
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_CONFIG = ROOT / "examples" / "kosmos-backup.yaml"
-# Each parallel developer run may pick its own database; CI uses the default.
-REDIS_DB = int(os.environ.get("KOSMOS_TEST_REDIS_DB", "15"))
+# pytest-xdist runs the suite in several processes (`-n N`, as .ci/run does): each takes its
+# own Redis database and database-name prefix, so no process empties or lists another's.
+XDIST_WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
+# Each parallel developer run may pick its own first database; CI uses the default.
+REDIS_DB = int(os.environ.get("KOSMOS_TEST_REDIS_DB", "15")) - XDIST_WORKER
+if REDIS_DB < 0:
+    raise pytest.UsageError(f"KOSMOS_TEST_REDIS_DB leaves no Redis database for {XDIST_WORKER=}")
+
+
+def db_prefix(base: str) -> str:
+    """A prefix for the machine PostgreSQL's test database names, this xdist process's own."""
+    return f"{base}{XDIST_WORKER}_" if XDIST_WORKER else base
+
+
 PG_DSN = os.environ.get("KOSMOS_TEST_PG_DSN", "host=127.0.0.1 port=5432 user=postgres")
 
 # Fixtures that live beside their helpers, registered here so no test module imports them;

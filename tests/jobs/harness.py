@@ -19,7 +19,7 @@ import redis as redis_lib
 import yaml
 from psycopg import sql
 
-from tests.conftest import PG_DSN
+from tests.conftest import PG_DSN, db_prefix
 from tests.sync import wait_until as wait_until  # the one copy; re-exported for callers
 from workers.config_loader import CONFIG_ENV, load_settings
 from workers.core.config import Settings
@@ -28,7 +28,7 @@ from workers.state.redis_state import RedisState
 from workers.storage.configured import open_repository
 from workers.storage.repository import Repository
 
-PREFIX = "kb_c_"
+PREFIX = db_prefix("kb_c_")
 SMALL_SQL = """
 CREATE TABLE items (id int PRIMARY KEY, name text, added timestamptz DEFAULT now());
 INSERT INTO items (id, name) SELECT g, 'item ' || g FROM generate_series(1, 2000) AS g;

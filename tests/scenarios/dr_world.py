@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg import sql
 
-from tests.conftest import EXAMPLE_CONFIG, PG_DSN, REDIS_DB
+from tests.conftest import EXAMPLE_CONFIG, PG_DSN, REDIS_DB, db_prefix
 from tests.fakes.slack import BotAnswer, FakeSlack, post_to_bot, slash_answer
 from tests.scenarios.bot_process import SECRET, bot_env
 from tests.sync import wait_until as wait_until  # the one copy; re-exported for callers
@@ -29,7 +29,7 @@ from workers.context import Context
 from workers.core.runbook_run import RunState
 from workers.runbooks import flow as runbook_flow
 
-PREFIX = "kb_f_"
+PREFIX = db_prefix("kb_f_")
 CHANNEL = "COPS"
 GROUPS = {
     "platform": ["UVIEW", "UOPS", "UIC", "ULEAD"],
