@@ -184,6 +184,19 @@ def test_replay_starting_over_fetches_taken_segments_again() -> None:
     assert queue.due(spooled, set())[:5] == NAMES[:5]
 
 
+def test_replay_asking_again_for_the_last_segment_it_took_gets_it_again() -> None:
+    """A second recovery pass (the target was not reached: replay to the end) restarts at
+    the first pass's last restartpoint, in the last segment it took."""
+    queue = wal_prefetch.Queue(NAMES)
+    for name in NAMES[:3]:
+        queue.finished(name, ok=True)
+    spooled: set[str] = set()  # 0-2 taken
+
+    queue.wanted(NAMES[2], spooled, set())
+
+    assert queue.due(spooled, set())[0] == NAMES[2]
+
+
 def test_a_segment_replay_went_past_is_dropped_from_the_spool() -> None:
     queue = wal_prefetch.Queue(NAMES)
     for name in NAMES[:4]:

@@ -236,12 +236,17 @@ class Queue:
         return max([self.anchor, *taken])
 
     def wanted(self, name: str, present: set[str], running: set[str]) -> None:
-        """restore_command is waiting for ``name``."""
+        """restore_command is waiting for ``name``.
+
+        Delivered and no longer in the spool: replay took it and asks again (it started
+        over, from that segment or an earlier one): it and the segments after it are
+        fetched again. The last segment taken counts too: a second recovery pass that
+        starts at the restartpoint of the first asks for exactly that one first.
+        """
         at = self.order.get(name)
         if at is None:
             return
-        taken = [self.order[n] for n in self.delivered if n not in present]
-        if name in self.delivered and name not in present | running and at < max(taken, default=0):
+        if name in self.delivered and name not in present | running:
             self.delivered = {n for n in self.delivered if n in present or self.order[n] < at}
         self.anchor = at
 
