@@ -28,7 +28,7 @@ from workers import components as engine
 from workers.context import Context
 from workers.core.config import Settings
 from workers.core.errors import EngineError
-from workers.engines.postgres import queries
+from workers.engines.postgres import archives, queries
 from workers.engines.postgres.conninfo import Conninfo
 from workers.engines.postgres.restoration import scratch_name
 
@@ -244,6 +244,27 @@ def test_deep_verify_with_the_server_down_records_nothing(
     assert down.repo.manifest(manifest.id).verification is None
     shallow = engine.verify(down, "postgres", manifest.id).verification
     assert shallow is not None and shallow.state == "passed" and not shallow.deep
+
+
+def test_client_tools_skip_debians_pg_wrapper_and_keep_any_other_program_on_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wrapped, own = tmp_path / "wrapped", tmp_path / "own"
+    wrapped.mkdir()
+    own.mkdir()
+    (wrapped / "pg_dump").symlink_to(archives.PG_WRAPPER)
+    (own / "pg_dump").write_text("#!/bin/sh\n")
+    (own / "pg_dump").chmod(0o755)
+
+    monkeypatch.setenv("PATH", str(wrapped))
+    newest = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/pg_dump"), key=lambda p: int(p.parts[-3])
+    )
+    assert archives.client("pg_dump") == str(newest[-1])  # what the wrapper would run
+    monkeypatch.setenv("PATH", f"{own}:{wrapped}")
+    assert archives.client("pg_dump") == str(own / "pg_dump")
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert archives.client("pg_dump") == "pg_dump"  # not installed: the error names it
 
 
 @pytest.mark.parametrize("source", ["app", "données_" * 10, "x" * 63])
