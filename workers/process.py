@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import fcntl
 import os
 import signal
 import subprocess
@@ -179,7 +180,7 @@ def _popen(
     argv: Sequence[str], env: Mapping[str, str] | None, cwd: str | None, *, stdin: int, stdout: int
 ) -> subprocess.Popen[bytes]:
     try:
-        return subprocess.Popen(
+        proc = subprocess.Popen(
             list(argv),
             env=_environment(env),
             cwd=cwd,
@@ -191,6 +192,17 @@ def _popen(
         raise EngineError(f"{argv[0]} is not installed", hint="install it or fix PATH") from None
     except OSError as exc:
         raise _not_runnable(argv, exc) from None
+    for pipe in (proc.stdin, proc.stdout):
+        if pipe is not None:
+            _widen(pipe.fileno())
+    return proc
+
+
+def _widen(fd: int) -> None:
+    """A 1 MiB pipe instead of 64 KiB: a dump streams through in 1 MiB reads, not 64 KiB
+    ones, and the tool waits on us less often. Only a speed-up: refused is fine."""
+    with contextlib.suppress(OSError):
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, CHUNK)
 
 
 def _not_runnable(argv: Sequence[str], exc: OSError) -> EngineError:
