@@ -274,6 +274,9 @@ class Restorer:
     def ours(self, data: Path, port: int) -> Timing:
         """``kosmos-backup restore postgres latest --to T``: one process, to its exit."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("KOSMOS")}
+        # An installed wheel runs from compiled bytecode; a source tree kept from writing
+        # any would recompile every module of ours on every start.
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
         env[BIN_ENV] = pgcluster.KOSMOS_BIN  # restore_command runs this tree's install
         argv = [self.kosmos, "--config", str(self.source.config), "restore", "postgres"]
         argv += ["latest", "--to", self.source.target.isoformat()]
