@@ -29,23 +29,23 @@ class Meter:
     def __call__(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
         """Pass chunks through unchanged while counting them."""
         for chunk in chunks:
-            self.size += len(chunk)
+            self._see(chunk)
             yield chunk
 
+    def _see(self, chunk: bytes) -> None:
+        self.size += len(chunk)
 
-class Tap:
+
+class Tap(Meter):
     """Counts and hashes bytes as they stream past; read ``size`` and ``hexdigest`` after."""
 
     def __init__(self) -> None:
+        super().__init__()
         self._hash = hashlib.sha256()
-        self.size = 0
 
-    def __call__(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
-        """Pass chunks through unchanged while counting and hashing them."""
-        for chunk in chunks:
-            self._hash.update(chunk)
-            self.size += len(chunk)
-            yield chunk
+    def _see(self, chunk: bytes) -> None:
+        self._hash.update(chunk)
+        super()._see(chunk)
 
     @property
     def hexdigest(self) -> str:
