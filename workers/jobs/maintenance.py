@@ -238,21 +238,33 @@ def _fail_abandoned(
 
 
 def _retire_rq_job(ctx: Context, job_id: str, reason: str) -> None:
-    """Mark the dead worker's RQ job failed now, so RQ's own (slow) cleanup never retries it."""
+    """Mark the dead worker's RQ job failed now, so RQ's own (slow) cleanup never retries it.
+
+    If that cleanup saw the dead worker first, it has already scheduled (or queued) a retry:
+    the runner would only log that the operation ended, so the retry is taken back as well.
+    """
     from rq.exceptions import NoSuchJobError
     from rq.job import Job, JobStatus
     from rq.job_lifecycle import record_job_failure
+    from rq.queue import Queue
+    from rq.registry import ScheduledJobRegistry
 
     try:
         job = Job.fetch(job_id, connection=ctx.redis)
     except NoSuchJobError:
         return
-    if job.get_status() != JobStatus.STARTED:
+    status = job.get_status()
+    if status not in (JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.QUEUED):
         return
     job.retries_left = 0
     try:
         with ctx.redis.pipeline() as pipe:
-            job.started_job_registry.remove_executions(job, pipeline=pipe)
+            if status == JobStatus.STARTED:
+                job.started_job_registry.remove_executions(job, pipeline=pipe)
+            elif status == JobStatus.SCHEDULED:
+                ScheduledJobRegistry(job.origin, connection=ctx.redis).remove(job, pipeline=pipe)
+            else:
+                Queue(job.origin, connection=ctx.redis).remove(job, pipeline=pipe)
             record_job_failure(job, reason, pipe)
             pipe.execute()
     except Exception:  # noqa: BLE001 - RQ's bookkeeping is a courtesy; our op is already failed
