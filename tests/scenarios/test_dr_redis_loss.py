@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import signal
 import subprocess
 import time
@@ -40,6 +41,7 @@ from tests.services import MotoServer, RedisServer
 from workers import components
 from workers.core.errors import KosmosError
 from workers.core.runbook_run import Awaiting, RunState, RunStatus, StepStatus
+from workers.engines.postgres import archives
 from workers.runbooks import durability as dr
 from workers.runbooks import flow as runbook_flow
 from workers.runbooks import resources as runbook_resources
@@ -74,6 +76,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer) -
             env = world_env(
                 fake, folder, server.url, "loss", source, KOSMOS__REDIS__URL=redis_server.url
             )
+            env["PATH"] = f"{slow_pg_restore(folder)}:{env['PATH']}"
             world = DrWorld(fake, env, folder, source)
             components.backup(world.ctx(), "postgres")
             yield world
@@ -82,6 +85,23 @@ def world(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer) -
     finally:
         server.stop()
         fake.stop()
+
+
+def slow_pg_restore(folder: Path) -> str:
+    """A PATH folder whose pg_restore waits 2 s, then runs the real one.
+
+    ``restore_frozen`` must stop the work horse between CREATE DATABASE and the step's end.
+    Restoring this small database takes well under a second, and on a loaded machine the
+    test's first look at pg_database can come later than that. The wait keeps the step
+    running until the freeze has landed.
+    """
+    folder = folder / "bin"
+    folder.mkdir()
+    real = archives.client("pg_restore")  # resolved before PATH gains this folder
+    script = folder / "pg_restore"
+    script.write_text(f'#!/bin/sh\nsleep 2\nexec {shlex.quote(real)} "$@"\n')
+    script.chmod(0o755)
+    return str(folder)
 
 
 @pytest.fixture(autouse=True)
