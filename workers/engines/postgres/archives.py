@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import glob
 import os
 import shutil
 import tempfile
@@ -19,6 +18,7 @@ from workers import process
 from workers.core.manifest import ObjectEntry, encode_name_part
 from workers.core.ports import Progress
 from workers.engines.postgres import queries
+from workers.engines.postgres.cluster import newest_installed
 from workers.engines.postgres.conninfo import Conninfo
 from workers.storage.repository import BackupWriter
 
@@ -61,7 +61,6 @@ class Meter:
 
 
 PG_WRAPPER = "/usr/share/postgresql-common/pg_wrapper"
-DEBIAN_BIN = "/usr/lib/postgresql/*/bin"
 
 
 def client(tool: str) -> str:
@@ -80,13 +79,7 @@ def _client(tool: str, path: str) -> str:
     found = shutil.which(tool, path=path)
     if found is None or os.path.realpath(found) != PG_WRAPPER:
         return found or tool  # not installed: the error names the tool
-    versions = sorted(glob.glob(f"{DEBIAN_BIN}/{tool}"), key=_major)
-    return versions[-1] if versions else found
-
-
-def _major(path: str) -> tuple[int, str]:
-    name = os.path.basename(os.path.dirname(os.path.dirname(path)))
-    return (int(name), name) if name.isdigit() else (0, name)
+    return newest_installed(tool) or found
 
 
 def tool_env(info: Conninfo, tool: str) -> dict[str, str]:

@@ -27,13 +27,16 @@ STARTUP_GRACE = 15.0
 
 def pg_binary(name: str) -> str:
     """Path of a PostgreSQL server program (pg_ctl, initdb): PATH, else Debian's versioned dir."""
-    found = shutil.which(name)
-    if found:
-        return found
-    candidates = sorted(glob.glob(f"{PG_BIN_GLOB}/{name}"), key=_version_key)
-    if not candidates:
+    found = shutil.which(name) or newest_installed(name)
+    if not found:
         raise EngineError(f"{name} is not installed", hint="install the postgresql server package")
-    return candidates[-1]
+    return found
+
+
+def newest_installed(name: str) -> str | None:
+    """``name`` from the newest of Debian's versioned PostgreSQL directories, if any."""
+    candidates = sorted(glob.glob(f"{PG_BIN_GLOB}/{name}"), key=_version_key)
+    return candidates[-1] if candidates else None
 
 
 def _version_key(path: str) -> float:
