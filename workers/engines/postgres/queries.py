@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, LiteralString
@@ -45,56 +46,75 @@ _TABLES: LiteralString = (
     "SELECT format('%I.%I', n.nspname, c.relname), n.nspname, c.relname"
     " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace" + _TABLE_FILTER + " ORDER BY 1"
 )
-# Each column with the extended hash function of its type's default hash opclass, when
-# that function takes the type itself (bytea's takes ``internal``, date's an integer...).
-_COLUMNS: LiteralString = (
+# One statement per table that returns (rows, digest), built by the server from its own
+# catalog: the same text whether psycopg runs it (backups, checks) or psql does inside a
+# restore's transaction (``restore_archive``). ``methods`` (jsonb, NULL for every table)
+# limits the tables and gives each its recorded per-column choice.
+#
+# A column is hashed by the extended hash function of its type's default hash opclass
+# when that function takes the type itself (bytea's takes ``internal``, date's an
+# integer...); timestamptz through an exact cast to timestamp (exact in the pinned UTC
+# session). A recorded 'h' on a column that has no such function now hashes its text.
+_HASH_STATEMENTS: LiteralString = (
     """
-SELECT format('%I.%I', n.nspname, c.relname), a.attname, hp.nspname, hp.proname,
-       format_type(CASE WHEN ty.typtype = 'd' THEN ty.typbasetype ELSE a.atttypid END, NULL)
-FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-JOIN pg_type ty ON ty.oid = a.atttypid
-LEFT JOIN LATERAL (
-    SELECT pn.nspname, p.proname
-    FROM pg_opclass oc
-    JOIN pg_am am ON am.oid = oc.opcmethod AND am.amname = 'hash'
-    JOIN pg_amproc ap ON ap.amprocfamily = oc.opcfamily AND ap.amprocnum = 2
-        AND ap.amproclefttype = oc.opcintype AND ap.amprocrighttype = oc.opcintype
-    JOIN pg_proc p ON p.oid = ap.amproc
-    JOIN pg_namespace pn ON pn.oid = p.pronamespace
-    WHERE oc.opcdefault
-      AND oc.opcintype = CASE WHEN ty.typtype = 'd' THEN ty.typbasetype ELSE a.atttypid END
-      AND p.proargtypes[0] = oc.opcintype
-    LIMIT 1
-) hp ON true
-"""
+WITH tables AS (
+    SELECT c.oid, format('%I.%I', n.nspname, c.relname) AS name, n.nspname, c.relname
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"""
     + _TABLE_FILTER
-    + " ORDER BY 1, a.attnum"
+    + """
+), columns AS (
+    SELECT tb.oid, a.attname,
+           row_number() OVER (PARTITION BY tb.oid ORDER BY a.attnum) AS position,
+           CASE WHEN hp.proname IS NOT NULL THEN format('%I.%I', hp.nspname, hp.proname)
+                WHEN base = 'timestamptz'::regtype
+                THEN 'pg_catalog.timestamp_hash_extended' END AS function,
+           CASE WHEN hp.proname IS NULL AND base = 'timestamptz'::regtype
+                THEN '::timestamp' ELSE '' END AS cast_to
+    FROM tables tb
+    JOIN pg_attribute a ON a.attrelid = tb.oid AND a.attnum > 0 AND NOT a.attisdropped
+    JOIN pg_type ty ON ty.oid = a.atttypid
+    CROSS JOIN LATERAL (SELECT CASE WHEN ty.typtype = 'd' THEN ty.typbasetype
+                                    ELSE a.atttypid END AS base) b
+    LEFT JOIN LATERAL (
+        SELECT pn.nspname, p.proname
+        FROM pg_opclass oc
+        JOIN pg_am am ON am.oid = oc.opcmethod AND am.amname = 'hash'
+        JOIN pg_amproc ap ON ap.amprocfamily = oc.opcfamily AND ap.amprocnum = 2
+            AND ap.amproclefttype = oc.opcintype AND ap.amprocrighttype = oc.opcintype
+        JOIN pg_proc p ON p.oid = ap.amproc
+        JOIN pg_namespace pn ON pn.oid = p.pronamespace
+        WHERE oc.opcdefault AND oc.opcintype = b.base AND p.proargtypes[0] = oc.opcintype
+        LIMIT 1
+    ) hp ON true
+), filtered AS (
+    SELECT tb.*, rec.flags
+    FROM tables tb
+    LEFT JOIN LATERAL (
+        SELECT substr(m.method, length('columns:') + 1) AS flags
+        FROM (SELECT {methods}::jsonb ->> tb.name AS method) m
+        WHERE m.method LIKE 'columns:%'
+    ) rec ON true
+    WHERE {methods}::jsonb IS NULL OR {methods}::jsonb ? tb.name
+), chosen AS (
+    SELECT c.*, CASE WHEN length(f.flags) = count(*) OVER (PARTITION BY f.oid)
+                     THEN substr(f.flags, c.position::int, 1)
+                     WHEN c.function IS NOT NULL THEN 'h' ELSE 't' END AS flag
+    FROM filtered f JOIN columns c ON c.oid = f.oid
+), per_table AS (
+    SELECT oid, string_agg(flag, '' ORDER BY position) AS flags,
+           string_agg(format('coalesce(%s, %s)',
+               CASE WHEN flag = 'h' AND function IS NOT NULL
+                    THEN format('%s(t.%I%s, %s)', function, attname, cast_to, position)
+                    ELSE format('hashtextextended(t.%I::text, %s)', attname, position) END,
+               -position), ' # ' ORDER BY position) AS row_hash
+    FROM chosen GROUP BY oid
 )
-# Common types whose opclass function takes a sibling type: hashed through an exact cast
-# (timestamptz to timestamp is exact in the pinned UTC session).
-_CAST_HASHES: dict[str, tuple[LiteralString, tuple[str, str]]] = {
-    "timestamp with time zone": ("timestamp", ("pg_catalog", "timestamp_hash_extended"))
-}
-
-
-@dataclass(frozen=True)
-class Column:
-    """One column and the type hash function to use on it (None: hash its text)."""
-
-    name: str
-    hash_function: tuple[str, str] | None
-    cast: LiteralString | None = None
-
-    @classmethod
-    def from_row(cls, name: str, schema: str | None, function: str | None, kind: str) -> Column:
-        """A column as the catalog query describes it."""
-        if function and schema:
-            return cls(name, (schema, function))
-        if kind in _CAST_HASHES:
-            cast, found = _CAST_HASHES[kind]
-            return cls(name, found, cast)
-        return cls(name, None)
+SELECT f.name, 'columns:' || coalesce(p.flags, '') AS method,
+       format('SELECT count(*) AS n, coalesce(sum(%s), 0)::text AS digest FROM %I.%I AS t',
+              coalesce(p.row_hash, '0'), f.nspname, f.relname) AS statement
+FROM filtered f LEFT JOIN per_table p ON p.oid = f.oid ORDER BY f.name
+"""
+)
 
 
 @dataclass(frozen=True)
@@ -247,52 +267,22 @@ def table_facts(
     column the way it was then. Run inside ``exported_snapshot`` to see exactly what
     pg_dump sees.
     """
-    names = table_names(conn)
-    if methods is not None:
-        names = {table: parts for table, parts in names.items() if table in methods}
     with pg_errors("list columns on", _where(conn)):
-        columns: dict[str, list[Column]] = {table: [] for table in names}
-        for table, column, schema, function, kind in conn.execute(_COLUMNS).fetchall():
-            if table in columns:
-                columns[table].append(Column.from_row(column, schema, function, kind))
-    return {
-        table: _table_fact(conn, parts, columns[table], (methods or {}).get(table))
-        for table, parts in names.items()
-    }
+        statements = conn.execute(hash_statements(methods)).fetchall()
+    facts = {}
+    for table, method, statement in statements:
+        with pg_errors(f"hash table {table} on", _where(conn)):
+            row = conn.execute(statement).fetchone()
+        assert row is not None
+        facts[table] = TableFact(int(row[0]), str(row[1]), method)
+    return facts
 
 
-def _table_fact(
-    conn: psycopg.Connection[Any],
-    parts: tuple[str, str],
-    columns: list[Column],
-    recorded: str | None,
-) -> TableFact:
-    flags = "".join("h" if c.hash_function else "t" for c in columns)
-    if recorded is not None and recorded.startswith(METHOD_PREFIX):
-        wanted = recorded[len(METHOD_PREFIX) :]
-        if len(wanted) == len(columns):
-            flags = wanted
-    terms = []
-    for position, (column, flag) in enumerate(zip(columns, flags, strict=True), start=1):
-        value = sql.SQL("t.{}").format(sql.Identifier(column.name))
-        if flag == "h" and column.hash_function is not None:
-            if column.cast:
-                value = sql.SQL("{}::{}").format(value, sql.SQL(column.cast))
-            term = sql.SQL("{}({}, {})").format(
-                sql.Identifier(*column.hash_function), value, sql.Literal(position)
-            )
-        else:
-            term = sql.SQL("hashtextextended({}::text, {})").format(value, sql.Literal(position))
-        # A NULL must still change the row's hash, and differently per column.
-        terms.append(sql.SQL("coalesce({}, {})").format(term, sql.Literal(-position)))
-    row_hash = sql.SQL(" # ").join(terms) if terms else sql.SQL("0")
-    query = sql.SQL("SELECT count(*), coalesce(sum({}), 0)::text FROM {} AS t").format(
-        row_hash, sql.Identifier(*parts)
-    )
-    with pg_errors(f"hash table {'.'.join(parts)} on", _where(conn)):
-        row = conn.execute(query).fetchone()
-    assert row is not None
-    return TableFact(int(row[0]), str(row[1]), METHOD_PREFIX + flags)
+def hash_statements(methods: Mapping[str, str] | None = None) -> sql.Composed:
+    """The query listing (table, method, statement) for ``table_facts``: plain SQL text
+    (``.as_string()``) that psql can run inside a restore's own transaction."""
+    recorded = sql.Literal(json.dumps(dict(methods)) if methods is not None else None)
+    return sql.SQL(_HASH_STATEMENTS).format(methods=recorded)
 
 
 def compare_facts(
