@@ -9,7 +9,7 @@ import os
 import signal
 import subprocess
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO
 
@@ -174,6 +174,136 @@ def stream_in(
         for _ in source:
             pass
     return Completed(tuple(argv), code, b"", text)
+
+
+TAIL = 64 << 10
+"""Bytes of the producer's output that ``stream_through`` holds back for ``edit_tail``."""
+
+
+def stream_through(
+    producer: Sequence[str],
+    consumer: Sequence[str],
+    chunks: Iterable[bytes],
+    *,
+    edit_tail: Callable[[bytes], bytes],
+    finish: bytes,
+    env: Mapping[str, str] | None = None,
+) -> Completed:
+    """Feed chunks to ``producer`` and its output to ``consumer``; the consumer's stdout back.
+
+    The producer's last ``TAIL`` bytes pass through ``edit_tail`` on their way. ``finish``
+    is written last, and only once the source ran out without an error and the producer
+    succeeded: a restore's COMMIT waits for the stream's sha256. On any failure the
+    consumer is killed first, so it never sees ``finish``, then the producer.
+    """
+    _check_argv(producer)
+    _check_argv(consumer)
+    first = _popen(producer, env, None, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        second = _popen(consumer, env, None, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    except BaseException:
+        _kill(first)
+        first.wait()
+        raise
+    tails = (_StderrTail(first.stderr), _StderrTail(second.stderr))
+    relay = _Relay(first, second, edit_tail)
+    output = _Collect(second.stdout)
+    source = iter(chunks)
+    try:
+        stopped_reading = _feed(first, source)
+        code = first.wait()
+        relay.thread.join()
+        if second.poll() not in (None, 0) or isinstance(relay.error, BrokenPipeError):
+            raise _failure(consumer, second.wait(), tails[1].text())
+        if relay.error is not None:
+            raise relay.error
+        if code != 0:
+            raise _failure(producer, code, tails[0].text())
+        if stopped_reading:
+            for _ in source:  # the source's own checks run when it is exhausted
+                pass
+        assert second.stdin is not None
+        with contextlib.suppress(BrokenPipeError):  # it failed: its status says how
+            second.stdin.write(finish)
+        with contextlib.suppress(OSError):
+            second.stdin.close()
+    except BaseException:
+        _kill(second)
+        _kill(first)
+        first.wait()
+        second.wait()
+        raise
+    code = second.wait()
+    if code != 0:
+        raise _failure(consumer, code, tails[1].text())
+    return Completed(tuple(consumer), code, output.result(), tails[1].text())
+
+
+def _feed(proc: subprocess.Popen[bytes], chunks: Iterator[bytes]) -> bool:
+    """Write chunks to a command's stdin and close it; True when it stopped reading early."""
+    assert proc.stdin is not None
+    try:
+        for chunk in chunks:
+            proc.stdin.write(chunk)
+        proc.stdin.close()
+    except BrokenPipeError:
+        with contextlib.suppress(OSError):
+            proc.stdin.close()
+        return True
+    return False
+
+
+class _Relay:
+    """Copies one command's stdout to another's stdin in a thread, holding back the tail."""
+
+    def __init__(
+        self,
+        source: subprocess.Popen[bytes],
+        sink: subprocess.Popen[bytes],
+        edit_tail: Callable[[bytes], bytes],
+    ) -> None:
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(
+            target=self._run, args=(source.stdout, sink.stdin, edit_tail), daemon=True
+        )
+        self.thread.start()
+
+    def _run(self, out: IO[bytes], into: IO[bytes], edit_tail: Callable[[bytes], bytes]) -> None:
+        held = b""
+        try:
+            with out:
+                while chunk := out.read1(CHUNK):  # type: ignore[attr-defined]
+                    if len(chunk) >= TAIL:
+                        into.write(held)
+                        into.write(memoryview(chunk)[:-TAIL])
+                        held = chunk[-TAIL:]
+                    else:
+                        held += chunk
+                        if len(held) > TAIL:
+                            into.write(held[:-TAIL])
+                            held = held[-TAIL:]
+            into.write(edit_tail(held))
+            into.flush()
+        except BaseException as exc:  # handed to the feeding thread
+            self.error = exc
+
+
+class _Collect:
+    """Reads a pipe to its end in a thread."""
+
+    def __init__(self, pipe: IO[bytes] | None) -> None:
+        self.parts: list[bytes] = []
+        self.thread = threading.Thread(target=self._run, args=(pipe,), daemon=True)
+        self.thread.start()
+
+    def _run(self, pipe: IO[bytes]) -> None:
+        with pipe:
+            while part := pipe.read1(CHUNK):  # type: ignore[attr-defined]
+                self.parts.append(part)
+
+    def result(self) -> bytes:
+        self.thread.join()
+        return b"".join(self.parts)
 
 
 def _popen(
