@@ -212,16 +212,20 @@ class Restoration:
             f"restore {placement.source_database} -> {placement.database}",
             placement.dump.raw_size,
         )
-        archives.restore_archive(
+        target = placement.server.with_dbname(placement.database)
+        recorded = recorded_tables(self.manifest, placement.source_database)
+        facts = archives.restore_archive(
             meter(self.repo.open_object(self.manifest, placement.dump.name, self.keys)),
-            placement.server.with_dbname(placement.database),
+            target,
+            {name: str(data["method"]) for name, data in recorded.items()},
             clean=exists,
         )
         seconds = time.monotonic() - started
         self.current = None
-        self.progress("check restored tables", note=placement.database)
-        target = placement.server.with_dbname(placement.database)
-        mismatches, notes, tables, rows = check_database(self.manifest, placement, target)
+        with contextlib.closing(queries.connect(target)) as conn:
+            present = queries.table_names(conn)
+        mismatches, notes = queries.compare_facts(recorded, facts, present)
+        tables, rows = len(facts), sum(fact.rows for fact in facts.values())
         return DatabaseRestore(
             source_database=placement.source_database,
             database=placement.database,
@@ -277,19 +281,9 @@ class Restoration:
             return
 
 
-def check_database(
-    manifest: Manifest, placement: Placement, target: Conninfo
-) -> tuple[list[str], list[str], int, int]:
-    """Compare a restored database with the backup: (mismatches, notes, tables, rows)."""
-    recorded = manifest.details.get("databases", {}).get(placement.source_database, {})
-    tables: dict[str, Any] = recorded.get("tables", {})
-    with contextlib.closing(queries.connect(target)) as conn:
-        present = queries.table_names(conn)
-        facts = queries.table_facts(
-            conn, methods={name: str(data["method"]) for name, data in tables.items()}
-        )
-    mismatches, notes = queries.compare_facts(tables, facts, present)
-    return mismatches, notes, len(facts), sum(fact.rows for fact in facts.values())
+def recorded_tables(manifest: Manifest, database: str) -> dict[str, Any]:
+    """The table facts a backup recorded for one database (none in an older backup)."""
+    return dict(manifest.details.get("databases", {}).get(database, {}).get("tables", {}))
 
 
 def scratch_name(database: str) -> str:

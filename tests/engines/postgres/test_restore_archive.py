@@ -1,0 +1,148 @@
+"""A dump restored through pg_restore's script and psql: hashed inside the transaction, and
+committed only once the whole stream checked out (the machine's PostgreSQL)."""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from tests.conftest import PG_DSN
+from tests.pgsample import create_database, rows_of
+from workers.core.errors import EngineError, IntegrityError
+from workers.engines.postgres import archives, queries
+from workers.engines.postgres.conninfo import Conninfo
+
+SOURCE_SQL = '''
+CREATE TABLE t (id int PRIMARY KEY, body text CHECK (body <> 'refused'));
+INSERT INTO t SELECT g, repeat(md5(g::text), 4) FROM generate_series(1, 20000) AS g;
+CREATE TABLE "Odd ""name""" (at timestamptz, doc jsonb);
+INSERT INTO "Odd ""name""" VALUES ('2026-01-01 12:00+02', '{"a": [1, 2]}'), (NULL, NULL);
+SELECT lo_from_bytea(0, 'a large object');
+'''
+
+
+def dump(database: str) -> bytes:
+    """``pg_dump -Fc -Z0`` of a database, as a backup stores it (before zstd)."""
+    argv = [archives.client("pg_dump"), "--format=custom", "--compress=0"]
+    return subprocess.run(
+        [*argv, f"--dbname={PG_DSN} dbname={database}"], check=True, capture_output=True
+    ).stdout
+
+
+def pieces(data: bytes, size: int = 1 << 16) -> Iterator[bytes]:
+    for at in range(0, len(data), size):
+        yield data[at : at + size]
+
+
+def facts_of(database: str) -> dict[str, queries.TableFact]:
+    with contextlib.closing(queries.connect(info(database))) as conn:
+        return queries.table_facts(conn)
+
+
+def info(database: str) -> Conninfo:
+    return Conninfo.parse(f"{PG_DSN} dbname={database}")
+
+
+def methods(facts: dict[str, queries.TableFact]) -> dict[str, str]:
+    return {table: fact.method for table, fact in facts.items()}
+
+
+def user_tables(database: str) -> list[str]:
+    with contextlib.closing(queries.connect(info(database))) as conn:
+        return sorted(queries.table_names(conn))
+
+
+def large_objects(database: str) -> int:
+    return int(rows_of(database, "SELECT count(*) FROM pg_largeobject_metadata")[0][0])
+
+
+@pytest.fixture
+def source(db_names: Callable[[str], str]) -> str:
+    name = db_names("rsrc")
+    create_database(name, SOURCE_SQL)
+    return name
+
+
+def test_the_restore_returns_the_facts_it_hashed_before_commit_and_they_match(
+    source: str, db_names: Callable[[str], str]
+) -> None:
+    target = db_names("rdst")
+    create_database(target, "SELECT 1")
+    recorded = facts_of(source)
+    got = archives.restore_archive(pieces(dump(source)), info(target), methods(recorded))
+    assert got == recorded
+    assert got["public.t"].rows == 20000
+    assert facts_of(target) == recorded  # committed, and the same when read afresh
+    assert large_objects(target) == 1  # the script's large-object section stays inside
+    # Only the tables asked about are hashed, each the way it was recorded.
+    only = {"public.t": "columns:tt"}
+    again = db_names("rdst")
+    create_database(again, "SELECT 1")
+    as_text = archives.restore_archive(pieces(dump(source)), info(again), only)
+    assert set(as_text) == {"public.t"} and as_text["public.t"].method == "columns:tt"
+    assert as_text["public.t"].digest != recorded["public.t"].digest
+
+
+def test_a_stream_that_fails_after_its_last_byte_commits_nothing(
+    source: str, db_names: Callable[[str], str]
+) -> None:
+    # The sha256 is confirmed only when the stream ends, after pg_restore has had every
+    # byte; its COMMIT must wait for that.
+    target = db_names("rdst")
+    create_database(target, "SELECT 1")
+    data = dump(source)
+
+    def checked_at_the_end() -> Iterator[bytes]:
+        yield from pieces(data)
+        raise IntegrityError("object app.dump.zst: sha256 mismatch")
+
+    with pytest.raises(IntegrityError, match="sha256 mismatch"):
+        archives.restore_archive(checked_at_the_end(), info(target), methods(facts_of(source)))
+    assert user_tables(target) == []
+    assert large_objects(target) == 0
+
+
+def test_a_cut_stream_commits_nothing(source: str, db_names: Callable[[str], str]) -> None:
+    target = db_names("rdst")
+    create_database(target, "SELECT 1")
+    data = dump(source)
+
+    def cut() -> Iterator[bytes]:
+        yield data[: len(data) // 2]
+        raise EngineError("storage went away")
+
+    with pytest.raises(EngineError, match="storage went away"):
+        archives.restore_archive(cut(), info(target), {})
+    assert user_tables(target) == []
+
+
+def test_an_error_in_the_script_is_psqls_message_and_rolls_back(
+    source: str, db_names: Callable[[str], str]
+) -> None:
+    target = db_names("rdst")
+    create_database(target, "CREATE TABLE t (id int); INSERT INTO t VALUES (42);")
+    with pytest.raises(EngineError) as caught:
+        archives.restore_archive(pieces(dump(source)), info(target), {})
+    assert caught.value.message.startswith("psql failed:")
+    assert 'relation "t" already exists' in caught.value.message
+    assert user_tables(target) == ["public.t"]
+    assert rows_of(target, "SELECT id FROM t") == [(42,)]
+    assert large_objects(target) == 0
+
+
+def test_in_place_replaces_the_tables_in_one_transaction(
+    source: str, db_names: Callable[[str], str]
+) -> None:
+    target = db_names("rdst")
+    create_database(
+        target, "CREATE TABLE t (id int PRIMARY KEY, body text); INSERT INTO t VALUES (1, 'old');"
+    )
+    recorded = facts_of(source)
+    got = archives.restore_archive(
+        pieces(dump(source)), info(target), methods(recorded), clean=True
+    )
+    assert got == recorded
+    assert rows_of(target, "SELECT count(*) FROM t") == [(20000,)]
