@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -78,7 +79,7 @@ def main() -> None:
         for data in args.data.split(","):
             database = f"kosmos_bench_{data}_s{args.scale}"
             _ensure_pgbench(args.dsn, database, args.scale, entropy=data == "entropy")
-            bench = Bench(args, database, Path(tmp), s3.url)
+            bench = Bench(args, database, Path(tmp), s3.url, s3.proc.pid if s3.proc else 0)
             results = bench.run()
             _report(data, results, args)
             if not args.keep:
@@ -143,12 +144,33 @@ def _drop(dsn: str, database: str) -> None:
 # -- measured steps --------------------------------------------------------------------------
 
 
+LAST_CPU = [0.0]
+"""CPU seconds (user + system) of the last ``_timed`` command and everything it waited for;
+the PostgreSQL server's backends are not in it."""
+
+
+def _cpu_of(pid: int) -> float:
+    """User + system CPU seconds a running process has used so far (0 if unknown)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _timed(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, str]:
-    """Wall seconds and stdout of one command; exit on failure."""
+    """Wall seconds and stdout of one command (its CPU in LAST_CPU); exit on failure."""
+    cpu = _children_cpu()
     started = time.monotonic()
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     out, err = proc.communicate()
     seconds = time.monotonic() - started
+    LAST_CPU[0] = _children_cpu() - cpu
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(argv[:3])}… failed: {err.decode()[-2000:]}")
     return seconds, out.decode()
@@ -157,8 +179,11 @@ def _timed(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, s
 class Bench:
     """One data set's measured steps."""
 
-    def __init__(self, args: argparse.Namespace, database: str, tmp: Path, endpoint: str) -> None:
+    def __init__(
+        self, args: argparse.Namespace, database: str, tmp: Path, endpoint: str, moto_pid: int
+    ) -> None:
         self.dsn, self.database, self.tmp = args.dsn, database, tmp
+        self.moto_pid = moto_pid
         self.runs = args.runs
         self.source = f"{args.dsn} dbname={database}"
         base = {
@@ -185,12 +210,12 @@ class Bench:
         steps = [self.peer_fc, self.peer_zstd, self.ours_local, self.ours_s3]
         restores = [self.peer_restore, self.ours_restore]
         for run in range(self.runs):
-            for step in steps if run % 2 == 0 else steps[::-1]:
+            for step in [
+                *(steps if run % 2 == 0 else steps[::-1]),
+                *(restores if run % 2 == 0 else restores[::-1]),
+            ]:
                 name, measured = step()
-                results.setdefault(name, []).append(measured)
-            for step in restores if run % 2 == 0 else restores[::-1]:
-                name, measured = step()
-                results.setdefault(name, []).append(measured)
+                results.setdefault(name, []).append({"cpu": LAST_CPU[0], **measured})
             print(f"{self.database}: run {run + 1}/{self.runs} done", file=sys.stderr)
         return results
 
@@ -223,8 +248,13 @@ class Bench:
         }
 
     def ours_s3(self) -> tuple[str, dict[str, float]]:
+        before = _cpu_of(self.moto_pid)
         seconds, doc = self.ours(self.s3, "backup", "postgres")
-        return "ours: backup, S3 (moto)", {"seconds": seconds, "peak_rss": doc["peak_rss"]}
+        return "ours: backup, S3 (moto)", {
+            "seconds": seconds,
+            "peak_rss": doc["peak_rss"],
+            "moto_cpu": _cpu_of(self.moto_pid) - before,
+        }
 
     def peer_restore(self) -> tuple[str, dict[str, float]]:
         target = f"{self.database}_peer_restore"
@@ -274,7 +304,9 @@ def _report(
     print(f"  [all runs]; load average {load:.1f} on {os.cpu_count()} cores")
     for name, items in results.items():
         runs = ", ".join(f"{item['seconds']:.2f}" for item in items)
-        line = f"  {name:<30} {_median(items):7.2f} s  [{runs}]"
+        line = f"  {name:<30} {_median(items):7.2f} s  [{runs}]  CPU {_median(items, 'cpu'):.2f} s"
+        if "moto_cpu" in items[0]:
+            line += f" (+ moto {_median(items, 'moto_cpu'):.2f} s)"
         if "bytes" in items[0]:
             line += f"  {items[0]['bytes'] / MIB:.0f} MiB"
         if "peak_rss" in items[0]:
