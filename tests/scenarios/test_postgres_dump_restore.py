@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,6 +24,8 @@ from tests.pgsample import (
     rows_of,
     scratch_databases,
 )
+from tests.sync import wait_until
+from workers.engines.postgres import archives
 
 SNAPSHOT_QUERIES = {
     "accounts": "SELECT * FROM accounts ORDER BY id",
@@ -101,6 +105,56 @@ def test_restore_over_the_live_database_needs_in_place(env: dict[str, str], samp
     assert result["databases"][0]["in_place"] is True
     assert result["databases"][0]["notes"] == ["public.added_later: not in the backup"]
     assert rows_of(sample_db, "SELECT count(*) FROM accounts") == [(2000,)]
+
+
+def test_a_restore_killed_midway_leaves_an_empty_database_the_next_restore_names(
+    env: dict[str, str], sample_db: str, db_names: Callable[[str], str], tmp_path: Path
+) -> None:
+    manifest = ok_json("backup", "postgres", "--local", env=env)
+    backup_id = manifest["id"]
+    # pg_restore waits 30 s before the real one: the restore is surely mid-way when killed.
+    real = archives.client("pg_restore")
+    slow = tmp_path / "pg_restore"
+    slow.write_text(f'#!/bin/sh\nsleep 30\nexec "{real}" "$@"\n')
+    slow.chmod(0o755)
+    target = db_names("killed")
+    full = {k: v for k, v in os.environ.items() if not k.startswith("KOSMOS")}
+    full |= {**env, "PATH": f"{tmp_path}:{os.environ['PATH']}"}
+    argv = ["kosmos-backup", "--config", str(EXAMPLE_CONFIG), "restore", "postgres", backup_id]
+    restore = subprocess.Popen(
+        [*argv, "--target-database", target, "--local"],
+        env=full,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        wait_until(lambda: comment_of(target).startswith("restore in progress"), 60, "the mark")
+    finally:
+        os.killpg(restore.pid, signal.SIGKILL)  # the worker dies, with pg_restore and psql
+        restore.wait()
+    assert comment_of(target) == f"restore in progress from backup {backup_id} by kosmos-backup"
+    assert rows_of(target, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'") == [(0,)]
+
+    refused = cli("restore", "postgres", backup_id, "--target-database", target, env=env)
+    assert refused.returncode == 1
+    assert f"database {target}" in refused.stderr and "did not finish" in refused.stderr
+    assert "--in-place" in refused.stderr
+    again = ok_json(
+        "restore", "postgres", backup_id, "--target-database", target, "--in-place", env=env
+    )
+    assert again["checksums_matched"] is True and again["databases"][0]["in_place"] is True
+    assert comment_of(target) == f"restored from backup {backup_id} by kosmos-backup"
+    assert snapshot(target) == snapshot(sample_db)
+
+
+def comment_of(database: str) -> str:
+    rows = rows_of(
+        "postgres",
+        "SELECT coalesce(shobj_description(oid, 'pg_database'), '') FROM pg_database"
+        f" WHERE datname = '{database}'",
+    )
+    return str(rows[0][0]) if rows else ""
 
 
 def test_a_damaged_object_fails_verify_and_the_restore_refuses_leaving_nothing(

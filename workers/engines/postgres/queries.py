@@ -217,6 +217,24 @@ def create_database(conn: psycopg.Connection[Any], name: str) -> None:
         conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(name)))
 
 
+def database_comment(conn: psycopg.Connection[Any], name: str) -> str | None:
+    """``COMMENT ON DATABASE``'s text, or None."""
+    with pg_errors(f"read the comment of database {name} on", _where(conn)):
+        row = conn.execute(
+            "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s",
+            (name,),
+        ).fetchone()
+    return row[0] if row else None
+
+
+def comment_database(conn: psycopg.Connection[Any], name: str, text: str) -> None:
+    """``COMMENT ON DATABASE`` (any database of the server can be named from any other)."""
+    with pg_errors(f"comment on database {name} on", _where(conn)):
+        conn.execute(
+            sql.SQL("COMMENT ON DATABASE {} IS {}").format(sql.Identifier(name), sql.Literal(text))
+        )
+
+
 def drop_database(conn: psycopg.Connection[Any], name: str) -> None:
     """DROP DATABASE, disconnecting anyone still in it."""
     with pg_errors(f"drop database {name} on", _where(conn)):

@@ -10,11 +10,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from pydantic import ConfigDict, Field
 
 from workers.core.config import Settings
 from workers.core.errors import (
     ConflictError,
+    EngineError,
     IntegrityError,
     KosmosError,
     NotFoundError,
@@ -29,6 +31,10 @@ from workers.engines.postgres.conninfo import MAINTENANCE_DB, Conninfo
 from workers.storage.repository import Repository
 
 SCRATCH_PREFIX = "kb_verify_"
+UNFINISHED = "restore in progress from backup"
+RESTORED = "restored from backup"
+"""A database a restore created carries ``COMMENT ON DATABASE`` '<UNFINISHED> <id> by
+kosmos-backup' until the restore is done, then '<RESTORED> <id> ...'."""
 
 
 class DatabaseRestore(Model):
@@ -198,10 +204,17 @@ class Restoration:
         with contextlib.closing(queries.connect(placement.maintenance())) as conn:
             exists = queries.database_exists(conn, placement.database)
             if exists and not in_place:
-                raise ConflictError(*self._refusal(placement))
+                raise ConflictError(*self._refusal(placement, conn))
+            # Ours: created now, or left by a restore that did not finish.
+            ours = not exists or _unfinished(conn, placement.database)
             if not exists:
                 queries.create_database(conn, placement.database)
                 self.created.append(placement)
+            if ours:
+                # A worker killed from here on leaves the database behind, empty (the
+                # restore is one transaction); the comment tells the next restore why.
+                with contextlib.suppress(EngineError):  # only a note: not owner, say
+                    queries.comment_database(conn, placement.database, self._mark(UNFINISHED))
         self.current = placement.dump
         if exists:
             # Never pour damaged data into a database that already holds something.
@@ -224,6 +237,9 @@ class Restoration:
         self.current = None
         with contextlib.closing(queries.connect(target)) as conn:
             present = queries.table_names(conn)
+            if ours:
+                with contextlib.suppress(EngineError):
+                    queries.comment_database(conn, placement.database, self._mark(RESTORED))
         mismatches, notes = queries.compare_facts(recorded, facts, present)
         tables, rows = len(facts), sum(fact.rows for fact in facts.values())
         return DatabaseRestore(
@@ -241,8 +257,19 @@ class Restoration:
             notes=notes,
         )
 
-    def _refusal(self, placement: Placement) -> tuple[str, str]:
+    def _mark(self, what: str) -> str:
+        return f"{what} {self.manifest.id} by kosmos-backup"
+
+    def _refusal(self, placement: Placement, conn: psycopg.Connection[Any]) -> tuple[str, str]:
         where = placement.server.describe(placement.database)
+        if _unfinished(conn, placement.database):
+            comment = queries.database_comment(conn, placement.database)
+            return (
+                f"database {placement.database} ({where}) is left from a restore that did not "
+                f"finish ({comment}); nothing it restored was committed",
+                "when no restore into it is running: pass --in-place to restore into it, "
+                "or drop it first",
+            )
         source_dbs = self.manifest.source.get("databases") or []
         if placement.server.same_server(self.source) and placement.database in source_dbs:
             return (
@@ -279,6 +306,10 @@ class Restoration:
             ) from exc
         except KosmosError:
             return
+
+
+def _unfinished(conn: psycopg.Connection[Any], database: str) -> bool:
+    return (queries.database_comment(conn, database) or "").startswith(UNFINISHED)
 
 
 def recorded_tables(manifest: Manifest, database: str) -> dict[str, Any]:
