@@ -182,6 +182,17 @@ def check_rpo(ctx: Context, state: RedisState) -> dict[str, Any]:
 # -- abandoned work -----------------------------------------------------------------------------
 
 
+AFTER_A_DEATH = {
+    "backup": "its partial upload is swept; the next run starts afresh",
+    "restore": "nothing it restored was committed; a database it created is left empty, "
+    "and the next restore into it says so (--in-place reuses it)",
+    "verify": "nothing was recorded; verify again",
+    "dr-step": "the step failed with it; the runbook run goes on as the step's on-failure "
+    "says (/dr retry <step> where it asks)",
+}
+"""What the reaper tells about an operation whose worker died, by kind."""
+
+
 def reap_abandoned(ctx: Context, state: RedisState) -> list[dict[str, Any]]:
     """Fail every running operation whose heartbeat stopped; return what was reaped."""
     now = state.server_time()  # the clock the heartbeats were written with
@@ -216,7 +227,7 @@ def _fail_abandoned(
         chat=request.chat,
         error_class="WorkerLost",
         message=message,
-        hint="its partial upload is swept; the next run starts afresh",
+        hint=AFTER_A_DEATH.get(kind, "nothing was left half-done; run it again"),
     )
     fields = {"ended_at": now.isoformat(), "error": message}
     appended = state.append_event(
