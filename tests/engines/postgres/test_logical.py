@@ -30,7 +30,7 @@ from workers.core.config import Settings
 from workers.core.errors import EngineError
 from workers.engines.postgres import archives, queries
 from workers.engines.postgres.conninfo import Conninfo
-from workers.engines.postgres.restoration import scratch_name
+from workers.engines.postgres.restoration import AFTER_DATA, scratch_name
 
 TINY = "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'a'), (2, NULL);"
 
@@ -314,3 +314,24 @@ def test_databases_dump_side_by_side_so_one_waiting_does_not_hold_up_the_other(
     manifest = outcome[0]
     assert set(manifest.details["databases"]) == {blocked, free}
     assert engine.verify(Context(settings), "postgres", manifest.id).verification.state == "passed"
+
+
+def test_restore_progress_runs_to_the_last_byte_then_names_the_work_after_it(
+    make_settings: Callable[..., Settings], db_names: Callable[[str], str]
+) -> None:
+    source, target = db_names("prog"), db_names("prog_restored")
+    create_database(source, TINY)
+    ctx = Context(postgres_settings(make_settings, source))
+    manifest = engine.backup(ctx, "postgres")
+    phases: list[tuple[str, int | None, str | None]] = []
+
+    def progress(
+        phase: str, *, done_bytes: int | None = None, note: str | None = None, **_: object
+    ) -> None:
+        phases.append((phase, done_bytes, note))
+
+    result = engine.restore(ctx, "postgres", manifest.id, target_database=target, progress=progress)
+    assert result.checksums_matched
+    size = manifest.object(f"{source}.dump.zst").raw_size
+    assert phases[-2] == (f"restore {source} -> {target}", size, None)
+    assert phases[-1] == (AFTER_DATA, None, target)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,8 @@ from workers.engines.postgres.conninfo import MAINTENANCE_DB, Conninfo
 from workers.storage.repository import Repository
 
 SCRATCH_PREFIX = "kb_verify_"
+AFTER_DATA = "build indexes, check tables, commit"
+"""The phase after the last byte: post-data, the table hashes and COMMIT, in one transaction."""
 UNFINISHED = "restore in progress from backup"
 RESTORED = "restored from backup"
 """A database a restore created carries ``COMMENT ON DATABASE`` '<UNFINISHED> <id> by
@@ -227,8 +229,9 @@ class Restoration:
         )
         target = placement.server.with_dbname(placement.database)
         recorded = recorded_tables(self.manifest, placement.source_database)
+        stream = meter(self.repo.open_object(self.manifest, placement.dump.name, self.keys))
         facts = archives.restore_archive(
-            meter(self.repo.open_object(self.manifest, placement.dump.name, self.keys)),
+            _then(stream, lambda: self.progress(AFTER_DATA, note=placement.database)),
             target,
             {name: str(data["method"]) for name, data in recorded.items()},
             clean=exists,
@@ -306,6 +309,12 @@ class Restoration:
             ) from exc
         except KosmosError:
             return
+
+
+def _then(chunks: Iterable[bytes], action: Callable[[], None]) -> Iterator[bytes]:
+    """Pass chunks through; call ``action`` once they ran out."""
+    yield from chunks
+    action()
 
 
 def _unfinished(conn: psycopg.Connection[Any], database: str) -> bool:
