@@ -59,6 +59,12 @@ def large_objects(database: str) -> int:
     return int(rows_of(database, "SELECT count(*) FROM pg_largeobject_metadata")[0][0])
 
 
+def empty_database(db_names: Callable[[str], str]) -> str:
+    name = db_names("rdst")
+    create_database(name, "SELECT 1")
+    return name
+
+
 @pytest.fixture
 def source(db_names: Callable[[str], str]) -> str:
     name = db_names("rsrc")
@@ -69,8 +75,7 @@ def source(db_names: Callable[[str], str]) -> str:
 def test_the_restore_returns_the_facts_it_hashed_before_commit_and_they_match(
     source: str, db_names: Callable[[str], str]
 ) -> None:
-    target = db_names("rdst")
-    create_database(target, "SELECT 1")
+    target = empty_database(db_names)
     recorded = facts_of(source)
     got = archives.restore_archive(pieces(dump(source)), info(target), methods(recorded))
     assert got == recorded
@@ -79,8 +84,7 @@ def test_the_restore_returns_the_facts_it_hashed_before_commit_and_they_match(
     assert large_objects(target) == 1  # the script's large-object section stays inside
     # Only the tables asked about are hashed, each the way it was recorded.
     only = {"public.t": "columns:tt"}
-    again = db_names("rdst")
-    create_database(again, "SELECT 1")
+    again = empty_database(db_names)
     as_text = archives.restore_archive(pieces(dump(source)), info(again), only)
     assert set(as_text) == {"public.t"} and as_text["public.t"].method == "columns:tt"
     assert as_text["public.t"].digest != recorded["public.t"].digest
@@ -91,8 +95,7 @@ def test_a_stream_that_fails_after_its_last_byte_commits_nothing(
 ) -> None:
     # The sha256 is confirmed only when the stream ends, after pg_restore has had every
     # byte; its COMMIT must wait for that.
-    target = db_names("rdst")
-    create_database(target, "SELECT 1")
+    target = empty_database(db_names)
     data = dump(source)
 
     def checked_at_the_end() -> Iterator[bytes]:
@@ -106,8 +109,7 @@ def test_a_stream_that_fails_after_its_last_byte_commits_nothing(
 
 
 def test_a_cut_stream_commits_nothing(source: str, db_names: Callable[[str], str]) -> None:
-    target = db_names("rdst")
-    create_database(target, "SELECT 1")
+    target = empty_database(db_names)
     data = dump(source)
 
     def cut() -> Iterator[bytes]:
