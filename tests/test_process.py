@@ -66,6 +66,20 @@ def test_the_message_names_the_error_not_the_context_printed_after_it() -> None:
         process.run(python(only_context))
 
 
+def test_a_statement_quoted_over_many_lines_after_the_error_is_not_the_headline() -> None:
+    lines = [
+        'pg_restore: error: could not execute query: ERROR:  relation "t" already exists',
+        "Command was: CREATE TABLE public.t (",
+        "    id integer NOT NULL",
+        ");",
+    ]
+    code = f"import sys\nprint({chr(10).join(lines)!r}, file=sys.stderr)\nsys.exit(1)"
+    with pytest.raises(EngineError) as caught:
+        process.run(python(code))
+    assert caught.value.message.endswith('relation "t" already exists')
+    assert "CREATE TABLE public.t" in caught.value.hint
+
+
 def test_silent_failure_names_the_exit_status() -> None:
     with pytest.raises(EngineError, match="exit status 7"):
         process.run(python("import sys; sys.exit(7)"))

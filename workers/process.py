@@ -64,6 +64,9 @@ def _failure(argv: Sequence[str], code: int, tail: str) -> EngineError:
 def _headline(tail: str, code: int) -> str:
     """The error itself: the last line of stderr that is not a CONTEXT/DETAIL/... after it."""
     lines = [line.strip() for line in tail.strip().splitlines() if line.strip()]
+    commands = [n for n, line in enumerate(lines) if line.startswith("Command was:")]
+    if commands and commands[-1] > 0:
+        lines = lines[: commands[-1]]  # pg_restore quotes the statement, over many lines
     if not lines:
         return f"exit status {code}"
     for line in reversed(lines):
