@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -227,14 +229,89 @@ def restore_archive(
     *,
     clean: bool = False,
 ) -> dict[str, queries.TableFact]:
-    """Restore an archive in one transaction and hash its tables before it commits.
+    """Restore an archive in one transaction that commits only once the stream's sha256 is
+    confirmed; hash the tables ``methods`` names and return their facts.
 
-    ``pg_restore --single-transaction`` writes the archive as a script that psql runs
-    (psql sends COPY data in 8 KiB messages; pg_restore sends a -Z0 archive's rows one
-    message each, and the load ran 10-15% slower). The script's COMMIT is held back: psql
-    first hashes the tables ``methods`` names (own, uncommitted rows: no hint bits to
-    set), and COMMIT follows only once the stream's sha256 is confirmed and pg_restore
-    exited cleanly. Any failure kills psql first, and the server rolls everything back.
+    Through psql (``_through_psql``) unless the archive holds large objects: pg_restore's
+    script writes those as SQL hex literals, 2.5x slower than its own large-object calls
+    (200 MB of them: 10.0 s against 4.0 s), so such archives go straight into pg_restore.
+    """
+    head, stream = _peek_toc(chunks)
+    if LARGE_OBJECTS.search(head):
+        return _straight(stream, target, methods, clean=clean)
+    return _through_psql(stream, target, methods, clean=clean)
+
+
+TOC_PEEK_FIRST = 1 << 20
+TOC_PEEK_LIMIT = 64 << 20
+LARGE_OBJECTS = re.compile(rb"^\d+; \d+ \d+ BLOBS ", re.MULTILINE)
+"""The TOC entry (``pg_restore --list``) that carries an archive's large objects' data."""
+
+
+def _peek_toc(chunks: Iterable[bytes]) -> tuple[bytes, Iterator[bytes]]:
+    """``pg_restore --list`` of the archive's start (its TOC comes first), and the whole
+    stream still to be read. An unreadable start lists as nothing: the restore says why."""
+    source = iter(chunks)
+    taken: list[bytes] = []
+    size, want, ended = 0, TOC_PEEK_FIRST, False
+    while True:
+        while size < want and not ended:
+            chunk = next(source, None)
+            ended = chunk is None
+            if chunk is not None:
+                taken.append(chunk)
+                size += len(chunk)
+        listed = process.run(
+            [client("pg_restore"), "--list"], input_bytes=b"".join(taken), check=False
+        )
+        if listed.returncode == 0 or ended or want >= TOC_PEEK_LIMIT:
+            head = listed.stdout if listed.returncode == 0 else b""
+            return head, itertools.chain(taken, source)
+        want *= 4
+
+
+def _straight(
+    chunks: Iterable[bytes], target: Conninfo, methods: Mapping[str, str], *, clean: bool
+) -> dict[str, queries.TableFact]:
+    """``pg_restore --single-transaction`` into the server, the tables hashed after it."""
+    argv = [
+        client("pg_restore"),
+        "--no-owner",
+        "--no-password",
+        "--single-transaction",
+        "--exit-on-error",
+        f"--dbname={target.tool_dsn()}",
+    ]
+    if clean:
+        argv += ["--clean", "--if-exists"]
+    process.stream_in(argv, _last_after_checks(chunks), env=tool_env(target, "pg_restore"))
+    with contextlib.closing(queries.connect(target)) as conn:
+        return queries.table_facts(conn, methods)
+
+
+def _last_after_checks(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """The chunks, the last one held until the source ran out cleanly (its sha256 checked):
+    pg_restore cannot finish the archive, and so cannot COMMIT, before that."""
+    source = iter(chunks)
+    held = next(source, None)
+    for chunk in source:
+        assert held is not None
+        yield held
+        held = chunk
+    if held is not None:
+        yield held
+
+
+def _through_psql(
+    chunks: Iterable[bytes], target: Conninfo, methods: Mapping[str, str], *, clean: bool
+) -> dict[str, queries.TableFact]:
+    """``pg_restore --single-transaction --file=-`` run by psql, its COMMIT held back.
+
+    psql sends COPY data in 8 KiB messages; pg_restore sends a -Z0 archive's rows one
+    message each, and the load ran 10-15% slower. psql first hashes the tables (own,
+    uncommitted rows: no hint bits to set), and COMMIT follows only once the stream's
+    sha256 is confirmed and pg_restore exited cleanly. Any failure kills psql first, and
+    the server rolls everything back.
     """
     restore = [client("pg_restore"), "--no-owner", "--single-transaction", "--file=-"]
     if clean:
