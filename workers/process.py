@@ -151,18 +151,10 @@ def stream_in(
     _check_argv(argv)
     proc = _popen(argv, env, cwd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
     tail = _StderrTail(proc.stderr)
-    assert proc.stdin is not None
     source = iter(chunks)
-    stopped_reading = False
     try:
-        for chunk in source:
-            proc.stdin.write(chunk)
-        proc.stdin.close()
-    except BrokenPipeError:
-        # The command stopped reading; its exit status and stderr say whether that is bad.
-        stopped_reading = True
-        with contextlib.suppress(OSError):
-            proc.stdin.close()
+        # When the command stopped reading, its exit status and stderr say whether that is bad.
+        stopped_reading = _feed(proc, source)
     except BaseException:
         _kill(proc)
         proc.wait()
