@@ -358,10 +358,7 @@ def _without_commit(tail: bytes) -> bytes:
 
 def _hash_epilogue(methods: Mapping[str, str]) -> bytes:
     """psql lines that print each table's facts as a JSON array, inside the transaction."""
-    settings = "".join(
-        sql.SQL("SET {} = {};\n").format(sql.Identifier(name), sql.Literal(value)).as_string()
-        for name, value in queries.SESSION_SETTINGS
-    )
+    settings = "".join(f"{statement.as_string()};\n" for statement in queries.session_settings())
     each = sql.SQL(
         "SELECT format('SELECT json_build_array(%L, %L, q.n, q.digest)::text FROM (%s) q',"
         " s.name, s.method, s.statement) FROM ({}) s"

@@ -163,9 +163,17 @@ def connect(info: Conninfo) -> psycopg.Connection[Any]:
             autocommit=True,
             application_name=APPLICATION,
         )
-        for name, value in SESSION_SETTINGS:
-            conn.execute(sql.SQL("SET {} = {}").format(sql.Identifier(name), sql.Literal(value)))
+        for statement in session_settings():
+            conn.execute(statement)
     return conn
+
+
+def session_settings() -> list[sql.Composed]:
+    """The ``SET`` statements of SESSION_SETTINGS, for psycopg or (``.as_string()``) psql."""
+    return [
+        sql.SQL("SET {} = {}").format(sql.Identifier(name), sql.Literal(value))
+        for name, value in SESSION_SETTINGS
+    ]
 
 
 def list_databases(conn: psycopg.Connection[Any]) -> list[str]:
