@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import psycopg
 from pydantic import ConfigDict, Field
 
 from workers.core.config import Settings
@@ -205,10 +204,11 @@ class Restoration:
     def _one(self, placement: Placement, in_place: bool) -> DatabaseRestore:
         with contextlib.closing(queries.connect(placement.maintenance())) as conn:
             exists = queries.database_exists(conn, placement.database)
+            comment = (queries.database_comment(conn, placement.database) or "") if exists else ""
             if exists and not in_place:
-                raise ConflictError(*self._refusal(placement, conn))
+                raise ConflictError(*self._refusal(placement, comment))
             # Ours: created now, or left by a restore that did not finish.
-            ours = not exists or _unfinished(conn, placement.database)
+            ours = not exists or comment.startswith(UNFINISHED)
             if not exists:
                 queries.create_database(conn, placement.database)
                 self.created.append(placement)
@@ -263,10 +263,9 @@ class Restoration:
     def _mark(self, what: str) -> str:
         return f"{what} {self.manifest.id} by kosmos-backup"
 
-    def _refusal(self, placement: Placement, conn: psycopg.Connection[Any]) -> tuple[str, str]:
+    def _refusal(self, placement: Placement, comment: str) -> tuple[str, str]:
         where = placement.server.describe(placement.database)
-        if _unfinished(conn, placement.database):
-            comment = queries.database_comment(conn, placement.database)
+        if comment.startswith(UNFINISHED):
             return (
                 f"database {placement.database} ({where}) is left from a restore that did not "
                 f"finish ({comment}); nothing it restored was committed",
@@ -315,10 +314,6 @@ def _then(chunks: Iterable[bytes], action: Callable[[], None]) -> Iterator[bytes
     """Pass chunks through; call ``action`` once they ran out."""
     yield from chunks
     action()
-
-
-def _unfinished(conn: psycopg.Connection[Any], database: str) -> bool:
-    return (queries.database_comment(conn, database) or "").startswith(UNFINISHED)
 
 
 def recorded_tables(manifest: Manifest, database: str) -> dict[str, Any]:
