@@ -144,11 +144,6 @@ def _drop(dsn: str, database: str) -> None:
 # -- measured steps --------------------------------------------------------------------------
 
 
-LAST_CPU = [0.0]
-"""CPU seconds (user + system) of the last ``_timed`` command and everything it waited for;
-the PostgreSQL server's backends are not in it."""
-
-
 def _cpu_of(pid: int) -> float:
     """User + system CPU seconds a running process has used so far (0 if unknown)."""
     try:
@@ -159,18 +154,18 @@ def _cpu_of(pid: int) -> float:
 
 
 def _children_cpu() -> float:
+    """CPU seconds (user + system) of every child process reaped so far, and of theirs:
+    the measured commands, not the PostgreSQL server's backends."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
 
 
 def _timed(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, str]:
-    """Wall seconds and stdout of one command (its CPU in LAST_CPU); exit on failure."""
-    cpu = _children_cpu()
+    """Wall seconds and stdout of one command; exit on failure."""
     started = time.monotonic()
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     out, err = proc.communicate()
     seconds = time.monotonic() - started
-    LAST_CPU[0] = _children_cpu() - cpu
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(argv[:3])}… failed: {err.decode()[-2000:]}")
     return seconds, out.decode()
@@ -214,8 +209,9 @@ class Bench:
                 *(steps if run % 2 == 0 else steps[::-1]),
                 *(restores if run % 2 == 0 else restores[::-1]),
             ]:
-                name, measured = step()
-                results.setdefault(name, []).append({"cpu": LAST_CPU[0], **measured})
+                cpu = _children_cpu()
+                name, measured = step()  # each step's children are its measured commands
+                results.setdefault(name, []).append({"cpu": _children_cpu() - cpu, **measured})
             print(f"{self.database}: run {run + 1}/{self.runs} done", file=sys.stderr)
         return results
 
