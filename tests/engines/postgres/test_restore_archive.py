@@ -8,6 +8,7 @@ import subprocess
 from collections.abc import Callable, Iterator
 
 import pytest
+from psycopg import sql
 
 from tests.conftest import PG_DSN
 from tests.pgsample import create_database, rows_of
@@ -55,6 +56,11 @@ def user_tables(database: str) -> list[str]:
         return sorted(queries.table_names(conn))
 
 
+def comment_of(database: str) -> str | None:
+    with contextlib.closing(queries.connect(info(database))) as conn:
+        return queries.database_comment(conn, database)
+
+
 def large_objects(database: str) -> int:
     return int(rows_of(database, "SELECT count(*) FROM pg_largeobject_metadata")[0][0])
 
@@ -84,16 +90,71 @@ def test_the_restore_returns_the_facts_it_hashed_before_commit_and_they_match(
     target = empty_database(db_names)
     recorded = facts_of(source)
     got = archives.restore_archive(pieces(dump(source)), info(target), methods(recorded))
-    assert got == recorded
-    assert got["public.t"].rows == 20000
+    assert got.facts == recorded
+    assert got.facts["public.t"].rows == 20000
+    assert got.present == {"public.t", 'public."Odd ""name"""'}
     assert facts_of(target) == recorded  # committed, and the same when read afresh
     assert large_objects(target) == large_objects(source)
-    # Only the tables asked about are hashed, each the way it was recorded.
+    assert comment_of(target) is None  # none asked for
+    # Only the tables asked about are hashed, each the way it was recorded; all are listed.
     only = {"public.t": "columns:tt"}
     again = empty_database(db_names)
-    as_text = archives.restore_archive(pieces(dump(source)), info(again), only)
+    as_text = archives.restore_archive(pieces(dump(source)), info(again), only).facts
     assert set(as_text) == {"public.t"} and as_text["public.t"].method == "columns:tt"
     assert as_text["public.t"].digest != recorded["public.t"].digest
+
+
+def test_the_comment_is_set_with_the_data_and_not_without_it(
+    source: str, db_names: Callable[[str], str]
+) -> None:
+    target = empty_database(db_names)
+    data = dump(source)
+    note = "restored from backup b-1 by kosmos-backup: it's 'quoted' and :not_a_variable"
+    archives.restore_archive(pieces(data), info(target), {}, comment=note)
+    assert comment_of(target) == note
+    failed = empty_database(db_names)
+
+    def checked_at_the_end() -> Iterator[bytes]:
+        yield from pieces(data)
+        raise IntegrityError("object app.dump.zst: sha256 mismatch")
+
+    with pytest.raises(IntegrityError):
+        archives.restore_archive(checked_at_the_end(), info(failed), {}, comment=note)
+    assert comment_of(failed) is None
+
+
+def test_a_role_that_may_not_comment_still_restores(
+    db_names: Callable[[str], str], path: str
+) -> None:
+    # A database owned by another role: the restoring role may create tables in it but
+    # not comment on it. The restore goes on; the note is left unset.
+    role = db_names("rrole")
+    source = db_names("rsrc")
+    create_database(
+        source,
+        "CREATE TABLE t (id int); INSERT INTO t VALUES (1);"
+        + (LARGE_OBJECT if path == "straight" else ""),
+    )
+    target = empty_database(db_names)
+    admin = info(target)
+    with contextlib.closing(queries.connect(admin)) as conn:
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+        conn.execute(sql.SQL("GRANT ALL ON SCHEMA public TO {}").format(sql.Identifier(role)))
+        conn.execute(
+            sql.SQL("GRANT CREATE, TEMPORARY ON DATABASE {} TO {}").format(
+                sql.Identifier(target), sql.Identifier(role)
+            )
+        )
+    try:
+        as_role = Conninfo.parse(f"{PG_DSN} dbname={target} user={role}")
+        got = archives.restore_archive(pieces(dump(source)), as_role, {}, comment="note")
+        assert got.present == {"public.t"}
+        assert comment_of(target) is None
+        assert rows_of(target, "SELECT id FROM t") == [(1,)]
+    finally:
+        with contextlib.closing(queries.connect(admin)) as conn:
+            conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
+            conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
 
 
 def test_a_stream_that_fails_after_its_last_byte_commits_nothing(
@@ -153,7 +214,7 @@ def test_in_place_replaces_the_tables_in_one_transaction(
     got = archives.restore_archive(
         pieces(dump(source)), info(target), methods(recorded), clean=True
     )
-    assert got == recorded
+    assert got.facts == recorded
     assert rows_of(target, "SELECT count(*) FROM t") == [(20000,)]
 
 

@@ -13,6 +13,7 @@ import tempfile
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -222,24 +223,35 @@ def list_archive(chunks: Iterable[bytes]) -> dict[str, int]:
     }
 
 
+@dataclass(frozen=True)
+class Restored:
+    """What a restore found in the database: the facts of the tables it was asked to hash,
+    and every user table present."""
+
+    facts: dict[str, queries.TableFact]
+    present: frozenset[str]
+
+
 def restore_archive(
     chunks: Iterable[bytes],
     target: Conninfo,
     methods: Mapping[str, str],
     *,
     clean: bool = False,
-) -> dict[str, queries.TableFact]:
+    comment: str | None = None,
+) -> Restored:
     """Restore an archive in one transaction that commits only once the stream's sha256 is
-    confirmed; hash the tables ``methods`` names and return their facts.
+    confirmed; hash the tables ``methods`` names; set ``comment`` on the database.
 
     Through psql (``_through_psql``) unless the archive holds large objects: pg_restore's
     script writes those as SQL hex literals, 2.5x slower than its own large-object calls
     (200 MB of them: 10.0 s against 4.0 s), so such archives go straight into pg_restore.
+    Through psql, the comment commits with the data; straight, just after it.
     """
     head, stream = _peek_toc(chunks)
     if LARGE_OBJECTS.search(head):
-        return _straight(stream, target, methods, clean=clean)
-    return _through_psql(stream, target, methods, clean=clean)
+        return _straight(stream, target, methods, clean=clean, comment=comment)
+    return _through_psql(stream, target, methods, clean=clean, comment=comment)
 
 
 TOC_PEEK_FIRST = 1 << 20
@@ -271,8 +283,13 @@ def _peek_toc(chunks: Iterable[bytes]) -> tuple[bytes, Iterator[bytes]]:
 
 
 def _straight(
-    chunks: Iterable[bytes], target: Conninfo, methods: Mapping[str, str], *, clean: bool
-) -> dict[str, queries.TableFact]:
+    chunks: Iterable[bytes],
+    target: Conninfo,
+    methods: Mapping[str, str],
+    *,
+    clean: bool,
+    comment: str | None,
+) -> Restored:
     """``pg_restore --single-transaction`` into the server, the tables hashed after it."""
     argv = [
         client("pg_restore"),
@@ -286,7 +303,11 @@ def _straight(
         argv += ["--clean", "--if-exists"]
     process.stream_in(argv, _last_after_checks(chunks), env=tool_env(target, "pg_restore"))
     with contextlib.closing(queries.connect(target)) as conn:
-        return queries.table_facts(conn, methods)
+        facts = queries.table_facts(conn, methods)
+        present = frozenset(queries.table_names(conn))
+        if comment is not None:
+            conn.execute(queries.comment_this_database(comment))
+    return Restored(facts, present)
 
 
 def _last_after_checks(chunks: Iterable[bytes]) -> Iterator[bytes]:
@@ -303,15 +324,20 @@ def _last_after_checks(chunks: Iterable[bytes]) -> Iterator[bytes]:
 
 
 def _through_psql(
-    chunks: Iterable[bytes], target: Conninfo, methods: Mapping[str, str], *, clean: bool
-) -> dict[str, queries.TableFact]:
+    chunks: Iterable[bytes],
+    target: Conninfo,
+    methods: Mapping[str, str],
+    *,
+    clean: bool,
+    comment: str | None,
+) -> Restored:
     """``pg_restore --single-transaction --file=-`` run by psql, its COMMIT held back.
 
     psql sends COPY data in 8 KiB messages; pg_restore sends a -Z0 archive's rows one
     message each, and the load ran 10-15% slower. psql first hashes the tables (own,
-    uncommitted rows: no hint bits to set), and COMMIT follows only once the stream's
-    sha256 is confirmed and pg_restore exited cleanly. Any failure kills psql first, and
-    the server rolls everything back.
+    uncommitted rows: no hint bits to set), lists them and sets the comment; COMMIT follows
+    only once the stream's sha256 is confirmed and pg_restore exited cleanly. Any failure
+    kills psql first, and the server rolls everything back, the comment with it.
     """
     restore = [client("pg_restore"), "--no-owner", "--single-transaction", "--file=-"]
     if clean:
@@ -325,7 +351,7 @@ def _through_psql(
         "--output=/dev/null",  # the script's own SELECTs; the epilogue's \o brings it back
         f"--dbname={target.tool_dsn()}",
     ]
-    epilogue = _hash_epilogue(methods)
+    epilogue = _epilogue(methods, comment)
     done = process.stream_through(
         restore,
         psql,
@@ -334,12 +360,17 @@ def _through_psql(
         finish=b"COMMIT;\n",
         env=tool_env(target, "pg_restore"),
     )
-    facts = {}
+    facts, present = {}, frozenset[str]()
     for line in done.stdout.decode().splitlines():
-        if line.strip():
-            table, method, rows, digest = json.loads(line)
-            facts[table] = queries.TableFact(int(rows), str(digest), str(method))
-    return facts
+        if not line.strip():
+            continue
+        item = json.loads(line)
+        if "present" in item:
+            present = frozenset(item["present"])
+        else:
+            fact = queries.TableFact(int(item["rows"]), str(item["digest"]), item["method"])
+            facts[str(item["table"])] = fact
+    return Restored(facts, present)
 
 
 SCRIPT_COMMIT = b"\nCOMMIT;\n"
@@ -356,15 +387,20 @@ def _without_commit(tail: bytes) -> bytes:
     return tail[: at + 1] + tail[at + len(SCRIPT_COMMIT) :]
 
 
-def _hash_epilogue(methods: Mapping[str, str]) -> bytes:
-    """psql lines that print each table's facts as a JSON array, inside the transaction."""
+def _epilogue(methods: Mapping[str, str], comment: str | None) -> bytes:
+    """psql lines run inside the restore's transaction, before its COMMIT: each table's facts
+    and the list of tables, printed as JSON objects; then the database's comment, if any."""
     settings = "".join(f"{statement.as_string()};\n" for statement in queries.session_settings())
     each = sql.SQL(
-        "SELECT format('SELECT json_build_array(%L, %L, q.n, q.digest)::text FROM (%s) q',"
+        "SELECT format('SELECT json_build_object(''table'', %L, ''method'', %L,"
+        " ''rows'', q.n, ''digest'', q.digest)::text FROM (%s) q',"
         " s.name, s.method, s.statement) FROM ({}) s"
     ).format(queries.hash_statements(methods))
     meta = ["\\o", "\\pset format unaligned", "\\pset tuples_only on"]
-    return "\n".join([*meta, settings, each.as_string(), "\\gexec", ""]).encode()
+    lines = [*meta, settings, each.as_string(), "\\gexec", f"{queries.TABLE_LIST_JSON};"]
+    if comment is not None:
+        lines.append(f"{queries.comment_this_database(comment).as_string()};")
+    return "\n".join([*lines, ""]).encode()
 
 
 def restore_globals(chunks: Iterable[bytes], server: Conninfo) -> list[str]:

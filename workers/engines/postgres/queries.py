@@ -46,6 +46,12 @@ _TABLES: LiteralString = (
     "SELECT format('%I.%I', n.nspname, c.relname), n.nspname, c.relname"
     " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace" + _TABLE_FILTER + " ORDER BY 1"
 )
+TABLE_LIST_JSON: LiteralString = (
+    "SELECT json_build_object('present', coalesce(json_agg(t.name ORDER BY t.name), '[]'))::text"
+    " FROM (SELECT format('%I.%I', n.nspname, c.relname) AS name"
+    " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace" + _TABLE_FILTER + ") t"
+)
+"""``_TABLES``' names as one JSON object, ``{"present": [...]}``, for psql to print."""
 # One statement per table that returns (rows, digest), built by the server from its own
 # catalog: the same text whether psycopg runs it (backups, checks) or psql does inside a
 # restore's transaction (``restore_archive``). ``methods`` (jsonb, NULL for every table)
@@ -241,6 +247,16 @@ def comment_database(conn: psycopg.Connection[Any], name: str, text: str) -> Non
         conn.execute(
             sql.SQL("COMMENT ON DATABASE {} IS {}").format(sql.Identifier(name), sql.Literal(text))
         )
+
+
+def comment_this_database(text: str) -> sql.Composed:
+    """``COMMENT ON DATABASE`` for the connected database, as one statement psql can run in
+    a restore's transaction: a role that may not comment leaves it unset, not failed."""
+    body = sql.SQL(
+        "BEGIN EXECUTE format('COMMENT ON DATABASE %I IS %L', current_database(), {});"
+        " EXCEPTION WHEN insufficient_privilege THEN NULL; END"
+    ).format(sql.Literal(text))
+    return sql.SQL("DO {}").format(sql.Literal(body.as_string()))
 
 
 def drop_database(conn: psycopg.Connection[Any], name: str) -> None:

@@ -35,7 +35,8 @@ AFTER_DATA = "build indexes, check tables, commit"
 UNFINISHED = "restore in progress from backup"
 RESTORED = "restored from backup"
 """A database a restore created carries ``COMMENT ON DATABASE`` '<UNFINISHED> <id> by
-kosmos-backup' until the restore is done, then '<RESTORED> <id> ...'."""
+kosmos-backup' until the restore is done, then '<RESTORED> <id> ...', set in the restore's
+own transaction (``restore_archive``): the data and the new comment commit together."""
 
 
 class DatabaseRestore(Model):
@@ -230,20 +231,17 @@ class Restoration:
         target = placement.server.with_dbname(placement.database)
         recorded = recorded_tables(self.manifest, placement.source_database)
         stream = meter(self.repo.open_object(self.manifest, placement.dump.name, self.keys))
-        facts = archives.restore_archive(
+        restored = archives.restore_archive(
             _then(stream, lambda: self.progress(AFTER_DATA, note=placement.database)),
             target,
             {name: str(data["method"]) for name, data in recorded.items()},
             clean=exists,
+            comment=self._mark(RESTORED) if ours else None,
         )
         seconds = time.monotonic() - started
         self.current = None
-        with contextlib.closing(queries.connect(target)) as conn:
-            present = queries.table_names(conn)
-            if ours:
-                with contextlib.suppress(EngineError):
-                    queries.comment_database(conn, placement.database, self._mark(RESTORED))
-        mismatches, notes = queries.compare_facts(recorded, facts, present)
+        facts = restored.facts
+        mismatches, notes = queries.compare_facts(recorded, facts, restored.present)
         tables, rows = len(facts), sum(fact.rows for fact in facts.values())
         return DatabaseRestore(
             source_database=placement.source_database,
