@@ -39,6 +39,9 @@ class MessageRecord(Model):
     rendered: str | None = Field(default=None, description="digest of the last shown payload")
     threaded: list[str] = Field(default_factory=list, description="stream ids posted in thread")
     thread_ts: str | None = Field(default=None, description="the thread it lives in (a card's)")
+    posting: bool = Field(
+        default=False, description="a post went out and no answer came back: it may be in Slack"
+    )
 
 
 class MessageBook:

@@ -5,6 +5,11 @@ most once per 1.5 s), with notes and results in its thread; monitor alerts go to
 channel (at most one new post per second per channel, across replicas). An entry is
 acknowledged only after Slack took what it means; an unacknowledged entry is read again
 after a restart (this consumer's pending list) or claimed by another replica (XAUTOCLAIM).
+
+Slack has no idempotency key, so an operation's message carries its op id as message
+metadata. A post whose answer was lost (the connection dropped after Slack took it), or an
+operation whose record Redis lost, is looked up in the channel's history before it is
+posted again: one message per operation, not one per network fault.
 """
 
 from __future__ import annotations
@@ -37,6 +42,10 @@ UPDATE_MS = 1600
 POST_MS = 1100
 RECLAIM_IDLE = 30.0
 MAX_EVENT_AGE = timedelta(days=1)
+LOOKUP_PAGES = 5
+"""Pages of channel history (200 messages each) searched for an operation's message."""
+OP_METADATA = "kosmos_operation"
+"""Slack message metadata ``event_type`` of an operation's message; the payload has its op id."""
 _THREADED = frozenset({EventType.NOTE, EventType.FINISHED, EventType.FAILED})
 _ALERTS = frozenset({EventType.ALERT, EventType.RECOVERED})
 
@@ -223,7 +232,12 @@ class Relay:
         assert view is not None
         channel = record.channel if record else str(entries[0].event.chat.channel)
         record = record or MessageRecord(
-            op_id=op_id, channel=channel, view=view, thread_ts=entries[0].event.chat.thread_ts
+            op_id=op_id,
+            channel=channel,
+            view=view,
+            thread_ts=entries[0].event.chat.thread_ts,
+            # No record, yet past its first event: Redis lost it, not Slack the message.
+            posting=entries[0].event.type is not EventType.ACCEPTED,
         )
         record.view = view
         wait = self._show(record)
@@ -247,17 +261,29 @@ class Relay:
         digest = hashlib.sha1(json.dumps(message.payload(), sort_keys=True).encode()).hexdigest()
         if record.ts is not None and digest == record.rendered:
             return 0.0
+        if record.ts is None and record.posting:
+            found = self._find_posted(record)
+            if isinstance(found, float):
+                return found
+            record.ts, record.posting = found, False  # found, or not there: post it
+            self.book.save(record)
         if record.ts is None:
             wait = self.book.take("post", record.channel, POST_MS)
             if wait:
                 return wait
+            record.posting = True
+            self.book.save(record)  # if no answer comes, the next try looks before posting
             outcome = self._call(
                 "chat_postMessage",
                 ("post", record.channel),
                 channel=record.channel,
                 **({"thread_ts": record.thread_ts} if record.thread_ts else {}),
+                metadata={"event_type": OP_METADATA, "event_payload": {"op_id": record.op_id}},
                 **message.payload(),
             )
+            if isinstance(outcome, Unanswered):
+                return outcome
+            record.posting = False  # posted, or refused: either way Slack answered
             if isinstance(outcome, float):
                 return outcome
             if outcome is not None:
@@ -300,6 +326,37 @@ class Relay:
         record.threaded.append(entry.id)
         return 0.0
 
+    def _find_posted(self, record: MessageRecord) -> str | None | float:
+        """The ts of the operation's message if Slack has it; seconds to wait if not known yet.
+
+        Searched by its metadata, in the thread it would live in or the channel's recent
+        history. A refusal (say, no ``channels:history`` scope) counts as not found: a
+        second message beats none.
+        """
+        where = {"ts": record.thread_ts} if record.thread_ts else {}
+        method = "conversations_replies" if record.thread_ts else "conversations_history"
+        cursor = ""
+        for _ in range(LOOKUP_PAGES):
+            answer = self._call(
+                method,
+                ("lookup", record.channel),
+                channel=record.channel,
+                include_all_metadata=True,
+                limit=200,
+                **where,
+                **({"cursor": cursor} if cursor else {}),
+            )
+            if isinstance(answer, float) or answer is None:
+                return answer
+            for message in answer.get("messages") or []:
+                if _op_of(message) == record.op_id:
+                    self.log.info("found the operation's message", op_id=record.op_id)
+                    return str(message["ts"])
+            cursor = (answer.get("response_metadata") or {}).get("next_cursor") or ""
+            if not cursor:
+                break
+        return None
+
     def _settle(self, waiting: _Waiting, entries: list[Entry]) -> None:
         self._ack([e.id for e in entries])
         for entry in entries:
@@ -330,11 +387,23 @@ class Relay:
         except OSError as exc:
             self._count(method, "unreachable")
             self.log.warning("slack unreachable", method=method, error=str(exc))
-            return 2.0
+            return Unanswered(2.0)
 
     def _count(self, method: str, outcome: str) -> None:
         if self.metrics is not None:
             self.metrics.slack_calls.labels(method, outcome).inc()
+
+
+class Unanswered(float):
+    """Seconds to wait after a call that got no answer: Slack may or may not have done it."""
+
+
+def _op_of(message: dict[str, Any]) -> str | None:
+    """The op id an operation's message carries in its metadata."""
+    metadata = message.get("metadata") or {}
+    if metadata.get("event_type") != OP_METADATA:
+        return None
+    return (metadata.get("event_payload") or {}).get("op_id")
 
 
 def _retry_after(headers: Any) -> float:

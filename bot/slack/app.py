@@ -17,7 +17,10 @@ from typing import Any
 import structlog
 from slack_bolt import App, BoltResponse
 from slack_sdk import WebClient
-from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
+from slack_sdk.http_retry.builtin_handlers import (
+    ConnectionErrorRetryHandler,
+    RateLimitErrorRetryHandler,
+)
 
 from bot.blocks import reply_messages
 from bot.blocks.message import Message
@@ -40,17 +43,34 @@ STARTED = "kosmos_started"
 _OUTCOMES = {UsageError: "usage", PermissionDenied: "refused"}
 
 
-def web_client(settings: Settings, *, retry_rate_limits: bool = True) -> WebClient:
-    """A WebClient for the bot token, pointed at ``slack.api_url`` when set."""
+def web_client(
+    settings: Settings, *, retry_rate_limits: bool = True, resend_on_connection_errors: bool = True
+) -> WebClient:
+    """A WebClient for the bot token, pointed at ``slack.api_url`` when set.
+
+    slack_sdk sends a call again after a connection error, even one that came after Slack
+    took the call; without ``resend_on_connection_errors`` the caller decides (the relay
+    looks for its message before posting again).
+    """
     slack = settings.slack
     token = slack.bot_token.get_secret_value() if slack.bot_token else None
     kwargs: dict[str, Any] = {"token": token, "timeout": 10}
     if slack.api_url:
         kwargs["base_url"] = slack.api_url.rstrip("/") + "/"
     client = WebClient(**kwargs)
+    if not resend_on_connection_errors:
+        client.retry_handlers[:] = [
+            h for h in client.retry_handlers if not isinstance(h, ConnectionErrorRetryHandler)
+        ]
     if retry_rate_limits:
         client.retry_handlers.append(RateLimitErrorRetryHandler(max_retry_count=2))
     return client
+
+
+def relay_client(settings: Settings) -> WebClient:
+    """The operations relay's client: the relay waits out 429s itself, and after a
+    connection error looks for its message before it posts again."""
+    return web_client(settings, retry_rate_limits=False, resend_on_connection_errors=False)
 
 
 def create_app(

@@ -25,7 +25,7 @@ from bot.metrics import BotMetrics, forget_process, serve_multiprocess
 from bot.relays.operations import Relay
 from bot.relays.restore_cards import start_card_keeper
 from bot.relays.runbook_board import start_dr_board
-from bot.slack.app import create_app, web_client
+from bot.slack.app import create_app, relay_client, web_client
 from bot.slack.gate import Gate
 from workers.context import Context
 from workers.core.config import Settings
@@ -70,13 +70,17 @@ def consumer_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
-def start_relay(
-    settings: Settings, ctx: Context, client: Any, metrics: BotMetrics | None = None
-) -> Relay:
-    """Run the relay for this process in a daemon thread."""
+def start_relay(settings: Settings, ctx: Context, metrics: BotMetrics | None = None) -> Relay:
+    """Run the relay for this process in a daemon thread, and the runbook boards' relay.
+
+    Both wait out 429s themselves. The operations relay also decides itself what to do
+    after a connection error, since Slack may have taken the post (it looks first).
+    """
+    client = relay_client(settings)
     relay = Relay(settings, ctx.redis, client, consumer=consumer_name(), metrics=metrics)
     threading.Thread(target=relay.run, name="kb-relay", daemon=True).start()
-    start_dr_board(ctx, client, consumer_name())  # runbook boards: their own consumer group
+    boards = web_client(settings, retry_rate_limits=False)
+    start_dr_board(ctx, boards, consumer_name())  # runbook boards: their own consumer group
     return relay
 
 
@@ -125,7 +129,7 @@ def build_process(settings: Settings, options: ServeOptions) -> WsgiApp:
     app = create_app(settings, ctx, client, metrics=metrics)
     start_card_keeper(ctx, client)
     if options.relay:
-        start_relay(settings, ctx, web_client(settings, retry_rate_limits=False), metrics)
+        start_relay(settings, ctx, metrics)
     structlog.get_logger().info("bot serving", mode="http", port=options.port)
     return wsgi_application(app, http_signing_secret(settings))
 
@@ -153,7 +157,7 @@ def serve_socket_mode(settings: Settings, metrics_port: int | None = None) -> No
     metrics = BotMetrics.create()
     app = create_app(settings, ctx, client, socket_mode=True, metrics=metrics)
     start_card_keeper(ctx, client)
-    start_relay(settings, ctx, web_client(settings, retry_rate_limits=False), metrics)
+    start_relay(settings, ctx, metrics)
     if metrics_port:
         from prometheus_client import start_http_server
 

@@ -1,9 +1,11 @@
 """A fake Slack Web API: a real local HTTP server that slack_sdk talks to through ``base_url``.
 
-Serves auth.test, chat.postMessage, chat.update, chat.postEphemeral, usergroups.list,
+Serves auth.test, chat.postMessage (with message metadata), chat.update,
+chat.postEphemeral, conversations.history and .replies, usergroups.list,
 usergroups.users.list, the two-step external file upload and ``response_url`` endpoints.
-It records every call, can be told to answer some calls with 429 and a Retry-After, and
-signs requests to the bot exactly as Slack does (``v0:{timestamp}:{body}``, HMAC-SHA256).
+It records every call, can be told to answer some calls with 429 and a Retry-After, or to
+do a call and lose its answer (the connection drops), and signs requests to the bot
+exactly as Slack does (``v0:{timestamp}:{body}``, HMAC-SHA256).
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ class FakeSlack:
     uploads: dict[str, bytes] = field(default_factory=dict)
     fail: dict[str, str] = field(default_factory=dict)
     _limits: dict[str, list[int]] = field(default_factory=dict)
+    _lost: dict[str, int] = field(default_factory=dict)
     _channels: dict[str, str] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _ts: Iterator[int] = field(default_factory=lambda: itertools.count(1))
@@ -101,6 +104,19 @@ class FakeSlack:
         """Answer the next ``times`` calls of ``method`` with 429 and ``Retry-After``."""
         with self._lock:
             self._limits.setdefault(method, []).extend([retry_after] * times)
+
+    def lose_answers(self, method: str, times: int = 1) -> None:
+        """Do the next ``times`` calls to ``method``, then drop the connection unanswered."""
+        with self._lock:
+            self._lost[method] = self._lost.get(method, 0) + times
+
+    def answer_lost(self, method: str) -> bool:
+        """Whether this call's answer is to be lost (counts it down)."""
+        with self._lock:
+            left = self._lost.get(method, 0)
+            if left:
+                self._lost[method] = left - 1
+            return bool(left)
 
     def clear_rate_limits(self) -> None:
         """Answer every call normally again."""
@@ -173,9 +189,49 @@ class FakeSlack:
         message = {"ts": ts, "text": params.get("text"), "blocks": params.get("blocks")}
         if params.get("thread_ts"):
             message["thread_ts"] = params["thread_ts"]
+        metadata = params.get("metadata")
+        if metadata:
+            message["metadata"] = json.loads(metadata) if isinstance(metadata, str) else metadata
         with self._lock:
             self.messages[(channel, ts)] = message
         return {"ok": True, "channel": channel, "ts": ts, "message": message}
+
+    def _conversations_history(self, params: dict[str, Any]) -> dict[str, Any]:
+        channel = self.channel_id(str(params.get("channel", "")))
+        with self._lock:
+            found = [
+                m
+                for (c, _), m in self.messages.items()
+                if c == channel and m.get("thread_ts", m["ts"]) == m["ts"]
+            ]
+        return self._page(found, params)
+
+    def _conversations_replies(self, params: dict[str, Any]) -> dict[str, Any]:
+        channel = self.channel_id(str(params.get("channel", "")))
+        parent = str(params.get("ts"))
+        with self._lock:
+            found = [
+                m
+                for (c, ts), m in self.messages.items()
+                if c == channel and (ts == parent or m.get("thread_ts") == parent)
+            ]
+        return self._page(found, params)
+
+    def _page(self, found: list[dict[str, Any]], params: dict[str, Any]) -> dict[str, Any]:
+        """Newest first, ``limit`` at a time; metadata only when asked for, as Slack does."""
+        found = sorted(found, key=lambda m: float(m["ts"]), reverse=True)
+        start = int(params.get("cursor") or 0)
+        limit = int(params.get("limit") or 100)
+        page = found[start : start + limit]
+        if str(params.get("include_all_metadata")).lower() not in ("1", "true"):
+            page = [{k: v for k, v in m.items() if k != "metadata"} for m in page]
+        more = start + limit < len(found)
+        return {
+            "ok": True,
+            "messages": page,
+            "has_more": more,
+            "response_metadata": {"next_cursor": str(start + limit) if more else ""},
+        }
 
     def _chat_update(self, params: dict[str, Any]) -> dict[str, Any]:
         key = (str(params.get("channel")), str(params.get("ts")))
@@ -258,7 +314,11 @@ class _Handler(BaseHTTPRequestHandler):
         if not path.startswith("/api/"):
             self._send(404, b"not found", "text/plain")
             return
-        status, body, retry_after = self.state.answer(path[len("/api/") :], params)
+        method = path[len("/api/") :]
+        status, body, retry_after = self.state.answer(method, params)
+        if self.state.answer_lost(method):
+            self.close_connection = True  # done, and the caller never hears of it
+            return
         extra = {"Retry-After": str(retry_after)} if retry_after else {}
         self._send(status, json.dumps(body).encode(), "application/json", extra)
 

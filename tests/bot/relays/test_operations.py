@@ -12,7 +12,7 @@ import pytest
 import redis as redis_lib
 
 from bot.relays.operations import GROUP, Relay
-from bot.slack.app import web_client
+from bot.slack.app import relay_client
 from tests.fakes.slack import Call, FakeSlack
 from workers.core.config import Settings
 from workers.core.events import ChatContext, Event, EventType
@@ -49,7 +49,7 @@ class Running:
         self.relay = Relay(
             settings,
             redis_lib.Redis.from_url(settings.redis.url),
-            web_client(settings, retry_rate_limits=False),
+            relay_client(settings),
             consumer=name,
             reclaim_idle=reclaim_idle,
             block_ms=100,
@@ -303,3 +303,85 @@ def test_events_not_from_slack_or_too_old_are_acknowledged_without_a_post(
     finally:
         relay.stop()
     assert "op-new" in str(top_posts(fake)[0].params["blocks"])
+
+
+def op_messages(fake: FakeSlack, op_id: str) -> list[dict[str, Any]]:
+    """Top-level messages in the fake that carry ``op_id`` as their metadata."""
+    return [
+        m
+        for m in fake.messages.values()
+        if "thread_ts" not in m
+        and (m.get("metadata") or {}).get("event_payload") == {"op_id": op_id}
+    ]
+
+
+def test_a_post_whose_answer_was_lost_is_found_and_updated_not_posted_again(
+    settings: Settings, client: redis_lib.Redis, fake: FakeSlack
+) -> None:
+    # Slack took the post, then the connection dropped before its answer: no idempotency
+    # key exists, so only a look at the channel keeps the retry from posting twice.
+    fake.lose_answers("chat.postMessage")
+    relay = Running(settings, "a")
+    try:
+        first, *rest = life("op-lost")
+        append(client, settings, first)
+        fake.wait_for(lambda: len(fake.calls_to("conversations.history")) == 1, timeout=15)
+        for item in rest:
+            append(client, settings, item)
+        fake.wait_for(finished(fake, "op-lost"), timeout=15)
+        fake.wait_for(lambda: len(thread_posts(fake)) == 2 and pending(client, settings) == 0)
+    finally:
+        relay.stop()
+    assert len(top_posts(fake)) == 1  # the one whose answer was lost; never sent again
+    (message,) = op_messages(fake, "op-lost")
+    assert shown(fake, "op-lost").endswith("backup postgres-op-lost")
+    assert {c.params["ts"] for c in fake.calls_to("chat.update")} == {message["ts"]}
+    lookup = fake.calls_to("conversations.history")[0].params
+    assert lookup["channel"] == "C1" and lookup["include_all_metadata"] in ("1", "true", "True")
+
+
+def test_an_operation_whose_record_redis_lost_keeps_its_one_message(
+    settings: Settings, client: redis_lib.Redis, fake: FakeSlack
+) -> None:
+    relay = Running(settings, "a")
+    events = life("op-book")
+    try:
+        for item in events[:2]:
+            append(client, settings, item)
+        fake.wait_for(lambda: len(top_posts(fake)) == 1 and pending(client, settings) == 0)
+        # Three other operations posted since, in the same channel.
+        for other in ("op-x", "op-y", "op-z"):
+            append(client, settings, event(other, EventType.ACCEPTED))
+        fake.wait_for(lambda: len(top_posts(fake)) == 4 and pending(client, settings) == 0)
+        for key in client.scan_iter(f"{settings.redis.key_prefix}:relay:op:*"):
+            client.delete(key)  # the message book is gone; the stream goes on
+        for item in events[2:]:
+            append(client, settings, item)
+        fake.wait_for(finished(fake, "op-book"), timeout=15)
+        fake.wait_for(lambda: pending(client, settings) == 0)
+    finally:
+        relay.stop()
+    assert len(top_posts(fake)) == 4
+    assert len(op_messages(fake, "op-book")) == 1
+    assert shown(fake, "op-book").endswith("backup postgres-op-book")
+
+
+def test_without_history_access_a_lost_record_means_a_second_message_not_none(
+    settings: Settings, client: redis_lib.Redis, fake: FakeSlack
+) -> None:
+    fake.fail["conversations.history"] = "missing_scope"
+    relay = Running(settings, "a")
+    events = life("op-scope")
+    try:
+        append(client, settings, events[0])
+        fake.wait_for(lambda: len(top_posts(fake)) == 1 and pending(client, settings) == 0)
+        for key in client.scan_iter(f"{settings.redis.key_prefix}:relay:op:*"):
+            client.delete(key)
+        for item in events[1:]:
+            append(client, settings, item)
+        fake.wait_for(lambda: len(top_posts(fake)) == 2 and pending(client, settings) == 0)
+    finally:
+        relay.stop()
+    assert len(fake.calls_to("conversations.history")) == 1
+    latest = max(op_messages(fake, "op-scope"), key=lambda m: float(m["ts"]))
+    assert "backup postgres-op-scope" in str(latest["text"])
