@@ -42,6 +42,9 @@ class MessageRecord(Model):
     posting: bool = Field(
         default=False, description="a post went out and no answer came back: it may be in Slack"
     )
+    unsure: list[str] = Field(
+        default_factory=list, description="stream ids whose thread post got no answer"
+    )
 
 
 class MessageBook:

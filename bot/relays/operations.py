@@ -29,7 +29,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.blocks import operation as operation_blocks
 from bot.metrics import BotMetrics
-from bot.relays import stream_group
+from bot.relays import posted, stream_group
 from bot.relays.message_book import MessageBook, MessageRecord
 from bot.replies.progress import fold
 from workers.core.config import Settings
@@ -42,10 +42,6 @@ UPDATE_MS = 1600
 POST_MS = 1100
 RECLAIM_IDLE = 30.0
 MAX_EVENT_AGE = timedelta(days=1)
-LOOKUP_PAGES = 5
-"""Pages of channel history (200 messages each) searched for an operation's message."""
-OP_METADATA = "kosmos_operation"
-"""Slack message metadata ``event_type`` of an operation's message; the payload has its op id."""
 _THREADED = frozenset({EventType.NOTE, EventType.FINISHED, EventType.FAILED})
 _ALERTS = frozenset({EventType.ALERT, EventType.RECOVERED})
 
@@ -278,7 +274,7 @@ class Relay:
                 ("post", record.channel),
                 channel=record.channel,
                 **({"thread_ts": record.thread_ts} if record.thread_ts else {}),
-                metadata={"event_type": OP_METADATA, "event_payload": {"op_id": record.op_id}},
+                metadata=posted.mark(record.op_id),
                 **message.payload(),
             )
             if isinstance(outcome, Unanswered):
@@ -310,6 +306,14 @@ class Relay:
         if record.ts is None:
             record.threaded.append(entry.id)  # the message could not be posted at all
             return 0.0
+        if entry.id in record.unsure:
+            found = self._find_posted(record, entry.id)
+            if isinstance(found, float):
+                return found
+            record.unsure.remove(entry.id)
+            if found is not None:
+                record.threaded.append(entry.id)
+                return 0.0
         wait = self.book.take("post", record.channel, POST_MS)
         if wait:
             return wait
@@ -319,43 +323,31 @@ class Relay:
             ("post", record.channel),
             channel=record.channel,
             thread_ts=record.thread_ts or record.ts,
+            metadata=posted.mark(record.op_id, entry.id),
             **message.payload(),
         )
+        if isinstance(outcome, Unanswered):
+            record.unsure.append(entry.id)  # saved by _flush_op before it waits
         if isinstance(outcome, float):
             return outcome
         record.threaded.append(entry.id)
         return 0.0
 
-    def _find_posted(self, record: MessageRecord) -> str | None | float:
-        """The ts of the operation's message if Slack has it; seconds to wait if not known yet.
+    def _find_posted(
+        self, record: MessageRecord, entry_id: str | None = None
+    ) -> str | None | float:
+        """The ts of the operation's message (or of one entry's thread reply) if Slack has
+        it; seconds to wait if that cannot be known yet."""
+        thread = record.thread_ts or record.ts if entry_id else record.thread_ts
+        wanted = posted.mark(record.op_id, entry_id)["event_payload"]
 
-        Searched by its metadata, in the thread it would live in or the channel's recent
-        history. A refusal (say, no ``channels:history`` scope) counts as not found: a
-        second message beats none.
-        """
-        where = {"ts": record.thread_ts} if record.thread_ts else {}
-        method = "conversations_replies" if record.thread_ts else "conversations_history"
-        cursor = ""
-        for _ in range(LOOKUP_PAGES):
-            answer = self._call(
-                method,
-                ("lookup", record.channel),
-                channel=record.channel,
-                include_all_metadata=True,
-                limit=200,
-                **where,
-                **({"cursor": cursor} if cursor else {}),
-            )
-            if isinstance(answer, float) or answer is None:
-                return answer
-            for message in answer.get("messages") or []:
-                if _op_of(message) == record.op_id:
-                    self.log.info("found the operation's message", op_id=record.op_id)
-                    return str(message["ts"])
-            cursor = (answer.get("response_metadata") or {}).get("next_cursor") or ""
-            if not cursor:
-                break
-        return None
+        def call(method: str, **kwargs: Any) -> dict[str, Any] | float | None:
+            return self._call(method, ("lookup", record.channel), **kwargs)
+
+        found = posted.find(call, record.channel, thread, wanted)
+        if isinstance(found, str):
+            self.log.info("found a message already posted", **wanted)
+        return found
 
     def _settle(self, waiting: _Waiting, entries: list[Entry]) -> None:
         self._ack([e.id for e in entries])
@@ -396,14 +388,6 @@ class Relay:
 
 class Unanswered(float):
     """Seconds to wait after a call that got no answer: Slack may or may not have done it."""
-
-
-def _op_of(message: dict[str, Any]) -> str | None:
-    """The op id an operation's message carries in its metadata."""
-    metadata = message.get("metadata") or {}
-    if metadata.get("event_type") != OP_METADATA:
-        return None
-    return (metadata.get("event_payload") or {}).get("op_id")
 
 
 def _retry_after(headers: Any) -> float:

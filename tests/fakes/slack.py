@@ -54,7 +54,7 @@ class FakeSlack:
     uploads: dict[str, bytes] = field(default_factory=dict)
     fail: dict[str, str] = field(default_factory=dict)
     _limits: dict[str, list[int]] = field(default_factory=dict)
-    _lost: dict[str, int] = field(default_factory=dict)
+    _lost: list[tuple[str, Callable[[dict[str, Any]], bool]]] = field(default_factory=list)
     _channels: dict[str, str] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _ts: Iterator[int] = field(default_factory=lambda: itertools.count(1))
@@ -105,18 +105,25 @@ class FakeSlack:
         with self._lock:
             self._limits.setdefault(method, []).extend([retry_after] * times)
 
-    def lose_answers(self, method: str, times: int = 1) -> None:
-        """Do the next ``times`` calls to ``method``, then drop the connection unanswered."""
+    def lose_answers(
+        self,
+        method: str,
+        times: int = 1,
+        when: Callable[[dict[str, Any]], bool] = lambda params: True,
+    ) -> None:
+        """Do the next ``times`` calls to ``method`` (those ``when`` picks by their
+        parameters), then drop each connection unanswered."""
         with self._lock:
-            self._lost[method] = self._lost.get(method, 0) + times
+            self._lost.extend([(method, when)] * times)
 
-    def answer_lost(self, method: str) -> bool:
-        """Whether this call's answer is to be lost (counts it down)."""
+    def answer_lost(self, method: str, params: dict[str, Any]) -> bool:
+        """Whether this call's answer is to be lost (each planned loss happens once)."""
         with self._lock:
-            left = self._lost.get(method, 0)
-            if left:
-                self._lost[method] = left - 1
-            return bool(left)
+            for at, (lost, when) in enumerate(self._lost):
+                if lost == method and when(params):
+                    del self._lost[at]
+                    return True
+        return False
 
     def clear_rate_limits(self) -> None:
         """Answer every call normally again."""
@@ -316,7 +323,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         method = path[len("/api/") :]
         status, body, retry_after = self.state.answer(method, params)
-        if self.state.answer_lost(method):
+        if self.state.answer_lost(method, params):
             self.close_connection = True  # done, and the caller never hears of it
             return
         extra = {"Retry-After": str(retry_after)} if retry_after else {}

@@ -340,6 +340,27 @@ def test_a_post_whose_answer_was_lost_is_found_and_updated_not_posted_again(
     assert lookup["channel"] == "C1" and lookup["include_all_metadata"] in ("1", "true", "True")
 
 
+def test_a_thread_reply_whose_answer_was_lost_is_not_posted_again(
+    settings: Settings, client: redis_lib.Redis, fake: FakeSlack
+) -> None:
+    fake.lose_answers("chat.postMessage", when=lambda params: "thread_ts" in params)
+    relay = Running(settings, "a")
+    try:
+        for item in life("op-reply"):
+            append(client, settings, item)
+        fake.wait_for(finished(fake, "op-reply"), timeout=15)
+        fake.wait_for(lambda: len(thread_posts(fake)) >= 2 and pending(client, settings) == 0)
+    finally:
+        relay.stop()
+    assert [c.params["text"].split("\n")[0] for c in thread_posts(fake)] == [
+        "op-reply dumped",  # its answer lost, found in the thread, not sent again
+        "*backup id*: `postgres-op-reply`",
+    ]
+    (lookup,) = fake.calls_to("conversations.replies")
+    (message,) = op_messages(fake, "op-reply")
+    assert lookup.params["ts"] == message["ts"]
+
+
 def test_an_operation_whose_record_redis_lost_keeps_its_one_message(
     settings: Settings, client: redis_lib.Redis, fake: FakeSlack
 ) -> None:
