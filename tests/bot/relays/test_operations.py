@@ -100,6 +100,24 @@ def life(op_id: str, channel: str = "C1") -> list[Event]:
     ]
 
 
+def play_life(
+    client: redis_lib.Redis,
+    settings: Settings,
+    fake: FakeSlack,
+    op_id: str,
+    first_seen: Callable[[], bool],
+) -> None:
+    """Append an operation's first event, wait until ``first_seen``, then the rest, and wait
+    until the relay has shown them all (done, two thread replies, nothing pending)."""
+    first, *rest = life(op_id)
+    append(client, settings, first)
+    fake.wait_for(first_seen, timeout=15)
+    for item in rest:
+        append(client, settings, item)
+    fake.wait_for(finished(fake, op_id), timeout=15)
+    fake.wait_for(lambda: len(thread_posts(fake)) == 2 and pending(client, settings) == 0)
+
+
 def top_posts(fake: FakeSlack, channel: str | None = None) -> list[Call]:
     return [
         c
@@ -150,15 +168,9 @@ def test_one_message_per_operation_updated_in_place_with_details_in_its_thread(
 ) -> None:
     relay = Running(settings, "a")
     try:
-        first, *rest = life("op-1")
         # Posted before the rest arrive, so the rest must update it (a relay that starts
         # late under load would otherwise find all six at once and post the end state).
-        append(client, settings, first)
-        fake.wait_for(lambda: len(top_posts(fake)) == 1, timeout=15)
-        for item in rest:
-            append(client, settings, item)
-        fake.wait_for(finished(fake, "op-1"), timeout=15)
-        fake.wait_for(lambda: len(thread_posts(fake)) == 2 and pending(client, settings) == 0)
+        play_life(client, settings, fake, "op-1", lambda: len(top_posts(fake)) == 1)
     finally:
         relay.stop()
     assert len(top_posts(fake)) == 1
@@ -323,13 +335,9 @@ def test_a_post_whose_answer_was_lost_is_found_and_updated_not_posted_again(
     fake.lose_answers("chat.postMessage")
     relay = Running(settings, "a")
     try:
-        first, *rest = life("op-lost")
-        append(client, settings, first)
-        fake.wait_for(lambda: len(fake.calls_to("conversations.history")) == 1, timeout=15)
-        for item in rest:
-            append(client, settings, item)
-        fake.wait_for(finished(fake, "op-lost"), timeout=15)
-        fake.wait_for(lambda: len(thread_posts(fake)) == 2 and pending(client, settings) == 0)
+        play_life(
+            client, settings, fake, "op-lost", lambda: bool(fake.calls_to("conversations.history"))
+        )
     finally:
         relay.stop()
     assert len(top_posts(fake)) == 1  # the one whose answer was lost; never sent again
