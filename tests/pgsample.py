@@ -13,6 +13,8 @@ from psycopg import sql
 
 from tests.conftest import PG_DSN, db_prefix
 from workers.core.config import Settings
+from workers.engines.postgres import queries
+from workers.engines.postgres.conninfo import Conninfo
 
 PREFIX = db_prefix("kb_b1_")
 SAMPLE_SQL = """
@@ -79,6 +81,13 @@ def create_database(name: str, script: str = SAMPLE_SQL) -> None:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     with admin(name) as conn:
         conn.execute(script)  # type: ignore[arg-type]
+
+
+def facts_of(database: str) -> dict[str, queries.TableFact]:
+    """Every user table's row count and hash, read afresh."""
+    info = Conninfo.parse(f"{PG_DSN} dbname={database}")
+    with contextlib.closing(queries.connect(info)) as conn:
+        return queries.table_facts(conn)
 
 
 def rows_of(database: str, query: str) -> list[tuple[Any, ...]]:

@@ -9,15 +9,10 @@ import psycopg
 import pytest
 
 from tests.conftest import PG_DSN
-from tests.pgsample import admin, create_database
+from tests.pgsample import admin, create_database, facts_of
 from workers.core.errors import EngineError
 from workers.engines.postgres import queries
 from workers.engines.postgres.conninfo import Conninfo
-
-
-def facts_of(database: str) -> dict[str, queries.TableFact]:
-    with contextlib.closing(queries.connect(Conninfo.parse(f"{PG_DSN} dbname={database}"))) as conn:
-        return queries.table_facts(conn)
 
 
 def test_every_user_table_is_counted_and_columns_without_hash_use_text(sample_db: str) -> None:

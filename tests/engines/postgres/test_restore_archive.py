@@ -11,7 +11,7 @@ import pytest
 from psycopg import sql
 
 from tests.conftest import PG_DSN
-from tests.pgsample import create_database, rows_of
+from tests.pgsample import create_database, facts_of, rows_of
 from workers.core.errors import EngineError, IntegrityError
 from workers.engines.postgres import archives, queries
 from workers.engines.postgres.conninfo import Conninfo
@@ -36,11 +36,6 @@ def dump(database: str) -> bytes:
 def pieces(data: bytes, size: int = 1 << 16) -> Iterator[bytes]:
     for at in range(0, len(data), size):
         yield data[at : at + size]
-
-
-def facts_of(database: str) -> dict[str, queries.TableFact]:
-    with contextlib.closing(queries.connect(info(database))) as conn:
-        return queries.table_facts(conn)
 
 
 def info(database: str) -> Conninfo:
