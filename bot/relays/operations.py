@@ -338,7 +338,7 @@ class Relay:
     ) -> str | None | float:
         """The ts of the operation's message (or of one entry's thread reply) if Slack has
         it; seconds to wait if that cannot be known yet."""
-        thread = record.thread_ts or record.ts if entry_id else record.thread_ts
+        thread = (record.thread_ts or record.ts) if entry_id else record.thread_ts
         wanted = posted.mark(record.op_id, entry_id)["event_payload"]
 
         def call(method: str, **kwargs: Any) -> dict[str, Any] | float | None:
