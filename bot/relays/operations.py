@@ -370,10 +370,10 @@ class Relay:
             response = exc.response
             self._count(method, "rate-limited" if response.status_code == 429 else "refused")
             if response.status_code == 429:
-                retry_after = _retry_after(response.headers)
-                self.book.hold(*token, retry_after)
-                self.log.info("slack rate limit", method=method, retry_after=retry_after)
-                return retry_after
+                wait = retry_after(response.headers)
+                self.book.hold(*token, wait)
+                self.log.info("slack rate limit", method=method, retry_after=wait)
+                return wait
             self.log.warning("slack refused", method=method, error=response.get("error"))
             return None
         except OSError as exc:
@@ -390,7 +390,8 @@ class Unanswered(float):
     """Seconds to wait after a call that got no answer: Slack may or may not have done it."""
 
 
-def _retry_after(headers: Any) -> float:
+def retry_after(headers: Any) -> float:
+    """The seconds a 429's Retry-After asks for (1 when it says nothing usable)."""
     for name, value in dict(headers or {}).items():
         if name.lower() == "retry-after":
             text = value[0] if isinstance(value, list) else value

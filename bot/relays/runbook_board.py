@@ -7,6 +7,11 @@ moves, buttons replaced by the answer), posts the approval card of a gated step,
 a failed step in the channel, and when the run ends uploads the report's chart and Markdown
 with the two-step external upload, its comment naming where the report is stored.
 The generic relay leaves these events alone (their source is ``runbook``).
+
+A run's events are acknowledged once Slack took what they mean. When a call is rate-limited
+or Slack cannot be reached, they stay pending and the run is shown again (from its state
+then) after the Retry-After or a few seconds: the last change of a run, its end, is never
+dropped for a 429.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from slack_sdk.errors import SlackApiError
 from bot.blocks.runbook import board, step_card
 from bot.mrkdwn import escape
 from bot.relays import stream_group
+from bot.relays.operations import retry_after
 from bot.replies.runbook_feed import failure_text, report_lines
 from workers.context import Context
 from workers.core.events import EVENT_STREAM, Event, EventType
@@ -32,6 +38,8 @@ from workers.core.runbook_run import Awaiting, RunState
 
 GROUP = "dr-board"
 UPDATE_SECONDS = 1.5
+RETRY_SECONDS = 3.0
+"""Seconds before showing a run again after Slack could not be reached."""
 MAX_EVENT_AGE = timedelta(days=1)
 OPERATION = "dr-step"
 FAILED = ("stop", "ask")
@@ -57,6 +65,8 @@ class DrBoard:
         self.cards_prefix = f"{prefix}:dr:cards"
         self.runs: dict[str, _Pending] = {}
         self._backlog: str | None = "0"
+        self._retry_in: float | None = None
+        """Set by a call that Slack did not take for now (429, unreachable): seconds to wait."""
         self.log = structlog.get_logger("kosmos.dr").bind(consumer=consumer)
 
     def ensure_group(self) -> None:
@@ -83,7 +93,13 @@ class DrBoard:
             if not pending.entries:
                 del self.runs[run_id]  # quiet for a whole interval: forget it
                 continue
+            self._retry_in = None
             self._show(run_id, pending.entries)
+            if self._retry_in is not None:
+                # Not all of it reached Slack: the same entries, shown again later.
+                pending.not_before = time.monotonic() + max(self._retry_in, UPDATE_SECONDS)
+                self.log.info("dr board shown again later", run_id=run_id, wait=self._retry_in)
+                continue
             self.ctx.redis.xack(self.stream, GROUP, *[e for e, _ in pending.entries])
             # Updates of one board are at most one per interval; later events wait here.
             self.runs[run_id] = _Pending(not_before=time.monotonic() + UPDATE_SECONDS)
@@ -212,7 +228,8 @@ class DrBoard:
         if state is None or not self.ctx.redis.hsetnx(key, seen, 1):
             return
         text = escape(failure_text(run, step_id))
-        self._call("chat_postMessage", channel=str(run.chat.channel), text=text)
+        if self._call("chat_postMessage", channel=str(run.chat.channel), text=text) is None:
+            self.ctx.redis.hdel(key, seen)  # not said: the next showing says it
 
     def _report(self, run: RunState) -> None:
         from workers.runbooks import flow as runbook_flow
@@ -232,18 +249,36 @@ class DrBoard:
             )
         except Exception as exc:  # noqa: BLE001 - the report stays in storage; say so in the log
             self.ctx.redis.hdel(key, "_report")
+            self._later(exc)  # a 429 or an outage: uploaded on the next showing
             self.log.warning("report upload failed", run_id=run.run_id, error=str(exc))
             return
         self.ctx.redis.hset(key, "_report", "uploaded")
 
     def _call(self, method: str, **kwargs: Any) -> dict[str, Any] | None:
+        """Slack's answer, or None: refused for good, or not now (then ``_retry_in`` is set)."""
         try:
             return dict(getattr(self.client, method)(**kwargs).data)
         except SlackApiError as exc:
-            self.log.warning("slack refused", method=method, error=exc.response.get("error"))
+            if self._later(exc):
+                self.log.info("slack rate limit", method=method, retry_after=self._retry_in)
+            else:
+                self.log.warning("slack refused", method=method, error=exc.response.get("error"))
         except OSError as exc:
+            self._later(exc)
             self.log.warning("slack unreachable", method=method, error=str(exc))
         return None
+
+    def _later(self, exc: BaseException) -> bool:
+        """Whether Slack did not take a call for now (429, unreachable); if so the run is
+        shown again after ``_retry_in`` seconds."""
+        if isinstance(exc, SlackApiError) and exc.response.status_code == 429:
+            wait = retry_after(exc.response.headers)
+        elif isinstance(exc, OSError):
+            wait = RETRY_SECONDS
+        else:
+            return False
+        self._retry_in = max(self._retry_in or 0.0, wait)
+        return True
 
 
 def upload_report(

@@ -55,12 +55,30 @@ steps:
         expect: 2
 """
 
+QUICK = """
+name: quick-check
+title: A quick check
+inputs:
+  database: {}
+steps:
+  - id: count
+    title: Count the accounts
+    kind: check
+    probes:
+      - type: sql
+        label: accounts counted
+        database: ${inputs.database}
+        query: select count(*) from accounts
+        expect: 3000
+"""
+
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DrWorld]:
     folder = tmp_path_factory.mktemp("news")
     (folder / "runbooks").mkdir()
     (folder / "runbooks" / "gated-restore.yaml").write_text(GATED)
+    (folder / "runbooks" / "quick-check.yaml").write_text(QUICK)
     fake = FakeSlack(usergroups={k: list(v) for k, v in GROUPS.items()}).start()
     server = MotoServer(log_dir=folder).start()
     s3_client(server.url).create_bucket(Bucket="news")
@@ -173,3 +191,27 @@ def test_the_channel_sees_the_gate_card_the_failure_and_the_report(world: DrWorl
     assert "A gated restore failed" in comment
     assert f"report markdown: _dr/{run_id}/report.md in s3://news/kosmos" in comment
     assert b"## Verification" in world.ctx().repo.store.get_bytes(f"_dr/{run_id}/report.md")
+
+
+def test_a_rate_limited_board_still_shows_how_the_run_ended(world: DrWorld) -> None:
+    # Slack answers the board's and the cards' updates with 429 for a while: the run's
+    # events stay pending and the board is shown again after Retry-After, not dropped.
+    world.fake.rate_limit("chat.update", times=6, retry_after=1)
+    answer = slash(world, f"/dr start quick-check --param database={world.source}", "UOPS")
+    assert answer.status == 200, answer
+    store = world.store()
+    run_id = wait_until(
+        lambda: next((r.run_id for r in store.recent() if r.runbook.name == "quick-check"), None),
+        30,
+        "the run to start",
+    )
+    run = wait_until(lambda: (r := world.run(run_id)).finished and r, 60, "the run to end")
+    assert run.status == RunStatus.DONE
+
+    def board() -> dict[str, Any] | None:
+        return next((m for m in top_level(world) if f"`{run_id}`" in text_of(m)), None)
+
+    shown = wait_until(lambda: (b := board()) and b["text"].endswith(": done") and b, 40, "the end")
+    assert shown["text"] == "✅ A quick check: done"
+    refused = [c for c in world.fake.calls_to("chat.update", ok_only=False) if c.status == 429]
+    assert len(refused) == 6
