@@ -232,6 +232,16 @@ class Restored:
     present: frozenset[str]
 
 
+@dataclass(frozen=True)
+class _Into:
+    """Where and how an archive is restored: ``restore_archive``'s arguments for one way."""
+
+    target: Conninfo
+    methods: Mapping[str, str]
+    clean: bool
+    comment: str | None
+
+
 def restore_archive(
     chunks: Iterable[bytes],
     target: Conninfo,
@@ -249,9 +259,8 @@ def restore_archive(
     Through psql, the comment commits with the data; straight, just after it.
     """
     head, stream = _peek_toc(chunks)
-    if LARGE_OBJECTS.search(head):
-        return _straight(stream, target, methods, clean=clean, comment=comment)
-    return _through_psql(stream, target, methods, clean=clean, comment=comment)
+    way = _straight if LARGE_OBJECTS.search(head) else _through_psql
+    return way(stream, _Into(target, methods, clean, comment))
 
 
 TOC_PEEK_FIRST = 1 << 20
@@ -282,14 +291,7 @@ def _peek_toc(chunks: Iterable[bytes]) -> tuple[bytes, Iterator[bytes]]:
         want *= 4
 
 
-def _straight(
-    chunks: Iterable[bytes],
-    target: Conninfo,
-    methods: Mapping[str, str],
-    *,
-    clean: bool,
-    comment: str | None,
-) -> Restored:
+def _straight(chunks: Iterable[bytes], into: _Into) -> Restored:
     """``pg_restore --single-transaction`` into the server, the tables hashed after it."""
     argv = [
         client("pg_restore"),
@@ -297,16 +299,16 @@ def _straight(
         "--no-password",
         "--single-transaction",
         "--exit-on-error",
-        f"--dbname={target.tool_dsn()}",
+        f"--dbname={into.target.tool_dsn()}",
     ]
-    if clean:
+    if into.clean:
         argv += ["--clean", "--if-exists"]
-    process.stream_in(argv, _last_after_checks(chunks), env=tool_env(target, "pg_restore"))
-    with contextlib.closing(queries.connect(target)) as conn:
-        facts = queries.table_facts(conn, methods)
+    process.stream_in(argv, _last_after_checks(chunks), env=tool_env(into.target, "pg_restore"))
+    with contextlib.closing(queries.connect(into.target)) as conn:
+        facts = queries.table_facts(conn, into.methods)
         present = frozenset(queries.table_names(conn))
-        if comment is not None:
-            conn.execute(queries.comment_this_database(comment))
+        if into.comment is not None:
+            conn.execute(queries.comment_this_database(into.comment))
     return Restored(facts, present)
 
 
@@ -323,14 +325,7 @@ def _last_after_checks(chunks: Iterable[bytes]) -> Iterator[bytes]:
         yield held
 
 
-def _through_psql(
-    chunks: Iterable[bytes],
-    target: Conninfo,
-    methods: Mapping[str, str],
-    *,
-    clean: bool,
-    comment: str | None,
-) -> Restored:
+def _through_psql(chunks: Iterable[bytes], into: _Into) -> Restored:
     """``pg_restore --single-transaction --file=-`` run by psql, its COMMIT held back.
 
     psql sends COPY data in 8 KiB messages; pg_restore sends a -Z0 archive's rows one
@@ -340,7 +335,7 @@ def _through_psql(
     kills psql first, and the server rolls everything back, the comment with it.
     """
     restore = [client("pg_restore"), "--no-owner", "--single-transaction", "--file=-"]
-    if clean:
+    if into.clean:
         restore += ["--clean", "--if-exists"]
     psql = [
         client("psql"),
@@ -349,16 +344,16 @@ def _through_psql(
         "--no-password",
         "--set=ON_ERROR_STOP=1",
         "--output=/dev/null",  # the script's own SELECTs; the epilogue's \o brings it back
-        f"--dbname={target.tool_dsn()}",
+        f"--dbname={into.target.tool_dsn()}",
     ]
-    epilogue = _epilogue(methods, comment)
+    epilogue = _epilogue(into.methods, into.comment)
     done = process.stream_through(
         restore,
         psql,
         chunks,
         edit_tail=lambda tail: _without_commit(tail) + epilogue,
         finish=b"COMMIT;\n",
-        env=tool_env(target, "pg_restore"),
+        env=tool_env(into.target, "pg_restore"),
     )
     facts, present = {}, frozenset[str]()
     for line in done.stdout.decode().splitlines():
