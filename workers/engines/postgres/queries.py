@@ -48,8 +48,7 @@ _TABLES: LiteralString = (
 )
 TABLE_LIST_JSON: LiteralString = (
     "SELECT json_build_object('present', coalesce(json_agg(t.name ORDER BY t.name), '[]'))::text"
-    " FROM (SELECT format('%I.%I', n.nspname, c.relname) AS name"
-    " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace" + _TABLE_FILTER + ") t"
+    " FROM (" + _TABLES + ") AS t(name, nspname, relname)"
 )
 """``_TABLES``' names as one JSON object, ``{"present": [...]}``, for psql to print."""
 # One statement per table that returns (rows, digest), built by the server from its own
