@@ -13,7 +13,7 @@ from psycopg import sql
 from tests.conftest import PG_DSN
 from tests.pgsample import create_database, facts_of, rows_of
 from workers.core.errors import EngineError, IntegrityError
-from workers.engines.postgres import archives, queries
+from workers.engines.postgres import archive_restore, archives, queries
 from workers.engines.postgres.conninfo import Conninfo
 
 SOURCE_SQL = '''
@@ -84,7 +84,7 @@ def test_the_restore_returns_the_facts_it_hashed_before_commit_and_they_match(
 ) -> None:
     target = empty_database(db_names)
     recorded = facts_of(source)
-    got = archives.restore_archive(pieces(dump(source)), info(target), methods(recorded))
+    got = archive_restore.restore_archive(pieces(dump(source)), info(target), methods(recorded))
     assert got.facts == recorded
     assert got.facts["public.t"].rows == 20000
     assert got.present == {"public.t", 'public."Odd ""name"""'}
@@ -94,7 +94,7 @@ def test_the_restore_returns_the_facts_it_hashed_before_commit_and_they_match(
     # Only the tables asked about are hashed, each the way it was recorded; all are listed.
     only = {"public.t": "columns:tt"}
     again = empty_database(db_names)
-    as_text = archives.restore_archive(pieces(dump(source)), info(again), only).facts
+    as_text = archive_restore.restore_archive(pieces(dump(source)), info(again), only).facts
     assert set(as_text) == {"public.t"} and as_text["public.t"].method == "columns:tt"
     assert as_text["public.t"].digest != recorded["public.t"].digest
 
@@ -105,7 +105,7 @@ def test_the_comment_is_set_with_the_data_and_not_without_it(
     target = empty_database(db_names)
     data = dump(source)
     note = "restored from backup b-1 by kosmos-backup: it's 'quoted' and :not_a_variable"
-    archives.restore_archive(pieces(data), info(target), {}, comment=note)
+    archive_restore.restore_archive(pieces(data), info(target), {}, comment=note)
     assert comment_of(target) == note
     failed = empty_database(db_names)
 
@@ -114,7 +114,7 @@ def test_the_comment_is_set_with_the_data_and_not_without_it(
         raise IntegrityError("object app.dump.zst: sha256 mismatch")
 
     with pytest.raises(IntegrityError):
-        archives.restore_archive(checked_at_the_end(), info(failed), {}, comment=note)
+        archive_restore.restore_archive(checked_at_the_end(), info(failed), {}, comment=note)
     assert comment_of(failed) is None
 
 
@@ -142,7 +142,7 @@ def test_a_role_that_may_not_comment_still_restores(
         )
     try:
         as_role = Conninfo.parse(f"{PG_DSN} dbname={target} user={role}")
-        got = archives.restore_archive(pieces(dump(source)), as_role, {}, comment="note")
+        got = archive_restore.restore_archive(pieces(dump(source)), as_role, {}, comment="note")
         assert got.present == {"public.t"}
         assert comment_of(target) is None
         assert rows_of(target, "SELECT id FROM t") == [(1,)]
@@ -165,7 +165,9 @@ def test_a_stream_that_fails_after_its_last_byte_commits_nothing(
         raise IntegrityError("object app.dump.zst: sha256 mismatch")
 
     with pytest.raises(IntegrityError, match="sha256 mismatch"):
-        archives.restore_archive(checked_at_the_end(), info(target), methods(facts_of(source)))
+        archive_restore.restore_archive(
+            checked_at_the_end(), info(target), methods(facts_of(source))
+        )
     assert user_tables(target) == []
     assert large_objects(target) == 0
 
@@ -179,7 +181,7 @@ def test_a_cut_stream_commits_nothing(source: str, db_names: Callable[[str], str
         raise EngineError("storage went away")
 
     with pytest.raises(EngineError, match="storage went away"):
-        archives.restore_archive(cut(), info(target), {})
+        archive_restore.restore_archive(cut(), info(target), {})
     assert user_tables(target) == []
 
 
@@ -189,7 +191,7 @@ def test_an_error_in_the_restore_is_the_tools_message_and_rolls_back(
     target = db_names("rdst")
     create_database(target, "CREATE TABLE t (id int); INSERT INTO t VALUES (42);")
     with pytest.raises(EngineError) as caught:
-        archives.restore_archive(pieces(dump(source)), info(target), {})
+        archive_restore.restore_archive(pieces(dump(source)), info(target), {})
     tool = "psql" if path == "psql" else "pg_restore"
     assert caught.value.message.startswith(f"{tool} failed:")
     assert 'relation "t" already exists' in caught.value.message
@@ -206,7 +208,7 @@ def test_in_place_replaces_the_tables_in_one_transaction(
         target, "CREATE TABLE t (id int PRIMARY KEY, body text); INSERT INTO t VALUES (1, 'old');"
     )
     recorded = facts_of(source)
-    got = archives.restore_archive(
+    got = archive_restore.restore_archive(
         pieces(dump(source)), info(target), methods(recorded), clean=True
     )
     assert got.facts == recorded
@@ -217,7 +219,7 @@ def test_a_table_of_contents_longer_than_the_first_look_is_read_to_its_end(
     source: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     data = dump(source)
-    monkeypatch.setattr(archives, "TOC_PEEK_FIRST", 64)  # far less than the TOC
-    head, stream = archives._peek_toc(pieces(data, 50))
+    monkeypatch.setattr(archive_restore, "TOC_PEEK_FIRST", 64)  # far less than the TOC
+    head, stream = archive_restore._peek_toc(pieces(data, 50))
     assert b"TABLE DATA public t " in head
     assert b"".join(stream) == data  # nothing read ahead is lost

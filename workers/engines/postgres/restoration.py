@@ -25,7 +25,7 @@ from workers.core.manifest import Manifest, ObjectEntry
 from workers.core.model import Model
 from workers.core.ports import Progress, no_progress
 from workers.core.restore_plan import check_database_name
-from workers.engines.postgres import archives, queries
+from workers.engines.postgres import archive_restore, archives, queries
 from workers.engines.postgres.conninfo import MAINTENANCE_DB, Conninfo
 from workers.storage.repository import Repository
 
@@ -231,7 +231,7 @@ class Restoration:
         target = placement.server.with_dbname(placement.database)
         recorded = recorded_tables(self.manifest, placement.source_database)
         stream = meter(self.repo.open_object(self.manifest, placement.dump.name, self.keys))
-        restored = archives.restore_archive(
+        restored = archive_restore.restore_archive(
             _then(stream, lambda: self.progress(AFTER_DATA, note=placement.database)),
             target,
             {name: str(data["method"]) for name, data in recorded.items()},
